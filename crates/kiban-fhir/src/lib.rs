@@ -1,0 +1,1 @@
+//! kiban-fhir (in progress).

@@ -1,0 +1,1 @@
+//! kiban-ingest (in progress).

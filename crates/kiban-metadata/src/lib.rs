@@ -1,0 +1,1 @@
+//! kiban-metadata (in progress).

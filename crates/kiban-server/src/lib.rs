@@ -1,0 +1,1 @@
+//! kiban-server (in progress).

@@ -1,0 +1,1 @@
+//! kiban-store (in progress).

@@ -1,0 +1,1 @@
+//! kiban-synth (in progress).
