@@ -1,1 +1,10 @@
-//! Integration tests.
+//! kiban's integration tests: one test binary, one module per theme.
+//!
+//! They drive the real `kiban` binary (as a user would, from the README) and read the results
+//! back through the library crates.
+
+mod cli;
+mod demo;
+mod privacy;
+mod resume;
+mod support;

@@ -1,1 +1,669 @@
-//! kiban-ingest (in progress).
+//! FHIR intake from files: `kiban ingest DIR`.
+//!
+//! Reads what providers send (layout below), parses and validates every FHIR resource, maps
+//! it to kiban's tables ([`kiban_model`]), and stores the rows in the encrypted store
+//! ([`kiban_store`]), recording each step in the metadata database ([`kiban_metadata`]).
+//!
+//! ```text
+//! DIR/providers.json                 [{"id", "name", "name_en", "kind"}, ...]
+//! DIR/<provider id>/*.ndjson         one FHIR Bundle (or one resource) per line
+//! DIR/<provider id>/*.csv            not read here (notifications and refusals)
+//! DIR/truth/                         ignored
+//! ```
+//!
+//! # What happens to each line
+//!
+//! Each line is a Bundle (`transaction`, `document`, `batch`, `collection`, `searchset`) or a
+//! single resource. Resources are parsed ([`kiban_fhir::Resource`]), checked against the base
+//! FHIR rules ([`kiban_fhir::validate`]), mapped to rows, and linked to their patient: the
+//! Patient's provider patient id (JP Core patient id identifier, else another identifier, else
+//! its logical id) becomes the opaque patient key ([`kiban_store::Store::patient_key`]).
+//! Clinical resources find their patient through the Bundle's `fullUrl`s (`urn:uuid:`), a
+//! `Patient/<id>` reference to a Patient of the same Bundle or accepted earlier in the same
+//! file, or a `Reference.identifier` holding the provider patient id.
+//!
+//! Anything that cannot be taken is **quarantined, never dropped**: invalid JSON, a line over
+//! [`IngestOptions::max_line_bytes`], a missing `resourceType`, a resource type the intake
+//! does not take (e.g. `Basic`), a structural violation, an unparseable date, a subject that
+//! resolves to no Patient, or a resource whose id was already accepted with different content
+//! ("conflicting version": updates come with the intake API). Each rejection is indexed in
+//! the metadata database with its file, line, entry index, resource type and reason (a FHIR
+//! path and rule, never a value) and kept, with the original JSON, in an encrypted quarantine
+//! blob ([`QUARANTINE_FORMAT`]). Transaction and document Bundles are all or nothing: one
+//! invalid entry sends every entry to the quarantine, the valid ones with the reason
+//! "rejected with its bundle: entry N invalid". Batch, collection and searchset Bundles are
+//! taken entry by entry.
+//!
+//! `Organization` and `Practitioner` resources are accepted and counted in the acquisition
+//! record, but kiban's model has no table for them yet, so no row is stored.
+//!
+//! # Duplicates
+//!
+//! A resource is identified by a keyed digest of (provider, resource type, source id), the
+//! source id being its logical id, else the id of its `fullUrl`, else a digest of its content.
+//! A second keyed digest adds the SHA-256 of the resource's canonical JSON (keys sorted).
+//! Both are recorded with each accepted resource, so a resource seen again is a *duplicate*
+//! (counted, not stored) when its content is the same, and is rejected as a conflicting
+//! version when it differs. Re-running the same input therefore adds nothing: an identical
+//! file is recognized by its SHA-256 and skipped; the same resources in another file are
+//! counted as duplicates.
+//!
+//! # Streaming, chunks and crash safety
+//!
+//! A file is read line by line with a bound on line length, in chunks of
+//! [`IngestOptions::lines_per_chunk`] lines. The lines of a chunk are parsed and validated in
+//! parallel (rayon), then decided in order. Each chunk writes at most one Parquet segment per
+//! table (named `<intake id>-<chunk:06>`) and one quarantine blob, then commits all of it,
+//! with the dedupe digests and counters, in **one** metadata transaction
+//! ([`kiban_metadata::Metadata::commit_chunk`]). A process killed at any point leaves whole
+//! chunks or none; files written but not committed are removed by the next [`ingest_dir`]
+//! ([`kiban_store::Store::remove_uncommitted`]), which finds the intake of the same file
+//! again and resumes after its last committed line, so the end result equals one clean run.
+//! Only one intake may run against a data directory at a time.
+//!
+//! # Example
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use kiban_ingest::{IngestOptions, ingest_dir};
+//! use kiban_metadata::Metadata;
+//! use kiban_store::{KeyFile, Store};
+//!
+//! let data = std::path::Path::new("/srv/kiban/data");
+//! let keys = KeyFile::load(std::path::Path::new("/etc/kiban/master.key"))?;
+//! let store = Arc::new(Store::open(data, Arc::new(keys))?);
+//! let meta = Metadata::open_in_dir(data).await?;
+//! let report = ingest_dir(store, &meta, "/srv/inbox".as_ref(), &IngestOptions::default(),
+//!     &|p| eprintln!("{} / {} bytes", p.bytes_done, p.bytes_total)).await?;
+//! println!("accepted {}, rejected {}", report.resources_accepted, report.resources_rejected);
+//! # Ok(()) }
+//! ```
+
+#![warn(missing_docs)]
+
+mod chunk;
+mod error;
+mod identity;
+mod lines;
+mod mapping;
+pub mod markers;
+mod parse;
+mod providers;
+mod text;
+
+pub use chunk::QUARANTINE_FORMAT;
+pub use error::IngestError;
+pub use identity::PATIENT_ID_SYSTEM_PREFIX;
+pub use mapping::{LOINC_CHECKUP_REPORT, LOINC_DISCHARGE_SUMMARY, LOINC_REFERRAL_NOTE};
+pub use providers::PROVIDERS_FILE;
+
+use chunk::{DecideContext, FileState, decide_chunk, write_chunk};
+use kiban_metadata::{IntakeStatus, Metadata};
+use kiban_store::Store;
+use lines::{BoundedLines, SourceLine};
+use parse::{ParseContext, ParsedLine, parse_line};
+use rayon::prelude::*;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashSet};
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Directory of an intake root that is never read (the generator's ground truth).
+const IGNORED_DIRECTORIES: &[&str] = &["truth"];
+/// Extension of the source files read in a provider directory.
+const SOURCE_EXTENSION: &str = "ndjson";
+
+/// Tuning of an intake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngestOptions {
+    /// Lines (Bundles) per chunk: the unit of parallel parsing and of atomic commit.
+    pub lines_per_chunk: usize,
+    /// Longest line accepted, in bytes; a longer line is quarantined without being held whole.
+    pub max_line_bytes: usize,
+}
+
+impl Default for IngestOptions {
+    fn default() -> Self {
+        Self {
+            lines_per_chunk: 1000,
+            max_line_bytes: 32 * 1024 * 1024,
+        }
+    }
+}
+
+/// Progress of an intake, reported after each chunk (and when a file is skipped).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IngestProgress {
+    /// The source file being read (relative name, e.g. `prov-001/bundles.ndjson`).
+    pub source: String,
+    /// Bytes done over every file of the run.
+    pub bytes_done: u64,
+    /// Bytes of every file of the run.
+    pub bytes_total: u64,
+    /// Lines done in the current file.
+    pub lines_done: u64,
+}
+
+/// What happened to one source file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FileReport {
+    /// Provider id.
+    pub provider_id: String,
+    /// Source name (path relative to the intake root).
+    pub source: String,
+    /// Intake id (acquisition record).
+    pub intake_id: String,
+    /// The same bytes were completely ingested before: nothing was read.
+    pub skipped: bool,
+    /// Lines committed by an earlier, interrupted run, which this run resumed after.
+    pub resumed_after_line: u64,
+    /// Chunks committed by this run.
+    pub chunks: u64,
+    /// Lines read and committed by this run.
+    pub lines: u64,
+    /// Bytes read and committed by this run.
+    pub bytes: u64,
+    /// Resources accepted.
+    pub resources_accepted: u64,
+    /// Resources already held (same id and content), not stored again.
+    pub resources_duplicate: u64,
+    /// Resources (or lines) rejected into the quarantine.
+    pub resources_rejected: u64,
+    /// Rows stored per table.
+    pub rows_per_table: BTreeMap<String, u64>,
+}
+
+/// What happened in a whole intake directory.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct IngestReport {
+    /// Providers registered from `providers.json`.
+    pub providers: usize,
+    /// Uncommitted files of an earlier, killed run that were removed.
+    pub orphans_removed: usize,
+    /// Intakes run (files not skipped).
+    pub intakes: usize,
+    /// Files skipped as already ingested.
+    pub files_skipped: usize,
+    /// Lines read.
+    pub lines: u64,
+    /// Bytes read.
+    pub bytes: u64,
+    /// Resources accepted.
+    pub resources_accepted: u64,
+    /// Resources already held, not stored again.
+    pub resources_duplicate: u64,
+    /// Resources (or lines) rejected into the quarantine.
+    pub resources_rejected: u64,
+    /// Rows stored per table.
+    pub rows_per_table: BTreeMap<String, u64>,
+    /// Each file, in the order read.
+    pub files: Vec<FileReport>,
+}
+
+impl IngestReport {
+    fn add(&mut self, file: FileReport) {
+        if file.skipped {
+            self.files_skipped += 1;
+        } else {
+            self.intakes += 1;
+        }
+        self.lines += file.lines;
+        self.bytes += file.bytes;
+        self.resources_accepted += file.resources_accepted;
+        self.resources_duplicate += file.resources_duplicate;
+        self.resources_rejected += file.resources_rejected;
+        for (table, rows) in &file.rows_per_table {
+            *self.rows_per_table.entry(table.clone()).or_insert(0) += rows;
+        }
+        self.files.push(file);
+    }
+}
+
+type ProgressFn<'a> = &'a (dyn Fn(IngestProgress) + Send + Sync);
+
+/// Runs blocking work (file reading, parsing, encryption) off the async executor.
+async fn run_blocking<T, F>(source_name: &str, work: F) -> Result<T, IngestError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, IngestError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| IngestError::Worker {
+            source_name: source_name.to_owned(),
+            reason: if e.is_panic() {
+                "panicked".to_owned()
+            } else {
+                "was cancelled".to_owned()
+            },
+        })?
+}
+
+/// Ingests an intake directory: removes the orphans of a killed run, registers the providers
+/// of `providers.json`, then ingests each provider directory's `*.ndjson` files in name order.
+///
+/// A directory that is not listed in `providers.json` is an error naming it (nothing is
+/// read then); `truth/` and hidden directories are ignored.
+pub async fn ingest_dir(
+    store: Arc<Store>,
+    meta: &Metadata,
+    dir: &Path,
+    options: &IngestOptions,
+    progress: &(dyn Fn(IngestProgress) + Send + Sync),
+) -> Result<IngestReport, IngestError> {
+    let committed = meta.committed_paths().await?;
+    let cleaner = store.clone();
+    let orphans_removed = run_blocking("", move || {
+        cleaner
+            .remove_uncommitted(&committed)
+            .map_err(IngestError::from)
+    })
+    .await?;
+    if orphans_removed > 0 {
+        tracing::info!(orphans_removed, "removed files of an interrupted intake");
+    }
+    let providers = providers::read_providers(&dir.join(PROVIDERS_FILE))?;
+    let files = source_files(dir, &providers)?;
+    for provider in &providers {
+        meta.upsert_provider(provider).await?;
+    }
+    let bytes_total = files.iter().map(|f| f.size).sum();
+    let mut report = IngestReport {
+        providers: providers.len(),
+        orphans_removed,
+        ..Default::default()
+    };
+    let mut bytes_before = 0;
+    for file in files {
+        let totals = ProgressTotals {
+            bytes_before,
+            bytes_total,
+        };
+        let file_report = ingest_file_with(
+            store.clone(),
+            meta,
+            &file.provider_id,
+            &file.path,
+            &file.source_name,
+            options,
+            progress,
+            totals,
+            None,
+        )
+        .await?;
+        bytes_before += file.size;
+        report.add(file_report);
+    }
+    Ok(report)
+}
+
+/// A source file found in an intake directory.
+struct SourceFile {
+    provider_id: String,
+    path: PathBuf,
+    source_name: String,
+    size: u64,
+}
+
+fn sorted_entries(dir: &Path) -> Result<Vec<(String, PathBuf, std::fs::FileType)>, IngestError> {
+    let io = |source| IngestError::Io {
+        path: dir.to_owned(),
+        action: "list directory",
+        source,
+    };
+    let mut entries = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let entry = entry.map_err(io)?;
+        let file_type = entry.file_type().map_err(io)?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        entries.push((name, entry.path(), file_type));
+    }
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(entries)
+}
+
+/// The `*.ndjson` files of each provider directory, checking every directory is a provider.
+fn source_files(
+    dir: &Path,
+    providers: &[kiban_metadata::NewProvider],
+) -> Result<Vec<SourceFile>, IngestError> {
+    let mut files = Vec::new();
+    for (name, path, file_type) in sorted_entries(dir)? {
+        if !file_type.is_dir()
+            || name.starts_with('.')
+            || IGNORED_DIRECTORIES.contains(&name.as_str())
+        {
+            continue;
+        }
+        if !providers.iter().any(|p| p.id == name) {
+            return Err(IngestError::UnknownProviderDirectory { path });
+        }
+        for (file_name, file_path, file_type) in sorted_entries(&path)? {
+            let is_source = Path::new(&file_name)
+                .extension()
+                .is_some_and(|e| e == SOURCE_EXTENSION);
+            if file_type.is_dir() || !is_source {
+                continue;
+            }
+            let size = std::fs::metadata(&file_path)
+                .map_err(|source| IngestError::Io {
+                    path: file_path.clone(),
+                    action: "read size of",
+                    source,
+                })?
+                .len();
+            files.push(SourceFile {
+                provider_id: name.clone(),
+                source_name: format!("{name}/{file_name}"),
+                path: file_path,
+                size,
+            });
+        }
+    }
+    Ok(files)
+}
+
+/// Where a file's bytes sit in the whole run, for progress.
+#[derive(Debug, Clone, Copy)]
+struct ProgressTotals {
+    bytes_before: u64,
+    bytes_total: u64,
+}
+
+/// Ingests one source file of a registered provider (see the crate documentation). Resumes
+/// an interrupted intake of the same bytes after its last committed line, and skips a
+/// completed one.
+///
+/// Unlike [`ingest_dir`], this does not remove the orphans of a killed run: a resumed file
+/// rewrites its own uncommitted chunk files under the same names anyway.
+pub async fn ingest_file(
+    store: Arc<Store>,
+    meta: &Metadata,
+    provider_id: &str,
+    path: &Path,
+    source_name: &str,
+    options: &IngestOptions,
+    progress: &(dyn Fn(IngestProgress) + Send + Sync),
+) -> Result<FileReport, IngestError> {
+    let size = std::fs::metadata(path)
+        .map_err(|source| IngestError::Io {
+            path: path.to_owned(),
+            action: "read size of",
+            source,
+        })?
+        .len();
+    let totals = ProgressTotals {
+        bytes_before: 0,
+        bytes_total: size,
+    };
+    ingest_file_with(
+        store,
+        meta,
+        provider_id,
+        path,
+        source_name,
+        options,
+        progress,
+        totals,
+        None,
+    )
+    .await
+}
+
+/// SHA-256 of a file, streamed.
+fn file_sha256(path: &Path) -> Result<(String, u64), IngestError> {
+    let io = |source| IngestError::Io {
+        path: path.to_owned(),
+        action: "read",
+        source,
+    };
+    let mut file = File::open(path).map_err(io)?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 256 * 1024];
+    let mut size = 0u64;
+    loop {
+        let n = match file.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io(e)),
+        };
+        hasher.update(&buffer[..n]);
+        size += n as u64;
+    }
+    Ok((hex::encode(hasher.finalize()), size))
+}
+
+/// The part of a file's intake that runs on blocking threads: the line reader and the state
+/// carried between chunks.
+struct FileWorker {
+    store: Arc<Store>,
+    path: PathBuf,
+    provider_id: String,
+    intake_id: String,
+    source_name: String,
+    max_line_bytes: usize,
+    lines: BoundedLines<BufReader<File>>,
+    state: FileState,
+}
+
+impl FileWorker {
+    /// Reads up to `count` lines and runs phase A on them in parallel.
+    fn read_and_parse(&mut self, count: usize) -> Result<Vec<ParsedLine>, IngestError> {
+        let mut batch: Vec<SourceLine> = Vec::with_capacity(count.min(4096));
+        while batch.len() < count {
+            let next = self
+                .lines
+                .next_line()
+                .map_err(|source| IngestError::ReadLine {
+                    path: self.path.clone(),
+                    line: batch.last().map_or(0, |l| l.number) + 1,
+                    source,
+                })?;
+            match next {
+                Some(line) => batch.push(line),
+                None => break,
+            }
+        }
+        let ctx = ParseContext {
+            store: &self.store,
+            provider_id: &self.provider_id,
+            intake_id: &self.intake_id,
+            max_line_bytes: self.max_line_bytes,
+        };
+        Ok(batch
+            .into_par_iter()
+            .map(|line| parse_line(line, &ctx))
+            .collect())
+    }
+}
+
+/// The digests the metadata store is asked about for a chunk.
+fn chunk_digests(lines: &[ParsedLine]) -> Vec<[u8; 16]> {
+    let mut digests = Vec::new();
+    for line in lines {
+        for entry in &line.entries {
+            if let Ok(prepared) = &entry.outcome {
+                digests.push(prepared.identity_digest);
+                digests.push(prepared.content_digest);
+            }
+        }
+    }
+    digests.sort_unstable();
+    digests.dedup();
+    digests
+}
+
+/// The intake of one file. `max_chunks` stops after committing that many chunks (as if the
+/// process were killed right after a commit), for tests of the resume path.
+#[allow(clippy::too_many_arguments)]
+async fn ingest_file_with(
+    store: Arc<Store>,
+    meta: &Metadata,
+    provider_id: &str,
+    path: &Path,
+    source_name: &str,
+    options: &IngestOptions,
+    progress: ProgressFn<'_>,
+    totals: ProgressTotals,
+    max_chunks: Option<u64>,
+) -> Result<FileReport, IngestError> {
+    let hashed_path = path.to_owned();
+    let (sha256, size) = run_blocking(source_name, move || file_sha256(&hashed_path)).await?;
+    let intake = meta.begin_intake(provider_id, source_name, &sha256).await?;
+    let mut report = FileReport {
+        provider_id: provider_id.to_owned(),
+        source: source_name.to_owned(),
+        intake_id: intake.id.clone(),
+        resumed_after_line: intake.lines_read.max(0) as u64,
+        ..Default::default()
+    };
+    let emit = |file_bytes_done: u64, lines_done: u64| {
+        progress(IngestProgress {
+            source: source_name.to_owned(),
+            bytes_done: totals.bytes_before + file_bytes_done.min(size),
+            bytes_total: totals.bytes_total,
+            lines_done,
+        })
+    };
+    if intake.status == IntakeStatus::Completed {
+        report.skipped = true;
+        report.resumed_after_line = 0;
+        tracing::info!(source = source_name, intake = %intake.id, "already ingested; skipped");
+        emit(size, intake.lines_read.max(0) as u64);
+        return Ok(report);
+    }
+    let file = File::open(path).map_err(|source| IngestError::Io {
+        path: path.to_owned(),
+        action: "open",
+        source,
+    })?;
+    let lines_per_chunk = options.lines_per_chunk.max(1);
+    let mut worker = FileWorker {
+        store: store.clone(),
+        path: path.to_owned(),
+        provider_id: provider_id.to_owned(),
+        intake_id: intake.id.clone(),
+        source_name: source_name.to_owned(),
+        max_line_bytes: options.max_line_bytes,
+        lines: BoundedLines::new(
+            BufReader::with_capacity(256 * 1024, file),
+            options.max_line_bytes,
+        ),
+        state: FileState::default(),
+    };
+    let mut file_bytes_done = 0u64;
+    let mut lines_done = 0u64;
+
+    // Resume: replay the committed lines without writing, so the state carried between
+    // chunks (Patients of earlier lines) is what the interrupted run had.
+    let mut to_replay = report.resumed_after_line;
+    if to_replay > 0 {
+        tracing::info!(
+            source = source_name,
+            lines = to_replay,
+            "resuming an interrupted intake"
+        );
+    }
+    while to_replay > 0 {
+        let count = to_replay.min(lines_per_chunk as u64) as usize;
+        let (returned, parsed) = run_blocking(source_name, move || {
+            let parsed = worker.read_and_parse(count)?;
+            Ok((worker, parsed))
+        })
+        .await?;
+        worker = returned;
+        if parsed.is_empty() {
+            break;
+        }
+        to_replay = to_replay.saturating_sub(parsed.len() as u64);
+        let known = meta.known_digests(&chunk_digests(&parsed)).await?;
+        let (returned, bytes, lines) = run_blocking(source_name, move || {
+            let ctx = DecideContext {
+                store: &worker.store,
+                provider_id: &worker.provider_id,
+                known: &known,
+            };
+            let outcome = decide_chunk(parsed, &mut worker.state, &ctx);
+            Ok((worker, outcome.bytes, outcome.lines))
+        })
+        .await?;
+        worker = returned;
+        file_bytes_done += bytes;
+        lines_done += lines;
+        emit(file_bytes_done, lines_done);
+    }
+
+    let mut chunk_index = intake.chunks_committed;
+    loop {
+        if max_chunks.is_some_and(|max| report.chunks >= max) {
+            return Ok(report);
+        }
+        let (returned, parsed) = run_blocking(source_name, move || {
+            let parsed = worker.read_and_parse(lines_per_chunk)?;
+            Ok((worker, parsed))
+        })
+        .await?;
+        worker = returned;
+        if parsed.is_empty() {
+            break;
+        }
+        let known: HashSet<[u8; 16]> = meta.known_digests(&chunk_digests(&parsed)).await?;
+        let (returned, outcome, commit) = run_blocking(source_name, move || {
+            let ctx = DecideContext {
+                store: &worker.store,
+                provider_id: &worker.provider_id,
+                known: &known,
+            };
+            let outcome = decide_chunk(parsed, &mut worker.state, &ctx);
+            let (commit, _) = write_chunk(
+                &worker.store,
+                &worker.intake_id,
+                &worker.source_name,
+                chunk_index,
+                &outcome,
+            )
+            .map_err(|error| IngestError::Store {
+                source_name: worker.source_name.clone(),
+                error: Box::new(error),
+            })?;
+            Ok((worker, outcome, commit))
+        })
+        .await?;
+        worker = returned;
+        meta.commit_chunk(&intake.id, &commit).await?;
+        chunk_index += 1;
+        report.chunks += 1;
+        report.lines += outcome.lines;
+        report.bytes += outcome.bytes;
+        report.resources_accepted += outcome.accepted;
+        report.resources_duplicate += outcome.duplicate;
+        report.resources_rejected += outcome.quarantine.len() as u64;
+        for segment in &commit.segments {
+            *report
+                .rows_per_table
+                .entry(segment.table_name.clone())
+                .or_insert(0) += segment.rows.max(0) as u64;
+        }
+        file_bytes_done += outcome.bytes;
+        lines_done += outcome.lines;
+        emit(file_bytes_done, lines_done);
+    }
+    meta.finish_intake(&intake.id).await?;
+    tracing::info!(
+        source = source_name,
+        intake = %intake.id,
+        accepted = report.resources_accepted,
+        duplicate = report.resources_duplicate,
+        rejected = report.resources_rejected,
+        "intake finished"
+    );
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,1 +1,771 @@
-//! kiban-metadata (in progress).
+//! kiban's metadata store: providers, intakes (acquisition records, Art. 33), the segments that
+//! make up each table, the quarantine index, and the keyed digests used to refuse duplicates.
+//!
+//! The metadata store is the **commit point** of the encrypted store: a Parquet segment or a
+//! quarantine blob exists for readers only once its path is recorded here, and
+//! [`Metadata::commit_chunk`] records everything one chunk of an intake produced in a single
+//! transaction. A process killed at any moment therefore leaves either the whole chunk or none of
+//! it; files written before the kill but never committed are orphans that the store removes.
+//!
+//! It holds no identity data: patient ids and resource ids reach it only as keyed digests, and
+//! quarantine reasons name fields and rules, never values.
+//!
+//! SQLite (embedded, one file in the data directory) is the default; PostgreSQL works through the
+//! same code (`sqlx::Any`), with its own migrations.
+//!
+//! ```
+//! # tokio_test_shim::run(async {
+//! use kiban_metadata::{Metadata, NewProvider};
+//! let dir = tempfile::tempdir().unwrap();
+//! let meta = Metadata::open_in_dir(dir.path()).await.unwrap();
+//! meta.upsert_provider(&NewProvider {
+//!     id: "prov-001".into(),
+//!     name: "東都大学病院".into(),
+//!     name_en: Some("Toto University Hospital".into()),
+//!     kind: kiban_model::ProviderKind::UniversityHospital,
+//! }).await.unwrap();
+//! assert_eq!(meta.providers().await.unwrap().len(), 1);
+//! # });
+//! # mod tokio_test_shim { pub fn run<F: std::future::Future>(f: F) -> F::Output {
+//! #   tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f) } }
+//! ```
+
+#![warn(missing_docs)]
+
+use chrono::Utc;
+use kiban_model::ProviderKind;
+use serde::Serialize;
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{AnyPool, AssertSqlSafe, QueryBuilder, Row};
+use std::collections::HashSet;
+use std::path::Path;
+
+/// File name of the embedded SQLite database inside a data directory.
+pub const SQLITE_FILE: &str = "kiban.db";
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Rows per multi-row INSERT or IN (...) query; well under SQLite's bound-parameter limit.
+const BATCH: usize = 400;
+
+/// Errors of the metadata store.
+#[derive(Debug, thiserror::Error)]
+pub enum MetadataError {
+    /// The database could not be reached or a query failed.
+    #[error("metadata database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Schema migration failed.
+    #[error("metadata database migration: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    /// The URL names a database kiban does not support.
+    #[error("unsupported metadata database URL scheme in {0:?}: use sqlite:// or postgres://")]
+    UnsupportedUrl(String),
+    /// A referenced row does not exist.
+    #[error("{what} {id} not found")]
+    NotFound {
+        /// Kind of row.
+        what: &'static str,
+        /// Its id.
+        id: String,
+    },
+    /// A stored value is not what kiban wrote.
+    #[error("metadata database holds an invalid {what}: {detail}")]
+    Invalid {
+        /// What was read.
+        what: &'static str,
+        /// Why it is invalid.
+        detail: String,
+    },
+}
+
+type Result<T> = std::result::Result<T, MetadataError>;
+
+/// A provider to register.
+#[derive(Debug, Clone)]
+pub struct NewProvider {
+    /// Provider id (`prov-001`).
+    pub id: String,
+    /// Name in Japanese.
+    pub name: String,
+    /// Name in English, when known.
+    pub name_en: Option<String>,
+    /// Kind of provider.
+    pub kind: ProviderKind,
+}
+
+/// A registered provider with its intake totals.
+#[derive(Debug, Clone, Serialize)]
+pub struct Provider {
+    /// Provider id.
+    pub id: String,
+    /// Name in Japanese.
+    pub name: String,
+    /// Name in English.
+    pub name_en: Option<String>,
+    /// Kind of provider.
+    pub kind: ProviderKind,
+    /// Number of intakes.
+    pub intakes: i64,
+    /// Resources accepted over all intakes.
+    pub resources_accepted: i64,
+    /// Resources rejected (quarantined) over all intakes.
+    pub resources_rejected: i64,
+    /// Patient records (identity rows) held.
+    pub patient_records: i64,
+}
+
+/// Status of an intake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IntakeStatus {
+    /// Started and not finished (or killed; resumable).
+    Running,
+    /// Every chunk committed.
+    Completed,
+}
+
+impl IntakeStatus {
+    /// The stable code stored in the database.
+    pub fn code(self) -> &'static str {
+        match self {
+            IntakeStatus::Running => "running",
+            IntakeStatus::Completed => "completed",
+        }
+    }
+
+    fn parse(code: &str) -> Result<Self> {
+        match code {
+            "running" => Ok(IntakeStatus::Running),
+            "completed" => Ok(IntakeStatus::Completed),
+            other => Err(MetadataError::Invalid {
+                what: "intake status",
+                detail: other.to_owned(),
+            }),
+        }
+    }
+}
+
+/// One intake (acquisition record, Art. 33): one source file of one provider.
+#[derive(Debug, Clone, Serialize)]
+pub struct Intake {
+    /// Intake id, derived from the provider and the source digest so a re-run finds it again.
+    pub id: String,
+    /// Provider id.
+    pub provider_id: String,
+    /// Source name (file path relative to the intake root).
+    pub source: String,
+    /// SHA-256 of the source bytes, hex.
+    pub source_sha256: String,
+    /// Status.
+    pub status: IntakeStatus,
+    /// Start time (RFC 3339).
+    pub started_at: String,
+    /// Finish time (RFC 3339).
+    pub finished_at: Option<String>,
+    /// Chunks committed so far; a resumed intake starts at this chunk.
+    pub chunks_committed: i64,
+    /// Lines read in committed chunks.
+    pub lines_read: i64,
+    /// Bytes read in committed chunks.
+    pub bytes_read: i64,
+    /// Resources accepted.
+    pub resources_accepted: i64,
+    /// Resources already held (duplicates, not stored again).
+    pub resources_duplicate: i64,
+    /// Resources rejected into the quarantine.
+    pub resources_rejected: i64,
+}
+
+/// A Parquet segment or blob written by the store for one chunk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SegmentRecord {
+    /// Path relative to the data directory.
+    pub path: String,
+    /// Table name (`identity`, `conditions`, ...).
+    pub table_name: String,
+    /// Rows in the segment.
+    pub rows: i64,
+    /// Size in bytes.
+    pub bytes: i64,
+}
+
+/// One rejected resource or line, as indexed in the metadata store (the content itself is in an
+/// encrypted quarantine blob).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QuarantineEntry {
+    /// Line in the source file (1-based).
+    pub line: i64,
+    /// Index of the resource within the line (0 for the line itself or the first resource).
+    pub entry_index: i64,
+    /// FHIR resource type, when it could be read.
+    pub resource_type: Option<String>,
+    /// Why it was rejected: field path and rule, never the value.
+    pub reason: String,
+    /// Path of the encrypted blob holding the original content.
+    pub blob_path: String,
+}
+
+/// A quarantine entry with its intake, as listed to operators and providers.
+#[derive(Debug, Clone, Serialize)]
+pub struct QuarantineListing {
+    /// Intake id.
+    pub intake_id: String,
+    /// Provider id.
+    pub provider_id: String,
+    /// Source name.
+    pub source: String,
+    /// The entry.
+    pub entry: QuarantineEntry,
+}
+
+/// Everything one chunk of an intake produced, committed atomically.
+#[derive(Debug, Clone, Default)]
+pub struct ChunkCommit {
+    /// Chunk index (0-based); must equal the intake's `chunks_committed`.
+    pub chunk_index: i64,
+    /// Lines read in this chunk.
+    pub lines_read: i64,
+    /// Bytes read in this chunk.
+    pub bytes_read: i64,
+    /// Resources accepted.
+    pub resources_accepted: i64,
+    /// Resources skipped as already held.
+    pub resources_duplicate: i64,
+    /// Segments written.
+    pub segments: Vec<SegmentRecord>,
+    /// Quarantined entries.
+    pub quarantine: Vec<QuarantineEntry>,
+    /// Keyed digests of the accepted resources (dedupe keys).
+    pub resource_digests: Vec<[u8; 16]>,
+    /// Item counts by category (FHIR resource type) for the acquisition record.
+    pub item_counts: Vec<(String, i64)>,
+}
+
+/// Rows held per table.
+#[derive(Debug, Clone, Serialize)]
+pub struct TableCount {
+    /// Table name.
+    pub table_name: String,
+    /// Rows over all committed segments.
+    pub rows: i64,
+    /// Segments.
+    pub segments: i64,
+    /// Bytes on disk.
+    pub bytes: i64,
+}
+
+/// Handle on the metadata database.
+#[derive(Debug, Clone)]
+pub struct Metadata {
+    pool: AnyPool,
+}
+
+fn now() -> String {
+    Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+impl Metadata {
+    /// Opens (creating if needed) the embedded SQLite database of a data directory.
+    pub async fn open_in_dir(data_dir: &Path) -> Result<Self> {
+        let path = data_dir.join(SQLITE_FILE);
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        Self::connect(&url).await
+    }
+
+    /// Connects to `sqlite://...` or `postgres://...` and brings the schema up to date.
+    pub async fn connect(url: &str) -> Result<Self> {
+        install_default_drivers();
+        let is_sqlite = url.starts_with("sqlite:");
+        let is_postgres = url.starts_with("postgres:") || url.starts_with("postgresql:");
+        if !is_sqlite && !is_postgres {
+            return Err(MetadataError::UnsupportedUrl(url.to_owned()));
+        }
+        let pool = AnyPoolOptions::new()
+            .max_connections(if is_sqlite { 4 } else { 16 })
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if is_sqlite {
+                        // WAL: readers (the web portal) never block the ingest writer.
+                        sqlx::query("PRAGMA journal_mode = WAL")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA foreign_keys = ON")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA busy_timeout = 10000")
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(url)
+            .await?;
+        if is_sqlite {
+            SQLITE_MIGRATIONS.run(&pool).await?;
+        } else {
+            POSTGRES_MIGRATIONS.run(&pool).await?;
+        }
+        Ok(Self { pool })
+    }
+
+    /// Closes the pool, waiting for connections to finish.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Registers a provider, or updates its name and kind.
+    pub async fn upsert_provider(&self, provider: &NewProvider) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO providers (id, name, name_en, kind, created_at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (id) DO UPDATE SET name = excluded.name, name_en = excluded.name_en,
+             kind = excluded.kind",
+        )
+        .bind(&provider.id)
+        .bind(&provider.name)
+        .bind(provider.name_en.clone())
+        .bind(provider.kind.code())
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Every provider with its intake totals, by id.
+    pub async fn providers(&self) -> Result<Vec<Provider>> {
+        let rows = sqlx::query(
+            "SELECT p.id, p.name, p.name_en, p.kind,
+                    (SELECT COUNT(*) FROM intakes i WHERE i.provider_id = p.id) AS intakes,
+                    (SELECT COALESCE(SUM(i.resources_accepted), 0) FROM intakes i WHERE i.provider_id = p.id) AS accepted,
+                    (SELECT COALESCE(SUM(i.resources_rejected), 0) FROM intakes i WHERE i.provider_id = p.id) AS rejected,
+                    (SELECT COALESCE(SUM(s.row_count), 0) FROM segments s JOIN intakes i ON s.intake_id = i.id
+                      WHERE i.provider_id = p.id AND s.table_name = 'identity') AS records
+             FROM providers p ORDER BY p.id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let kind: String = r.try_get("kind")?;
+                Ok(Provider {
+                    id: r.try_get("id")?,
+                    name: r.try_get("name")?,
+                    name_en: r.try_get("name_en")?,
+                    kind: ProviderKind::from_code(&kind).ok_or(MetadataError::Invalid {
+                        what: "provider kind",
+                        detail: kind.clone(),
+                    })?,
+                    intakes: r.try_get("intakes")?,
+                    resources_accepted: r.try_get("accepted")?,
+                    resources_rejected: r.try_get("rejected")?,
+                    patient_records: r.try_get("records")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Starts an intake of `source` for a provider, or returns the existing intake of the same
+    /// bytes (same provider and digest) so that a killed run resumes where it stopped and a
+    /// repeated run of a completed one is recognized.
+    pub async fn begin_intake(
+        &self,
+        provider_id: &str,
+        source: &str,
+        source_sha256: &str,
+    ) -> Result<Intake> {
+        let id = format!(
+            "{provider_id}-{}",
+            &source_sha256[..source_sha256.len().min(16)]
+        );
+        sqlx::query(
+            "INSERT INTO intakes (id, provider_id, source, source_sha256, status, started_at)
+             VALUES ($1, $2, $3, $4, 'running', $5)
+             ON CONFLICT (provider_id, source_sha256) DO NOTHING",
+        )
+        .bind(&id)
+        .bind(provider_id)
+        .bind(source)
+        .bind(source_sha256)
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "{INTAKE_SELECT} WHERE provider_id = $1 AND source_sha256 = $2"
+        )))
+        .bind(provider_id)
+        .bind(source_sha256)
+        .fetch_one(&self.pool)
+        .await?;
+        intake_from_row(&row)
+    }
+
+    /// One intake by id.
+    pub async fn intake(&self, intake_id: &str) -> Result<Intake> {
+        let row = sqlx::query(AssertSqlSafe(format!("{INTAKE_SELECT} WHERE id = $1")))
+            .bind(intake_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| MetadataError::NotFound {
+                what: "intake",
+                id: intake_id.to_owned(),
+            })?;
+        intake_from_row(&row)
+    }
+
+    /// Commits everything one chunk produced, in one transaction. A chunk already committed
+    /// (index below the intake's `chunks_committed`) is ignored, so a retry is harmless.
+    pub async fn commit_chunk(&self, intake_id: &str, chunk: &ChunkCommit) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE intakes SET chunks_committed = chunks_committed + 1,
+                lines_read = lines_read + $1, bytes_read = bytes_read + $2,
+                resources_accepted = resources_accepted + $3,
+                resources_duplicate = resources_duplicate + $4,
+                resources_rejected = resources_rejected + $5
+             WHERE id = $6 AND chunks_committed = $7",
+        )
+        .bind(chunk.lines_read)
+        .bind(chunk.bytes_read)
+        .bind(chunk.resources_accepted)
+        .bind(chunk.resources_duplicate)
+        .bind(chunk.quarantine.len() as i64)
+        .bind(intake_id)
+        .bind(chunk.chunk_index)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() == 0 {
+            // Either already committed (a retry) or out of order; both leave the store as is.
+            tx.rollback().await?;
+            return Ok(());
+        }
+        let created = now();
+        for batch in chunk.segments.chunks(BATCH) {
+            let mut q = QueryBuilder::new(
+                "INSERT INTO segments (path, table_name, intake_id, chunk_index, row_count, byte_count, created_at) ",
+            );
+            q.push_values(batch, |mut b, s| {
+                b.push_bind(s.path.clone())
+                    .push_bind(s.table_name.clone())
+                    .push_bind(intake_id.to_owned())
+                    .push_bind(chunk.chunk_index)
+                    .push_bind(s.rows)
+                    .push_bind(s.bytes)
+                    .push_bind(created.clone());
+            });
+            q.push(" ON CONFLICT (path) DO UPDATE SET row_count = excluded.row_count, byte_count = excluded.byte_count");
+            q.build().execute(&mut *tx).await?;
+        }
+        for batch in chunk.quarantine.chunks(BATCH) {
+            let mut q = QueryBuilder::new(
+                "INSERT INTO quarantine_entries (intake_id, line, entry_index, resource_type, reason, blob_path, created_at) ",
+            );
+            q.push_values(batch, |mut b, e| {
+                b.push_bind(intake_id.to_owned())
+                    .push_bind(e.line)
+                    .push_bind(e.entry_index)
+                    .push_bind(e.resource_type.clone())
+                    .push_bind(e.reason.clone())
+                    .push_bind(e.blob_path.clone())
+                    .push_bind(created.clone());
+            });
+            q.push(" ON CONFLICT DO NOTHING");
+            q.build().execute(&mut *tx).await?;
+        }
+        for batch in chunk.resource_digests.chunks(BATCH) {
+            let mut q = QueryBuilder::new("INSERT INTO resource_keys (digest, intake_id) ");
+            q.push_values(batch, |mut b, d| {
+                b.push_bind(d.to_vec()).push_bind(intake_id.to_owned());
+            });
+            q.push(" ON CONFLICT DO NOTHING");
+            q.build().execute(&mut *tx).await?;
+        }
+        for (category, count) in &chunk.item_counts {
+            sqlx::query(
+                "INSERT INTO intake_item_counts (intake_id, category, item_count) VALUES ($1, $2, $3)
+                 ON CONFLICT (intake_id, category) DO UPDATE
+                 SET item_count = intake_item_counts.item_count + excluded.item_count",
+            )
+            .bind(intake_id)
+            .bind(category)
+            .bind(*count)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Marks an intake completed.
+    pub async fn finish_intake(&self, intake_id: &str) -> Result<()> {
+        sqlx::query("UPDATE intakes SET status = 'completed', finished_at = $1 WHERE id = $2")
+            .bind(now())
+            .bind(intake_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Which of `digests` are already held (accepted by an earlier chunk or intake).
+    pub async fn known_digests(&self, digests: &[[u8; 16]]) -> Result<HashSet<[u8; 16]>> {
+        let mut known = HashSet::new();
+        for batch in digests.chunks(BATCH) {
+            let mut q = QueryBuilder::new("SELECT digest FROM resource_keys WHERE digest IN (");
+            let mut sep = q.separated(", ");
+            for d in batch {
+                sep.push_bind(d.to_vec());
+            }
+            q.push(")");
+            for row in q.build().fetch_all(&self.pool).await? {
+                let bytes: Vec<u8> = row.try_get("digest")?;
+                let digest: [u8; 16] = bytes.try_into().map_err(|_| MetadataError::Invalid {
+                    what: "resource digest",
+                    detail: "wrong length".into(),
+                })?;
+                known.insert(digest);
+            }
+        }
+        Ok(known)
+    }
+
+    /// Every committed file path (segments and quarantine blobs), relative to the data directory.
+    pub async fn committed_paths(&self) -> Result<HashSet<String>> {
+        let mut paths = HashSet::new();
+        for row in
+            sqlx::query("SELECT path FROM segments UNION SELECT blob_path FROM quarantine_entries")
+                .fetch_all(&self.pool)
+                .await?
+        {
+            paths.insert(row.try_get::<String, _>(0)?);
+        }
+        Ok(paths)
+    }
+
+    /// Committed segments of one table, in commit order.
+    pub async fn segments(&self, table_name: &str) -> Result<Vec<SegmentRecord>> {
+        let rows = sqlx::query(
+            "SELECT path, table_name, row_count, byte_count FROM segments WHERE table_name = $1
+             ORDER BY intake_id, chunk_index, path",
+        )
+        .bind(table_name)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(SegmentRecord {
+                    path: r.try_get("path")?,
+                    table_name: r.try_get("table_name")?,
+                    rows: r.try_get("row_count")?,
+                    bytes: r.try_get("byte_count")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Rows, segments and bytes per table.
+    pub async fn table_counts(&self) -> Result<Vec<TableCount>> {
+        let rows = sqlx::query(
+            "SELECT table_name, COALESCE(SUM(row_count), 0) AS rows_held, COUNT(*) AS segs,
+                    COALESCE(SUM(byte_count), 0) AS bytes_held
+             FROM segments GROUP BY table_name ORDER BY table_name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(TableCount {
+                    table_name: r.try_get("table_name")?,
+                    rows: r.try_get("rows_held")?,
+                    segments: r.try_get("segs")?,
+                    bytes: r.try_get("bytes_held")?,
+                })
+            })
+            .collect()
+    }
+
+    /// The most recent intakes first.
+    pub async fn intake_log(&self, limit: i64) -> Result<Vec<Intake>> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "{INTAKE_SELECT} ORDER BY started_at DESC, id LIMIT $1"
+        )))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(intake_from_row).collect()
+    }
+
+    /// Item counts by category of one intake (the acquisition record's "items").
+    pub async fn intake_item_counts(&self, intake_id: &str) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT category, item_count FROM intake_item_counts WHERE intake_id = $1 ORDER BY category",
+        )
+        .bind(intake_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("category")?, r.try_get("item_count")?)))
+            .collect()
+    }
+
+    /// Quarantined entries, newest intakes first, optionally of one provider.
+    pub async fn quarantine(
+        &self,
+        provider_id: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<QuarantineListing>> {
+        let rows = sqlx::query(
+            "SELECT q.intake_id, i.provider_id, i.source, q.line, q.entry_index, q.resource_type,
+                    q.reason, q.blob_path
+             FROM quarantine_entries q JOIN intakes i ON q.intake_id = i.id
+             WHERE ($1 IS NULL OR i.provider_id = $1)
+             ORDER BY i.started_at DESC, q.intake_id, q.line, q.entry_index LIMIT $2",
+        )
+        .bind(provider_id.map(str::to_owned))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(QuarantineListing {
+                    intake_id: r.try_get("intake_id")?,
+                    provider_id: r.try_get("provider_id")?,
+                    source: r.try_get("source")?,
+                    entry: QuarantineEntry {
+                        line: r.try_get("line")?,
+                        entry_index: r.try_get("entry_index")?,
+                        resource_type: r.try_get("resource_type")?,
+                        reason: r.try_get("reason")?,
+                        blob_path: r.try_get("blob_path")?,
+                    },
+                })
+            })
+            .collect()
+    }
+}
+
+const INTAKE_SELECT: &str = "SELECT id, provider_id, source, source_sha256, status, started_at,
+    finished_at, chunks_committed, lines_read, bytes_read, resources_accepted,
+    resources_duplicate, resources_rejected FROM intakes";
+
+fn intake_from_row(r: &sqlx::any::AnyRow) -> Result<Intake> {
+    let status: String = r.try_get("status")?;
+    Ok(Intake {
+        id: r.try_get("id")?,
+        provider_id: r.try_get("provider_id")?,
+        source: r.try_get("source")?,
+        source_sha256: r.try_get("source_sha256")?,
+        status: IntakeStatus::parse(&status)?,
+        started_at: r.try_get("started_at")?,
+        finished_at: r.try_get("finished_at")?,
+        chunks_committed: r.try_get("chunks_committed")?,
+        lines_read: r.try_get("lines_read")?,
+        bytes_read: r.try_get("bytes_read")?,
+        resources_accepted: r.try_get("resources_accepted")?,
+        resources_duplicate: r.try_get("resources_duplicate")?,
+        resources_rejected: r.try_get("resources_rejected")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn fresh() -> (tempfile::TempDir, Metadata) {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = Metadata::open_in_dir(dir.path()).await.unwrap();
+        meta.upsert_provider(&NewProvider {
+            id: "prov-001".into(),
+            name: "東都大学病院".into(),
+            name_en: None,
+            kind: ProviderKind::UniversityHospital,
+        })
+        .await
+        .unwrap();
+        (dir, meta)
+    }
+
+    fn chunk(index: i64, digest: u8) -> ChunkCommit {
+        ChunkCommit {
+            chunk_index: index,
+            lines_read: 10,
+            bytes_read: 1000,
+            resources_accepted: 9,
+            resources_duplicate: 0,
+            segments: vec![SegmentRecord {
+                path: format!("clinical/conditions/x-{index}.parquet"),
+                table_name: "conditions".into(),
+                rows: 9,
+                bytes: 500,
+            }],
+            quarantine: vec![QuarantineEntry {
+                line: 3,
+                entry_index: 0,
+                resource_type: Some("Observation".into()),
+                reason: "Observation.status: required element missing".into(),
+                blob_path: format!("quarantine/x-{index}.bin"),
+            }],
+            resource_digests: vec![[digest; 16]],
+            item_counts: vec![("Condition".into(), 9)],
+        }
+    }
+
+    #[tokio::test]
+    async fn chunks_commit_once_and_intakes_resume() {
+        let (_dir, meta) = fresh().await;
+        let intake = meta
+            .begin_intake(
+                "prov-001",
+                "prov-001/bundles.ndjson",
+                "ab".repeat(32).as_str(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(intake.chunks_committed, 0);
+        meta.commit_chunk(&intake.id, &chunk(0, 1)).await.unwrap();
+        // A retried commit of the same chunk changes nothing.
+        meta.commit_chunk(&intake.id, &chunk(0, 1)).await.unwrap();
+        // Out of order is ignored too.
+        meta.commit_chunk(&intake.id, &chunk(5, 2)).await.unwrap();
+        let again = meta
+            .begin_intake("prov-001", "renamed.ndjson", "ab".repeat(32).as_str())
+            .await
+            .unwrap();
+        assert_eq!(again.id, intake.id);
+        assert_eq!(again.chunks_committed, 1);
+        assert_eq!(again.resources_accepted, 9);
+        assert_eq!(again.resources_rejected, 1);
+        assert_eq!(again.status, IntakeStatus::Running);
+        meta.finish_intake(&intake.id).await.unwrap();
+        assert_eq!(
+            meta.intake(&intake.id).await.unwrap().status,
+            IntakeStatus::Completed
+        );
+
+        let known = meta.known_digests(&[[1; 16], [2; 16]]).await.unwrap();
+        assert_eq!(known, HashSet::from([[1u8; 16]]));
+        let paths = meta.committed_paths().await.unwrap();
+        assert!(paths.contains("clinical/conditions/x-0.parquet"));
+        assert!(paths.contains("quarantine/x-0.bin"));
+        assert!(!paths.contains("clinical/conditions/x-5.parquet"));
+        let counts = meta.table_counts().await.unwrap();
+        assert_eq!(counts[0].rows, 9);
+        assert_eq!(
+            meta.intake_item_counts(&intake.id).await.unwrap(),
+            vec![("Condition".to_string(), 9)]
+        );
+        let q = meta.quarantine(Some("prov-001"), 10).await.unwrap();
+        assert_eq!(q.len(), 1);
+        assert_eq!(
+            meta.quarantine(Some("prov-999"), 10).await.unwrap().len(),
+            0
+        );
+        assert_eq!(meta.providers().await.unwrap()[0].resources_accepted, 9);
+        assert_eq!(meta.intake_log(10).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn unsupported_urls_are_refused() {
+        let err = Metadata::connect("mysql://localhost/x").await.unwrap_err();
+        assert!(err.to_string().contains("sqlite://"));
+    }
+}

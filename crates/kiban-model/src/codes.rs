@@ -53,7 +53,9 @@ impl CodeSystem {
             CodeSystem::Jlac10 => "http://medis.or.jp/CodeSystem/master-JLAC10-17digits",
             CodeSystem::JamiDosage => "urn:oid:1.2.392.200250.2.2.20",
             CodeSystem::Department => "urn:oid:1.2.392.200250.2.2.2",
-            CodeSystem::ProcedureReceipt => "http://jpfhir.jp/fhir/core/mhlw/CodeSystem/MedicalPractice",
+            CodeSystem::ProcedureReceipt => {
+                "http://jpfhir.jp/fhir/core/mhlw/CodeSystem/MedicalPractice"
+            }
             CodeSystem::InsuranceMemberId => {
                 "http://jpfhir.jp/fhir/clins/Idsystem/JP_Insurance_memberID"
             }

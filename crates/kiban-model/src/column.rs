@@ -34,7 +34,12 @@ pub trait ColumnValue: Sized {
     ) -> Result<Vec<Self>, ModelError>;
 }
 
-fn wrong_type(table: &'static str, column: &'static str, array: &dyn Array, expected: DataType) -> ModelError {
+fn wrong_type(
+    table: &'static str,
+    column: &'static str,
+    array: &dyn Array,
+    expected: DataType,
+) -> ModelError {
     ModelError::WrongType {
         table,
         column,
@@ -71,7 +76,11 @@ macro_rules! optional_column {
                 }
                 Arc::new($b.finish().with_data_type($dt))
             }
-            fn read(array: &dyn Array, table: &'static str, column: &'static str) -> Result<Vec<Self>, ModelError> {
+            fn read(
+                array: &dyn Array,
+                table: &'static str,
+                column: &'static str,
+            ) -> Result<Vec<Self>, ModelError> {
                 let $a = array
                     .as_any()
                     .downcast_ref::<$array>()
@@ -96,7 +105,11 @@ macro_rules! optional_column {
                 }
                 Arc::new($b.finish().with_data_type($dt))
             }
-            fn read(array: &dyn Array, table: &'static str, column: &'static str) -> Result<Vec<Self>, ModelError> {
+            fn read(
+                array: &dyn Array,
+                table: &'static str,
+                column: &'static str,
+            ) -> Result<Vec<Self>, ModelError> {
                 let $a = array
                     .as_any()
                     .downcast_ref::<$array>()
@@ -104,7 +117,11 @@ macro_rules! optional_column {
                 (0..$a.len())
                     .map(|$i| {
                         if $a.is_null($i) {
-                            Err(ModelError::UnexpectedNull { table, column, row: $i })
+                            Err(ModelError::UnexpectedNull {
+                                table,
+                                column,
+                                row: $i,
+                            })
                         } else {
                             Ok($get)
                         }
@@ -124,18 +141,51 @@ trait WithDataType: Sized {
 impl WithDataType for StringArray {}
 impl WithDataType for BooleanArray {}
 
-optional_column!(String, DataType::Utf8, StringBuilder, StringArray,
-    |b, v| b.append_value(v), |a, i| a.value(i).to_owned());
-optional_column!(bool, DataType::Boolean, BooleanBuilder, BooleanArray,
-    |b, v| b.append_value(*v), |a, i| a.value(i));
-optional_column!(f64, DataType::Float64, Float64Builder, Float64Array,
-    |b, v| b.append_value(*v), |a, i| a.value(i));
-optional_column!(i32, DataType::Int32, Int32Builder, Int32Array,
-    |b, v| b.append_value(*v), |a, i| a.value(i));
-optional_column!(NaiveDate, DataType::Date32, Date32Builder, Date32Array,
-    |b, v| b.append_value(date_to_days(v)), |a, i| days_to_date(a.value(i)));
-optional_column!(DateTime<Utc>,
+optional_column!(
+    String,
+    DataType::Utf8,
+    StringBuilder,
+    StringArray,
+    |b, v| b.append_value(v),
+    |a, i| a.value(i).to_owned()
+);
+optional_column!(
+    bool,
+    DataType::Boolean,
+    BooleanBuilder,
+    BooleanArray,
+    |b, v| b.append_value(*v),
+    |a, i| a.value(i)
+);
+optional_column!(
+    f64,
+    DataType::Float64,
+    Float64Builder,
+    Float64Array,
+    |b, v| b.append_value(*v),
+    |a, i| a.value(i)
+);
+optional_column!(
+    i32,
+    DataType::Int32,
+    Int32Builder,
+    Int32Array,
+    |b, v| b.append_value(*v),
+    |a, i| a.value(i)
+);
+optional_column!(
+    NaiveDate,
+    DataType::Date32,
+    Date32Builder,
+    Date32Array,
+    |b, v| b.append_value(date_to_days(v)),
+    |a, i| days_to_date(a.value(i))
+);
+optional_column!(
+    DateTime<Utc>,
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-    TimestampMicrosecondBuilder, TimestampMicrosecondArray,
+    TimestampMicrosecondBuilder,
+    TimestampMicrosecondArray,
     |b, v| b.append_value(v.timestamp_micros()),
-    |a, i| DateTime::<Utc>::from_timestamp_micros(a.value(i)).unwrap_or_default());
+    |a, i| DateTime::<Utc>::from_timestamp_micros(a.value(i)).unwrap_or_default()
+);

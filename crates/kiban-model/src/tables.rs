@@ -55,9 +55,10 @@ fn column<'a>(
     table: &'static str,
     name: &'static str,
 ) -> Result<&'a ArrayRef, ModelError> {
-    batch
-        .column_by_name(name)
-        .ok_or(ModelError::MissingColumn { table, column: name })
+    batch.column_by_name(name).ok_or(ModelError::MissingColumn {
+        table,
+        column: name,
+    })
 }
 
 macro_rules! table_row {
@@ -484,8 +485,13 @@ mod tests {
             effective: DateTime::from_timestamp(1_700_000_000, 0),
             ..Default::default()
         };
-        let batch = LabObservationRow::to_record_batch(&[lab.clone(), LabObservationRow::default()]).unwrap();
-        assert_eq!(LabObservationRow::from_record_batch(&batch).unwrap()[0], lab);
+        let batch =
+            LabObservationRow::to_record_batch(&[lab.clone(), LabObservationRow::default()])
+                .unwrap();
+        assert_eq!(
+            LabObservationRow::from_record_batch(&batch).unwrap()[0],
+            lab
+        );
         let id = IdentityRow {
             common,
             birth_date: NaiveDate::from_ymd_opt(1948, 2, 29),

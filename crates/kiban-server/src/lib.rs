@@ -1,1 +1,208 @@
-//! kiban-server (in progress).
+//! kiban's web portal and read API, in Japanese and English.
+//!
+//! The portal shows operator staff what the platform holds, read from the metadata store
+//! ([`kiban_metadata::Metadata`]): providers, patient and clinical record counts, the intake log
+//! (acquisition records, Art. 33) and the quarantine of rejected resources. Pages are rendered
+//! on the server with askama templates (no JavaScript); every text exists in Japanese and English
+//! side by side in [`i18n::Text`].
+//!
+//! - [`AppState`]: the metadata handle and a label of the data directory.
+//! - [`router`]: every route, with security headers and a small request body limit.
+//! - [`serve`]: runs the router on a listener until a shutdown future completes.
+//!
+//! Pages: `/` (dashboard), `/providers`, `/intakes`, `/intakes/{id}`, `/quarantine?provider=`.
+//! The language is Japanese unless `?lang=en` (remembered in the `lang` cookie) or the browser's
+//! `Accept-Language` asks for English.
+//!
+//! API (JSON): `/api/v1/summary`, `/api/v1/providers` (`{"providers": [...]}`),
+//! `/api/v1/tables` (`{"tables": [...]}`), `/api/v1/intakes?limit=` (`{"intakes": [...]}`),
+//! `/api/v1/intakes/{id}`, `/api/v1/quarantine?provider=&limit=` (`{"quarantine": [...]}`).
+//! Errors are `{"error": "..."}` with the status code. `/healthz` answers `ok`.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use kiban_metadata::Metadata;
+//! use kiban_server::{AppState, serve};
+//! let meta = Metadata::open_in_dir(std::path::Path::new("data")).await?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! let shutdown = async {
+//!     let _ = tokio::signal::ctrl_c().await;
+//! };
+//! serve(listener, AppState::new(meta, "data"), shutdown).await?;
+//! # Ok(()) }
+//! ```
+
+#![warn(missing_docs)]
+
+mod api;
+pub mod data;
+mod errors;
+mod format;
+pub mod i18n;
+mod pages;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use kiban_metadata::Metadata;
+use std::future::Future;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::trace::TraceLayer;
+
+/// Largest request body accepted: the API is read-only, so requests carry no real body.
+pub const REQUEST_BODY_LIMIT: usize = 4 * 1024;
+
+/// Content-Security-Policy of every response: everything from this server only, no scripts at
+/// all (the portal needs none), no framing.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'none'; \
+     object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// The portal's stylesheet, served from `/static/kiban.css` so no inline style is needed.
+const STYLESHEET: &str = include_str!("../static/kiban.css");
+
+/// Errors of the server.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// Accepting or serving connections failed.
+    #[error("web server: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// What every request handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// The metadata store the portal reads.
+    pub meta: Metadata,
+    /// Label of the data directory, shown in the footer and the summary.
+    pub data_dir_label: String,
+}
+
+impl AppState {
+    /// State over a metadata store and a label of its data directory (e.g. its path).
+    pub fn new(meta: Metadata, data_dir_label: impl Into<String>) -> Self {
+        Self {
+            meta,
+            data_dir_label: data_dir_label.into(),
+        }
+    }
+}
+
+/// Every route of the portal and the API, with security headers, the body limit and request
+/// tracing.
+pub fn router(state: AppState) -> Router {
+    let pages = Router::new()
+        .route("/", get(pages::dashboard))
+        .route("/providers", get(pages::providers))
+        .route("/intakes", get(pages::intakes))
+        .route("/intakes/{id}", get(pages::intake))
+        .route("/quarantine", get(pages::quarantine))
+        .layer(middleware::from_fn(remember_lang));
+    let api = Router::new()
+        .route("/summary", get(api::summary))
+        .route("/providers", get(api::providers))
+        .route("/tables", get(api::tables))
+        .route("/intakes", get(api::intakes))
+        .route("/intakes/{id}", get(api::intake))
+        .route("/quarantine", get(api::quarantine))
+        .fallback(api::not_found);
+    Router::new()
+        .merge(pages)
+        .nest("/api/v1", api)
+        .route("/healthz", get(healthz))
+        .route("/static/kiban.css", get(stylesheet))
+        .fallback(fallback)
+        .layer(RequestBodyLimitLayer::new(REQUEST_BODY_LIMIT))
+        .layer(TraceLayer::new_for_http())
+        .layer(middleware::map_response(security_headers))
+        .with_state(state)
+}
+
+/// Serves the portal on `listener` until `shutdown` completes, then finishes the requests in
+/// flight (graceful shutdown) and returns.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    match listener.local_addr() {
+        Ok(addr) => tracing::info!(%addr, "kiban portal listening"),
+        Err(err) => tracing::warn!(error = %err, "kiban portal listening on an unknown address"),
+    }
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    tracing::info!("kiban portal stopped");
+    Ok(())
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn stylesheet() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        STYLESHEET,
+    )
+}
+
+/// Unknown paths: JSON under `/api/`, a page elsewhere.
+async fn fallback(
+    state: axum::extract::State<AppState>,
+    request: pages::PageRequest,
+    uri: axum::http::Uri,
+) -> Response {
+    if uri.path() == "/api" || uri.path().starts_with("/api/") {
+        api::not_found().await.into_response()
+    } else {
+        pages::not_found(state, request).await.into_response()
+    }
+}
+
+/// Remembers a language chosen with `?lang=` in the `lang` cookie for a year.
+async fn remember_lang(request: Request, next: Next) -> Response {
+    let chosen = pages::lang_from_query(request.uri());
+    let mut response = next.run(request).await;
+    if let Some(lang) = chosen {
+        let cookie = format!(
+            "{}={}; Path=/; Max-Age=31536000; SameSite=Lax; HttpOnly",
+            i18n::LANG_COOKIE,
+            lang.code()
+        );
+        if let Ok(value) = HeaderValue::from_str(&cookie) {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+    }
+    response
+}
+
+/// Adds the security headers to every response; data responses are not cached.
+async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,256 @@
+//! One function per subcommand; each calls a library crate and reports what it did.
+
+use anyhow::{Context, Result, bail};
+use kiban_ingest::{IngestOptions, IngestProgress, IngestReport};
+use kiban_metadata::Metadata;
+use kiban_server::AppState;
+use kiban_store::Store;
+use kiban_synth::{SynthConfig, SynthSummary};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::keys::open_master_key;
+use crate::progress::{bytes_bar, count_bar};
+use crate::{Command, DemoArgs, IngestArgs, KeygenArgs, ServeArgs, SynthArgs};
+
+/// Exit code of a run stopped by Ctrl-C (128 + SIGINT), as shells expect.
+const INTERRUPTED: u8 = 130;
+
+/// Runs one subcommand.
+pub async fn run(command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Synth(args) => synth(args).await.map(|_| ExitCode::SUCCESS),
+        Command::Ingest(args) => ingest(args).await,
+        Command::Serve(args) => serve(args).await.map(|_| ExitCode::SUCCESS),
+        Command::Demo(args) => demo(args).await,
+        Command::Keygen(args) => keygen(args),
+    }
+}
+
+async fn synth(args: SynthArgs) -> Result<SynthSummary> {
+    let config = SynthConfig {
+        persons: args.persons,
+        seed: args.seed,
+        providers: args.providers,
+        ..SynthConfig::default()
+    };
+    run_synth(config, &args.out).await
+}
+
+async fn run_synth(config: SynthConfig, out: &Path) -> Result<SynthSummary> {
+    let started = Instant::now();
+    let bar = count_bar(config.persons, "synth persons");
+    let out = out.to_path_buf();
+    let worker_bar = bar.clone();
+    let summary = tokio::task::spawn_blocking(move || {
+        kiban_synth::generate(&config, &out, &|done| worker_bar.set_position(done))
+            .with_context(|| format!("synthetic population into {}", out.display()))
+    })
+    .await
+    .context("synthetic generator stopped unexpectedly")??;
+    bar.finish_and_clear();
+    println!(
+        "synth: {} persons, {} providers, {} patient records, {} bundles, {:.1} MB in {:.1} s",
+        summary.persons,
+        summary.providers,
+        summary.patient_records,
+        summary.bundles,
+        summary.bytes_written as f64 / 1e6,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(summary)
+}
+
+/// Outcome of an ingest that may be interrupted.
+enum Ingested {
+    Done(IngestReport),
+    Interrupted,
+}
+
+async fn run_ingest(
+    input: &Path,
+    data_dir: &Path,
+    key_file: Option<&Path>,
+    chunk_lines: usize,
+) -> Result<Ingested> {
+    let started = Instant::now();
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+    let (keys, key_path) = open_master_key(data_dir, key_file)?;
+    let store = Arc::new(
+        Store::open(data_dir, keys)
+            .with_context(|| format!("encrypted store in {}", data_dir.display()))?,
+    );
+    let meta = Metadata::open_in_dir(data_dir)
+        .await
+        .with_context(|| format!("metadata store in {}", data_dir.display()))?;
+    println!(
+        "ingest: {} -> {} (master key {})",
+        input.display(),
+        data_dir.display(),
+        key_path.display()
+    );
+    let options = IngestOptions {
+        lines_per_chunk: chunk_lines,
+        ..IngestOptions::default()
+    };
+    let bar = bytes_bar(0, "ingest");
+    let progress_bar = bar.clone();
+    let progress = move |p: IngestProgress| {
+        progress_bar.set_length(p.bytes_total);
+        progress_bar.set_position(p.bytes_done);
+    };
+    let outcome = tokio::select! {
+        report = kiban_ingest::ingest_dir(store, &meta, input, &options, &progress) => {
+            Ingested::Done(report.with_context(|| format!("ingest of {}", input.display()))?)
+        }
+        _ = tokio::signal::ctrl_c() => Ingested::Interrupted,
+    };
+    bar.finish_and_clear();
+    match &outcome {
+        Ingested::Done(report) => {
+            println!(
+                "ingest: {} files ({} already held), {} lines, {} resources accepted, {} duplicates, {} quarantined, in {:.1} s",
+                report.intakes + report.files_skipped,
+                report.files_skipped,
+                report.lines,
+                report.resources_accepted,
+                report.resources_duplicate,
+                report.resources_rejected,
+                started.elapsed().as_secs_f64()
+            );
+            for (table, rows) in &report.rows_per_table {
+                println!("  {table:<22} {rows:>10} rows");
+            }
+        }
+        Ingested::Interrupted => {
+            eprintln!(
+                "ingest interrupted: every committed chunk is kept and the store is consistent; run the same command again to resume"
+            );
+        }
+    }
+    meta.close().await;
+    Ok(outcome)
+}
+
+async fn ingest(args: IngestArgs) -> Result<ExitCode> {
+    match run_ingest(
+        &args.input,
+        &args.data_dir,
+        args.keys.key_file.as_deref(),
+        args.chunk_lines,
+    )
+    .await?
+    {
+        Ingested::Done(_) => Ok(ExitCode::SUCCESS),
+        Ingested::Interrupted => Ok(ExitCode::from(INTERRUPTED)),
+    }
+}
+
+async fn run_server(data_dir: &Path, listen: SocketAddr) -> Result<()> {
+    if !data_dir.join(kiban_metadata::SQLITE_FILE).exists() {
+        bail!(
+            "{} is not a kiban data directory (no {}); run `kiban ingest` or `kiban demo` first",
+            data_dir.display(),
+            kiban_metadata::SQLITE_FILE
+        );
+    }
+    let meta = Metadata::open_in_dir(data_dir)
+        .await
+        .with_context(|| format!("metadata store in {}", data_dir.display()))?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let state = AppState::new(meta.clone(), data_dir.display().to_string());
+    println!("serve: portal at http://{listen}/ (日本語 / English); press Ctrl-C to stop");
+    kiban_server::serve(listener, state, async {
+        // A failure to install the handler only means Ctrl-C kills the process instead.
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await
+    .context("web server")?;
+    meta.close().await;
+    println!("serve: stopped");
+    Ok(())
+}
+
+async fn serve(args: ServeArgs) -> Result<()> {
+    run_server(&args.data_dir, args.listen).await
+}
+
+async fn demo(args: DemoArgs) -> Result<ExitCode> {
+    let providers_dir = args.dir.join("providers");
+    let data_dir = args.dir.join("data");
+    let marker = args.dir.join("demo-population.txt");
+    let wanted = format!("persons={} seed={}\n", args.persons, args.seed);
+    let have = std::fs::read_to_string(&marker).unwrap_or_default();
+    println!("kiban demo — working folder {}", args.dir.display());
+    if have == wanted && providers_dir.join("providers.json").exists() {
+        println!(
+            "1/3 synth: reusing the population in {}",
+            providers_dir.display()
+        );
+    } else {
+        if providers_dir.exists() {
+            std::fs::remove_dir_all(&providers_dir).with_context(|| {
+                format!(
+                    "cannot clear old synthetic input {}",
+                    providers_dir.display()
+                )
+            })?;
+        }
+        println!(
+            "1/3 synth: {} persons (seed {}) and their providers -> {}",
+            args.persons,
+            args.seed,
+            providers_dir.display()
+        );
+        let config = SynthConfig {
+            persons: args.persons,
+            seed: args.seed,
+            ..SynthConfig::default()
+        };
+        run_synth(config, &providers_dir).await?;
+        std::fs::write(&marker, &wanted)
+            .with_context(|| format!("cannot write {}", marker.display()))?;
+    }
+    println!(
+        "2/3 ingest: FHIR bundles -> encrypted store {}",
+        data_dir.display()
+    );
+    match run_ingest(
+        &providers_dir,
+        &data_dir,
+        args.keys.key_file.as_deref(),
+        1000,
+    )
+    .await?
+    {
+        Ingested::Done(_) => {}
+        Ingested::Interrupted => return Ok(ExitCode::from(INTERRUPTED)),
+    }
+    if args.no_serve {
+        println!(
+            "3/3 serve: skipped (--no-serve); start it with `kiban serve --data {}`",
+            data_dir.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("3/3 serve");
+    run_server(&data_dir, args.listen).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn keygen(args: KeygenArgs) -> Result<ExitCode> {
+    let key = kiban_store::KeyFile::generate(&args.key_file)
+        .with_context(|| format!("master key file {}", args.key_file.display()))?;
+    println!(
+        "keygen: new master key {} written to {} (keep it outside every data directory, and back it up apart from the data)",
+        kiban_store::KeyProvider::key_id(&key),
+        args.key_file.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,43 @@
+//! Where the master key lives: never inside the data directory it protects.
+
+use anyhow::{Context, Result};
+use kiban_store::{KeyFile, KeyProvider, ensure_key_outside_data_dir};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The default key file of a data directory: under the user's configuration directory, named
+/// after the data directory's absolute path, so several stores on one machine get their own keys.
+pub fn default_key_path(data_dir: &Path) -> Result<PathBuf> {
+    let config = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+        .context("cannot find a configuration directory for the master key: set HOME, XDG_CONFIG_HOME or --key-file")?;
+    let absolute = std::path::absolute(data_dir)
+        .with_context(|| format!("cannot resolve data directory {}", data_dir.display()))?;
+    let digest = Sha256::digest(absolute.to_string_lossy().as_bytes());
+    let name = absolute
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "store".into());
+    Ok(config
+        .join("kiban")
+        .join("keys")
+        .join(format!("{name}-{}.key", &hex::encode(digest)[..12])))
+}
+
+/// Opens the master key of a data directory, creating it when the store is new.
+pub fn open_master_key(
+    data_dir: &Path,
+    key_file: Option<&Path>,
+) -> Result<(Arc<dyn KeyProvider>, PathBuf)> {
+    let path = match key_file {
+        Some(p) => p.to_path_buf(),
+        None => default_key_path(data_dir)?,
+    };
+    ensure_key_outside_data_dir(&path, data_dir)?;
+    let key = KeyFile::load_or_generate(&path)
+        .with_context(|| format!("master key file {}", path.display()))?;
+    Ok((Arc::new(key), path))
+}

@@ -1,0 +1,524 @@
+//! Phase A of a chunk, run in parallel over lines: JSON parsing, FHIR parsing, structural
+//! validation and mapping to rows. Nothing here depends on other lines.
+
+use crate::lines::{LineContent, SourceLine};
+use crate::mapping::{self, MapContext, Row, SubjectNeed};
+use crate::text::canonical_sha256;
+use kiban_fhir::{BundleEntry, Resource, ValidationIssue, parse_reference};
+use kiban_store::Store;
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+
+/// Domain of the keyed digest that identifies a resource: provider, type, source id.
+pub(crate) const RESOURCE_DIGEST_DOMAIN: &str = "resource";
+/// Domain of the keyed digest of a resource's content: provider, type, source id and the
+/// SHA-256 of its canonical JSON. Held next to the identity digest, it tells a re-sent copy
+/// (duplicate) from a changed resource under the same id (conflicting version).
+pub(crate) const CONTENT_DIGEST_DOMAIN: &str = "resource-content";
+/// Validation issues quoted in one reason; the rest are counted.
+const ISSUES_IN_REASON: usize = 5;
+
+/// How the entries of a line are accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LineMode {
+    /// One resource on the line.
+    Single,
+    /// A transaction or document Bundle: all entries or none.
+    AllOrNothing,
+    /// A batch, collection or searchset Bundle: entry by entry.
+    PerEntry,
+}
+
+/// A resource ready to be accepted, once its subject is resolved and it is not a duplicate.
+#[derive(Debug, Clone)]
+pub(crate) struct PreparedEntry {
+    pub resource_type: String,
+    /// The resource's logical id, when it has one.
+    pub logical_id: Option<String>,
+    pub identity_digest: [u8; 16],
+    pub content_digest: [u8; 16],
+    pub subject: SubjectNeed,
+    /// The patient key of a Patient resource.
+    pub own_patient_key: Option<String>,
+    pub rows: Vec<Row>,
+}
+
+/// One resource of a line (the line's resource, or one Bundle entry).
+#[derive(Debug, Clone)]
+pub(crate) struct ParsedEntry {
+    /// Index in `Bundle.entry` (0 for a single resource).
+    pub index: usize,
+    pub full_url: Option<String>,
+    pub resource_type: Option<String>,
+    pub outcome: Result<PreparedEntry, String>,
+}
+
+/// A line after phase A.
+#[derive(Debug, Clone)]
+pub(crate) struct ParsedLine {
+    pub number: u64,
+    pub bytes: u64,
+    pub mode: LineMode,
+    /// Whether the line holds a Bundle (entry originals are then taken from `entry[i]`).
+    pub is_bundle: bool,
+    /// Why the whole line is rejected (every entry with it), if it is.
+    pub line_failure: Option<(Option<String>, String)>,
+    pub entries: Vec<ParsedEntry>,
+    /// The line itself, kept for the quarantine.
+    pub content: LineContent,
+}
+
+impl ParsedLine {
+    fn failed(line: SourceLine, resource_type: Option<String>, reason: String) -> Self {
+        ParsedLine {
+            number: line.number,
+            bytes: line.bytes,
+            mode: LineMode::Single,
+            is_bundle: false,
+            line_failure: Some((resource_type, reason)),
+            entries: Vec::new(),
+            content: line.content,
+        }
+    }
+
+    /// Whether the line is blank (nothing to accept or reject).
+    pub(crate) fn is_blank(&self) -> bool {
+        self.line_failure.is_none() && self.entries.is_empty()
+    }
+}
+
+/// What phase A needs besides the line.
+pub(crate) struct ParseContext<'a> {
+    pub store: &'a Store,
+    pub provider_id: &'a str,
+    pub intake_id: &'a str,
+    pub max_line_bytes: usize,
+}
+
+/// Removes the ` at line L column C` suffix serde_json appends (the column is reported apart).
+fn json_error_message(e: &serde_json::Error) -> String {
+    let message = e.to_string();
+    match message.find(" at line ") {
+        Some(pos) => message[..pos].to_owned(),
+        None => message,
+    }
+}
+
+fn join_issues<'a>(issues: impl Iterator<Item = &'a ValidationIssue>) -> String {
+    let issues: Vec<&ValidationIssue> = issues.collect();
+    let mut reason = issues
+        .iter()
+        .take(ISSUES_IN_REASON)
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join("; ");
+    if issues.len() > ISSUES_IN_REASON {
+        reason.push_str(&format!(
+            "; and {} more issues",
+            issues.len() - ISSUES_IN_REASON
+        ));
+    }
+    reason
+}
+
+/// Whether a `resourceType` looks like a FHIR type name (so it may be echoed in reasons and
+/// the quarantine index without carrying arbitrary input).
+fn is_type_name(name: &str) -> bool {
+    name.len() <= 64
+        && name.starts_with(|c: char| c.is_ascii_uppercase())
+        && name.chars().all(|c| c.is_ascii_alphanumeric())
+}
+
+/// Phase A for one line.
+pub(crate) fn parse_line(line: SourceLine, ctx: &ParseContext<'_>) -> ParsedLine {
+    let text = match &line.content {
+        LineContent::Text(text) => text,
+        LineContent::Oversized { length, .. } => {
+            let reason = format!(
+                "line of {length} bytes exceeds the limit of {} bytes",
+                ctx.max_line_bytes
+            );
+            return ParsedLine::failed(line, None, reason);
+        }
+        LineContent::NotUtf8(_) => {
+            return ParsedLine::failed(line, None, "line is not valid UTF-8".to_owned());
+        }
+    };
+    if text.trim().is_empty() {
+        return ParsedLine {
+            number: line.number,
+            bytes: line.bytes,
+            mode: LineMode::Single,
+            is_bundle: false,
+            line_failure: None,
+            entries: Vec::new(),
+            content: line.content,
+        };
+    }
+    let value: Value = match serde_json::from_str(text) {
+        Ok(v) => v,
+        Err(e) => {
+            let reason = format!(
+                "invalid JSON at column {}: {}",
+                e.column(),
+                json_error_message(&e)
+            );
+            return ParsedLine::failed(line, None, reason);
+        }
+    };
+    let Value::Object(object) = value else {
+        return ParsedLine::failed(line, None, "not a JSON object".to_owned());
+    };
+    let resource_type = match object.get("resourceType") {
+        Some(Value::String(t)) if is_type_name(t) => t.clone(),
+        Some(Value::String(_)) => {
+            return ParsedLine::failed(
+                line,
+                None,
+                "resourceType: not a FHIR resource type name".to_owned(),
+            );
+        }
+        _ => {
+            return ParsedLine::failed(
+                line,
+                None,
+                "resourceType: missing or not a string".to_owned(),
+            );
+        }
+    };
+    if resource_type == "Bundle" {
+        parse_bundle(line, object, ctx)
+    } else {
+        let entry = prepare_single(object, resource_type, ctx);
+        ParsedLine {
+            number: line.number,
+            bytes: line.bytes,
+            mode: LineMode::Single,
+            is_bundle: false,
+            line_failure: None,
+            entries: vec![entry],
+            content: line.content,
+        }
+    }
+}
+
+/// The source id of a resource: its logical id, else the id in its `fullUrl`, else a digest
+/// of its content (so an id-less resource re-sent unchanged is still recognized).
+fn source_id_of(resource: &Resource, full_url: Option<&str>, content: &[u8; 32]) -> String {
+    if let Some(id) = resource.id().map(str::trim).filter(|id| !id.is_empty()) {
+        return id.to_owned();
+    }
+    if let Some(target) = full_url.and_then(parse_reference) {
+        return target.id;
+    }
+    format!("sha256-{}", hex::encode(&content[..16]))
+}
+
+fn prepare_single(
+    object: Map<String, Value>,
+    resource_type: String,
+    ctx: &ParseContext<'_>,
+) -> ParsedEntry {
+    let value = Value::Object(object);
+    let content = canonical_sha256(&value);
+    let mut entry = ParsedEntry {
+        index: 0,
+        full_url: None,
+        resource_type: Some(resource_type.clone()),
+        outcome: Err(String::new()),
+    };
+    if !mapping::is_supported(&resource_type) {
+        entry.outcome = Err(format!(
+            "{resource_type}: resource type not supported for intake"
+        ));
+        return entry;
+    }
+    let resource = match Resource::from_json_value(value) {
+        Ok(r) => r,
+        Err(e) => {
+            entry.outcome = Err(e.to_string());
+            return entry;
+        }
+    };
+    let issues = kiban_fhir::validate(&resource);
+    if !issues.is_empty() {
+        entry.outcome = Err(join_issues(issues.iter()));
+        return entry;
+    }
+    let source_id = source_id_of(&resource, None, &content);
+    entry.outcome = prepare(&resource, source_id, &content, &HashMap::new(), ctx);
+    entry
+}
+
+/// Maps a valid resource and computes its digests.
+fn prepare(
+    resource: &Resource,
+    source_id: String,
+    content: &[u8; 32],
+    source_ids: &HashMap<String, String>,
+    ctx: &ParseContext<'_>,
+) -> Result<PreparedEntry, String> {
+    let map_ctx = MapContext {
+        provider_id: ctx.provider_id,
+        intake_id: ctx.intake_id,
+        source_ids,
+    };
+    let mapped = mapping::map_resource(resource, &source_id, &map_ctx)?;
+    let resource_type = resource.resource_type().to_owned();
+    let provider = ctx.provider_id.as_bytes();
+    let identity_digest = ctx.store.keyed_digest(
+        RESOURCE_DIGEST_DOMAIN,
+        &[provider, resource_type.as_bytes(), source_id.as_bytes()],
+    );
+    let content_digest = ctx.store.keyed_digest(
+        CONTENT_DIGEST_DOMAIN,
+        &[
+            provider,
+            resource_type.as_bytes(),
+            source_id.as_bytes(),
+            content,
+        ],
+    );
+    let own_patient_key = match &mapped.subject {
+        SubjectNeed::OwnPatient {
+            provider_patient_id,
+        } => Some(
+            ctx.store
+                .patient_key(ctx.provider_id, provider_patient_id)
+                .0,
+        ),
+        _ => None,
+    };
+    Ok(PreparedEntry {
+        resource_type,
+        logical_id: resource.id().map(str::to_owned),
+        identity_digest,
+        content_digest,
+        subject: mapped.subject,
+        own_patient_key,
+        rows: mapped.rows,
+    })
+}
+
+/// An entry of a Bundle between parsing and mapping.
+struct RawEntry {
+    full_url: Option<String>,
+    resource_type: Option<String>,
+    content: [u8; 32],
+    parsed: Result<Resource, String>,
+    shell: Option<BundleEntry>,
+}
+
+fn read_entry(index: usize, value: Value, mode: LineMode) -> RawEntry {
+    let mut raw = RawEntry {
+        full_url: None,
+        resource_type: None,
+        content: [0; 32],
+        parsed: Err(String::new()),
+        shell: None,
+    };
+    let Value::Object(mut object) = value else {
+        raw.parsed = Err(format!("Bundle.entry[{index}]: not a JSON object"));
+        return raw;
+    };
+    let resource = object.remove("resource");
+    raw.full_url = object
+        .get("fullUrl")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let shell: BundleEntry = match serde_json::from_value(Value::Object(object)) {
+        Ok(s) => s,
+        Err(_) => {
+            raw.parsed = Err(format!(
+                "Bundle.entry[{index}]: entry elements (fullUrl, request, ...) do not have the FHIR shape"
+            ));
+            return raw;
+        }
+    };
+    let Some(resource) = resource else {
+        raw.parsed = Err(format!(
+            "Bundle.entry[{index}].resource: required for intake (missing)"
+        ));
+        raw.shell = Some(shell);
+        return raw;
+    };
+    raw.resource_type = resource
+        .get("resourceType")
+        .and_then(Value::as_str)
+        .filter(|t| is_type_name(t))
+        .map(str::to_owned);
+    raw.content = canonical_sha256(&resource);
+    if mode != LineMode::PerEntry
+        && let Some(method) = shell.request.as_ref().and_then(|r| r.method.as_deref())
+        && !matches!(method, "POST" | "PUT")
+    {
+        raw.parsed = Err(format!(
+            "Bundle.entry[{index}].request.method: only POST and PUT are accepted by the file intake (updates and deletions come with the intake API)"
+        ));
+        raw.shell = Some(shell);
+        return raw;
+    }
+    raw.parsed = match raw.resource_type.as_deref() {
+        None => Err(format!(
+            "Bundle.entry[{index}].resource.resourceType: missing, not a string, or not a FHIR resource type name"
+        )),
+        Some(t) if !mapping::is_supported(t) => Err(format!(
+            "Bundle.entry[{index}].resource: resource type {t} not supported for intake"
+        )),
+        Some(_) => Resource::from_json_value(resource)
+            .map_err(|e| format!("Bundle.entry[{index}].resource: {e}")),
+    };
+    raw.shell = Some(shell);
+    raw
+}
+
+/// The entry index an issue path of a validated Bundle points into (`Bundle.entry[3]...`).
+fn issue_entry_index(path: &str) -> Option<usize> {
+    let rest = path.strip_prefix("Bundle.entry[")?;
+    let end = rest.find(']')?;
+    rest[..end].parse().ok()
+}
+
+fn parse_bundle(
+    line: SourceLine,
+    mut object: Map<String, Value>,
+    ctx: &ParseContext<'_>,
+) -> ParsedLine {
+    let entries_value = object.remove("entry");
+    let bundle_type = object
+        .get("type")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let entry_values = match entries_value {
+        None => Vec::new(),
+        Some(Value::Array(items)) => items,
+        Some(_) => {
+            return ParsedLine::failed(
+                line,
+                Some("Bundle".to_owned()),
+                "Bundle.entry: not an array".to_owned(),
+            );
+        }
+    };
+    let mode = match bundle_type.as_deref() {
+        Some("transaction") | Some("document") => LineMode::AllOrNothing,
+        Some("batch") | Some("collection") | Some("searchset") => LineMode::PerEntry,
+        _ => LineMode::AllOrNothing,
+    };
+    let raw: Vec<RawEntry> = entry_values
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| read_entry(i, v, mode))
+        .collect();
+    let mut parsed_line = ParsedLine {
+        number: line.number,
+        bytes: line.bytes,
+        mode,
+        is_bundle: true,
+        line_failure: None,
+        entries: raw
+            .iter()
+            .enumerate()
+            .map(|(index, r)| ParsedEntry {
+                index,
+                full_url: r.full_url.clone(),
+                resource_type: r.resource_type.clone(),
+                outcome: Err(String::new()),
+            })
+            .collect(),
+        content: line.content,
+    };
+    let bundle_failure = |reason: String| Some((Some("Bundle".to_owned()), reason));
+    match bundle_type.as_deref() {
+        None => {
+            parsed_line.line_failure =
+                bundle_failure("Bundle.type: required element is missing (min 1)".to_owned());
+            return parsed_line;
+        }
+        Some("transaction" | "document" | "batch" | "collection" | "searchset") => {}
+        Some(_) => {
+            parsed_line.line_failure = bundle_failure(
+                "Bundle.type: not accepted by the file intake (transaction, document, batch, collection, searchset)"
+                    .to_owned(),
+            );
+            return parsed_line;
+        }
+    }
+    let mut bundle = match Resource::from_json_value(Value::Object(object)) {
+        Ok(Resource::Bundle(b)) => *b,
+        Ok(_) => {
+            parsed_line.line_failure = bundle_failure("Bundle: not read as a Bundle".to_owned());
+            return parsed_line;
+        }
+        Err(e) => {
+            parsed_line.line_failure = bundle_failure(e.to_string());
+            return parsed_line;
+        }
+    };
+    // Validate the Bundle with the entries that parsed, keeping indices aligned.
+    let mut outcomes: Vec<Result<(), String>> = Vec::with_capacity(raw.len());
+    let mut contents = Vec::with_capacity(raw.len());
+    bundle.entry = raw
+        .into_iter()
+        .map(|r| {
+            contents.push(r.content);
+            let mut shell = r.shell.unwrap_or_default();
+            match r.parsed {
+                Ok(resource) => {
+                    shell.resource = Some(resource);
+                    outcomes.push(Ok(()));
+                }
+                Err(reason) => outcomes.push(Err(reason)),
+            }
+            shell
+        })
+        .collect();
+    let validated = Resource::Bundle(Box::new(bundle));
+    let issues = kiban_fhir::validate(&validated);
+    let Resource::Bundle(bundle) = validated else {
+        unreachable!("constructed as a Bundle just above")
+    };
+    let (entry_issues, bundle_issues): (Vec<_>, Vec<_>) = issues
+        .iter()
+        .partition(|i| issue_entry_index(&i.path).is_some());
+    if !bundle_issues.is_empty() {
+        parsed_line.line_failure = bundle_failure(join_issues(bundle_issues.into_iter()));
+        return parsed_line;
+    }
+    for (i, outcome) in outcomes.iter_mut().enumerate() {
+        if outcome.is_ok() {
+            let mine: Vec<&ValidationIssue> = entry_issues
+                .iter()
+                .copied()
+                .filter(|issue| issue_entry_index(&issue.path) == Some(i))
+                .collect();
+            if !mine.is_empty() {
+                *outcome = Err(join_issues(mine.into_iter()));
+            }
+        }
+    }
+    let source_ids: HashMap<String, String> = bundle
+        .entry
+        .iter()
+        .zip(contents.iter())
+        .filter_map(|(e, content)| {
+            let full_url = e.full_url.clone()?;
+            let resource = e.resource.as_ref()?;
+            let id = source_id_of(resource, Some(&full_url), content);
+            Some((full_url, id))
+        })
+        .collect();
+    for (i, (entry, outcome)) in bundle.entry.iter().zip(outcomes).enumerate() {
+        let parsed = &mut parsed_line.entries[i];
+        parsed.outcome = match (outcome, entry.resource.as_ref()) {
+            (Err(reason), _) => Err(reason),
+            (Ok(()), None) => Err(format!("Bundle.entry[{i}].resource: missing")),
+            (Ok(()), Some(resource)) => {
+                let source_id = source_id_of(resource, entry.full_url.as_deref(), &contents[i]);
+                prepare(resource, source_id, &contents[i], &source_ids, ctx)
+                    .map_err(|reason| format!("Bundle.entry[{i}].resource: {reason}"))
+            }
+        };
+    }
+    parsed_line
+}

@@ -1,0 +1,221 @@
+//! Text helpers: XHTML narrative to plain text, NFKC normalization, canonical JSON.
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use unicode_normalization::UnicodeNormalization;
+
+/// NFKC-normalizes and trims (full-width digits and letters become ASCII).
+pub(crate) fn nfkc_trim(text: &str) -> String {
+    text.nfkc().collect::<String>().trim().to_owned()
+}
+
+/// Elements after which a line break is inserted, so paragraphs stay apart.
+const BLOCK_ELEMENTS: &[&str] = &[
+    "p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul", "ol", "pre",
+];
+
+/// Plain text of an XHTML narrative: tags removed, entities decoded, blank lines dropped.
+pub(crate) fn xhtml_to_text(xhtml: &str) -> String {
+    let mut out = String::with_capacity(xhtml.len());
+    let mut rest = xhtml;
+    while let Some(open) = rest.find('<') {
+        out.push_str(&decode_entities(&rest[..open]));
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('>') else {
+            // An unterminated tag: keep the text as it is rather than dropping it.
+            out.push_str(&decode_entities(&rest[open..]));
+            rest = "";
+            break;
+        };
+        let tag = after[..close].trim_start_matches('/').trim();
+        let name: String = tag
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .collect::<String>()
+            .to_ascii_lowercase();
+        if BLOCK_ELEMENTS.contains(&name.as_str()) {
+            out.push('\n');
+        }
+        rest = &after[close + 1..];
+    }
+    out.push_str(&decode_entities(rest));
+    out.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Decodes XML character and the predefined entity references; unknown ones are kept.
+fn decode_entities(text: &str) -> String {
+    if !text.contains('&') {
+        return text.to_owned();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(amp) = rest.find('&') {
+        out.push_str(&rest[..amp]);
+        let after = &rest[amp + 1..];
+        let decoded = after.find(';').filter(|&end| end <= 10).and_then(|end| {
+            let entity = &after[..end];
+            let ch = match entity {
+                "amp" => Some('&'),
+                "lt" => Some('<'),
+                "gt" => Some('>'),
+                "quot" => Some('"'),
+                "apos" => Some('\''),
+                "nbsp" => Some('\u{a0}'),
+                _ => {
+                    let number = if let Some(hex) = entity
+                        .strip_prefix("#x")
+                        .or_else(|| entity.strip_prefix("#X"))
+                    {
+                        u32::from_str_radix(hex, 16).ok()
+                    } else {
+                        entity.strip_prefix('#').and_then(|d| d.parse().ok())
+                    };
+                    number.and_then(char::from_u32)
+                }
+            };
+            ch.map(|c| (c, end))
+        });
+        match decoded {
+            Some((c, end)) => {
+                out.push(c);
+                rest = &after[end + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// SHA-256 of the canonical form of a JSON value: object keys sorted, no whitespace. Two
+/// resources with the same content have the same digest however their keys were ordered.
+pub(crate) fn canonical_sha256(value: &Value) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    write_canonical(value, &mut hasher);
+    hasher.finalize().into()
+}
+
+/// Feeds serialized JSON straight into the hasher, without an intermediate string.
+struct HashWriter<'a>(&'a mut Sha256);
+
+impl std::io::Write for HashWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn write_scalar<T: serde::Serialize + ?Sized>(value: &T, hasher: &mut Sha256) {
+    // Writing JSON scalars into a hasher cannot fail (the writer never errors).
+    let _ = serde_json::to_writer(HashWriter(hasher), value);
+}
+
+fn write_canonical(value: &Value, hasher: &mut Sha256) {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            hasher.update(b"{");
+            for (i, key) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    hasher.update(b",");
+                }
+                write_scalar(key, hasher);
+                hasher.update(b":");
+                if let Some(v) = map.get(key) {
+                    write_canonical(v, hasher);
+                }
+            }
+            hasher.update(b"}");
+        }
+        Value::Array(items) => {
+            hasher.update(b"[");
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    hasher.update(b",");
+                }
+                write_canonical(item, hasher);
+            }
+            hasher.update(b"]");
+        }
+        scalar => write_scalar(scalar, hasher),
+    }
+}
+
+/// Whether a character is a kanji (CJK unified ideograph, extension A, compatibility, 々).
+fn is_kanji(c: char) -> bool {
+    matches!(c as u32, 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF | 0x20000..=0x3134F)
+        || c == '々'
+}
+
+/// Whether a character is kana (hiragana, katakana, half-width katakana, prolonged sound mark).
+fn is_kana(c: char) -> bool {
+    matches!(c as u32, 0x3040..=0x309F | 0x30A0..=0x30FF | 0x31F0..=0x31FF | 0xFF66..=0xFF9F)
+}
+
+/// The script of a name written without the JP Core representation extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NameScript {
+    /// Contains kanji.
+    Kanji,
+    /// Kana only (spaces allowed).
+    Kana,
+    /// Anything else (romaji, ...).
+    Other,
+}
+
+pub(crate) fn name_script(name: &str) -> NameScript {
+    if name.chars().any(is_kanji) {
+        NameScript::Kanji
+    } else if name.chars().any(is_kana)
+        && name
+            .chars()
+            .all(|c| is_kana(c) || c.is_whitespace() || c == '\u{3000}' || c == '・')
+    {
+        NameScript::Kana
+    } else {
+        NameScript::Other
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn narratives_become_plain_text() {
+        let text = xhtml_to_text(
+            "<div xmlns=\"http://www.w3.org/1999/xhtml\"><p>主訴: 胸痛 &amp; 息切れ</p><p>&lt;既往&gt; &#x9AD8;血圧</p></div>",
+        );
+        assert_eq!(text, "主訴: 胸痛 & 息切れ\n<既往> 高血圧");
+        assert_eq!(xhtml_to_text("a &unknown; b"), "a &unknown; b");
+    }
+
+    #[test]
+    fn canonical_digest_ignores_key_order() {
+        let a = json!({"b": 1, "a": [1, {"y": "x", "x": null}]});
+        let b: Value = serde_json::from_str(r#"{"a":[1,{"x":null,"y":"x"}],"b":1}"#).unwrap();
+        assert_eq!(canonical_sha256(&a), canonical_sha256(&b));
+        assert_ne!(canonical_sha256(&a), canonical_sha256(&json!({"b": 2})));
+    }
+
+    #[test]
+    fn scripts_and_width() {
+        assert_eq!(name_script("山田 太郎"), NameScript::Kanji);
+        assert_eq!(name_script("ヤマダ　タロウ"), NameScript::Kana);
+        assert_eq!(name_script("Yamada Taro"), NameScript::Other);
+        assert_eq!(nfkc_trim(" ０６１３００１７ "), "06130017");
+    }
+}
