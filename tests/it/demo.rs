@@ -40,10 +40,8 @@ fn demo_serves_the_portal_in_japanese_and_english_and_stops_on_ctrl_c() {
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(180);
     let page = loop {
-        if let Some(resp) = http_get(port, "/") {
-            if resp.starts_with("HTTP/1.1 200") {
-                break resp;
-            }
+        if let Some(resp) = http_get(port, "/").filter(|r| r.starts_with("HTTP/1.1 200")) {
+            break resp;
         }
         if let Some(status) = child.try_wait().unwrap() {
             let out = child.wait_with_output().unwrap();

@@ -24,7 +24,7 @@ fn killed_ingests_resume_to_exactly_one_clean_run() {
 
     let clean = tmp.path().join("clean");
     let clean_key = keys.path().join("clean.key");
-    run_ok(
+    let out = run_ok(
         kiban()
             .arg("ingest")
             .arg(&input)
@@ -32,6 +32,12 @@ fn killed_ingests_resume_to_exactly_one_clean_run() {
             .arg(&clean)
             .args(["--chunk-lines", "25", "--key-file"])
             .arg(&clean_key),
+    );
+    // Synthetic providers send valid FHIR: nothing of it may land in the quarantine.
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        report.contains(" 0 quarantined"),
+        "valid synthetic input was quarantined:\n{report}"
     );
     let expected = store_contents(&clean, &clean_key);
     assert!(expected.values().map(Vec::len).sum::<usize>() > 5000);

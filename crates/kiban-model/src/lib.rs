@@ -25,7 +25,7 @@
 //!     suspected: false,
 //!     ..Default::default()
 //! };
-//! let batch = ConditionRow::to_record_batch(&[row.clone()]).unwrap();
+//! let batch = ConditionRow::to_record_batch(std::slice::from_ref(&row)).unwrap();
 //! assert_eq!(batch.num_rows(), 1);
 //! assert_eq!(ConditionRow::from_record_batch(&batch).unwrap(), vec![row]);
 //! ```

@@ -498,7 +498,7 @@ mod tests {
             name_kanji: Some("髙橋 花子".into()),
             ..Default::default()
         };
-        let batch = IdentityRow::to_record_batch(&[id.clone()]).unwrap();
+        let batch = IdentityRow::to_record_batch(std::slice::from_ref(&id)).unwrap();
         assert_eq!(IdentityRow::from_record_batch(&batch).unwrap(), vec![id]);
         for t in ClinicalTable::ALL {
             assert_eq!(ClinicalTable::from_name(t.name()), Some(*t));

@@ -1042,7 +1042,13 @@ fn encounter_resource(
     let (dept_code, dept_name) = department(care, main_problem);
     let start = date_time(visit.date, start_time);
     let end = match visit.end {
-        Some(end) => date_time(end, NaiveTime::from_hms_opt(11, 0, 0).unwrap_or(start_time)),
+        // Discharge at 11:00, but never before the admission itself (same-day stays).
+        Some(end) => {
+            let discharge = end.and_time(NaiveTime::from_hms_opt(11, 0, 0).unwrap_or(start_time));
+            let earliest = visit.date.and_time(start_time) + chrono::Duration::minutes(30);
+            let at = discharge.max(earliest);
+            date_time(at.date(), at.time())
+        }
         None => date_time(
             visit.date,
             (start_time + chrono::Duration::minutes(30)).max(start_time),
@@ -1441,6 +1447,8 @@ fn build_record(
     let mut recorded: Vec<(usize, String, Resource)> = Vec::new();
     let display_name = format!("{} {}", identity.family_kanji, identity.given_kanji);
 
+    // Every encounter of the record, so a document can carry the encounters its resources cite.
+    let mut encounters: Vec<(String, Resource)> = Vec::new();
     let managed: Vec<usize> = plan.managed.clone();
     let mut allergies_recorded = plan.care == Care::Checkup;
 
@@ -1476,6 +1484,7 @@ fn build_record(
         );
         let encounter_resource = Resource::from(encounter);
         let encounter_ref = tx.add(&encounter_uuid, encounter_resource.clone());
+        encounters.push((encounter_ref.clone(), encounter_resource.clone()));
 
         // Conditions: first record of each managed diagnosis, plus listed comorbidities.
         let mut visit_conditions: Vec<(String, Resource)> = Vec::new();
@@ -1976,6 +1985,7 @@ fn build_record(
                 &display_name,
                 &identity,
                 doc,
+                &encounters,
                 rng,
             )
         })
@@ -2006,6 +2016,7 @@ fn document_entries(
     display_name: &str,
     identity: &RecordedIdentity,
     doc: DocumentPlan,
+    encounters: &[(String, Resource)],
     rng: &mut ChaCha8Rng,
 ) -> EntryList {
     let mut list = EntryList::new(false);
@@ -2117,16 +2128,22 @@ fn document_entries(
         ..Default::default()
     };
     list.add(physician_id, Resource::from(practitioner));
-    let encounter_url = doc.encounter.as_ref().map(|(url, _)| url.clone());
+    let mut carried: Vec<String> = Vec::new();
     if let Some((url, resource)) = doc.encounter {
+        carried.push(url.clone());
         list.add(url.trim_start_matches("urn:uuid:"), resource);
     }
-    for (url, mut resource) in doc.entries {
-        // A document carries only its own encounter: earlier encounters are not referenced.
-        if let Resource::Condition(c) = &mut resource
-            && c.encounter.as_ref().and_then(|e| e.reference.as_ref()) != encounter_url.as_ref()
+    for (url, resource) in doc.entries {
+        // A document holds every resource it references (bdl-7). Resources are carried unchanged,
+        // exactly as in the transaction, so the same id never arrives with two contents; an
+        // earlier encounter a condition cites travels with it.
+        if let Resource::Condition(c) = &resource
+            && let Some(cited) = c.encounter.as_ref().and_then(|e| e.reference.as_ref())
+            && !carried.contains(cited)
+            && let Some((enc_url, enc)) = encounters.iter().find(|(u, _)| u == cited)
         {
-            c.encounter = None;
+            carried.push(enc_url.clone());
+            list.add(enc_url.trim_start_matches("urn:uuid:"), enc.clone());
         }
         list.add(url.trim_start_matches("urn:uuid:"), resource);
     }
