@@ -1978,6 +1978,7 @@ fn build_record(
     let documents = documents
         .into_iter()
         .map(|doc| {
+            let doc = with_cited_encounters(doc, &encounters);
             document_entries(
                 provider,
                 &patient_ref,
@@ -1985,7 +1986,6 @@ fn build_record(
                 &display_name,
                 &identity,
                 doc,
-                &encounters,
                 rng,
             )
         })
@@ -2009,6 +2009,27 @@ fn organization_resource(provider: &Provider) -> Organization {
     }
 }
 
+/// Adds to a document the earlier encounters its conditions cite.
+///
+/// A document holds every resource it references (bdl-7). Resources are carried unchanged,
+/// exactly as in the transaction, so the same id never reaches intake with two contents.
+fn with_cited_encounters(mut doc: DocumentPlan, encounters: &[(String, Resource)]) -> DocumentPlan {
+    let mut carried: Vec<String> = doc.encounter.iter().map(|(url, _)| url.clone()).collect();
+    let mut cited_encounters = Vec::new();
+    for (_, resource) in &doc.entries {
+        if let Resource::Condition(c) = resource
+            && let Some(cited) = c.encounter.as_ref().and_then(|e| e.reference.as_ref())
+            && !carried.contains(cited)
+            && let Some((url, encounter)) = encounters.iter().find(|(u, _)| u == cited)
+        {
+            carried.push(url.clone());
+            cited_encounters.push((url.clone(), encounter.clone()));
+        }
+    }
+    doc.entries.extend(cited_encounters);
+    doc
+}
+
 fn document_entries(
     provider: &Provider,
     patient_ref: &str,
@@ -2016,7 +2037,6 @@ fn document_entries(
     display_name: &str,
     identity: &RecordedIdentity,
     doc: DocumentPlan,
-    encounters: &[(String, Resource)],
     rng: &mut ChaCha8Rng,
 ) -> EntryList {
     let mut list = EntryList::new(false);
@@ -2128,23 +2148,10 @@ fn document_entries(
         ..Default::default()
     };
     list.add(physician_id, Resource::from(practitioner));
-    let mut carried: Vec<String> = Vec::new();
     if let Some((url, resource)) = doc.encounter {
-        carried.push(url.clone());
         list.add(url.trim_start_matches("urn:uuid:"), resource);
     }
     for (url, resource) in doc.entries {
-        // A document holds every resource it references (bdl-7). Resources are carried unchanged,
-        // exactly as in the transaction, so the same id never arrives with two contents; an
-        // earlier encounter a condition cites travels with it.
-        if let Resource::Condition(c) = &resource
-            && let Some(cited) = c.encounter.as_ref().and_then(|e| e.reference.as_ref())
-            && !carried.contains(cited)
-            && let Some((enc_url, enc)) = encounters.iter().find(|(u, _)| u == cited)
-        {
-            carried.push(enc_url.clone());
-            list.add(enc_url.trim_start_matches("urn:uuid:"), enc.clone());
-        }
         list.add(url.trim_start_matches("urn:uuid:"), resource);
     }
     list
