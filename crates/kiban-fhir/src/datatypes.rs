@@ -26,6 +26,13 @@ impl<T> Absent for Vec<T> {
 }
 
 /// Declares a FHIR element struct: camelCase names, absent elements skipped, unknown elements kept.
+///
+/// Deserialization is written out here rather than derived: serde's `flatten` (which would keep
+/// unknown elements) buffers every object into an intermediate tree first, which made parsing
+/// several times slower. The visitor below reads each key once, fills the modelled element it
+/// names (`birth_date` ↔ `birthDate`, `type_` ↔ `type`) and keeps any other element verbatim.
+/// A `resourceType` key is skipped when `$skip_resource_type` is true (resources: the type is the
+/// Rust type) and kept in `extra` otherwise.
 macro_rules! fhir_struct {
     (
         $(#[$meta:meta])*
@@ -36,22 +43,156 @@ macro_rules! fhir_struct {
             )*
         }
     ) => {
+        $crate::datatypes::fhir_struct!(@define false; $(#[$meta])* pub struct $name { $($(#[$fmeta])* $field: $ty,)* });
+    };
+    (
+        @define $skip_resource_type:expr;
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $(
+                $(#[$fmeta:meta])*
+                $field:ident : $ty:ty,
+            )*
+        }
+    ) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+        #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
         #[serde(rename_all = "camelCase")]
         pub struct $name {
             $(
                 $(#[$fmeta])*
-                #[serde(default, skip_serializing_if = "crate::datatypes::Absent::is_absent")]
+                #[serde(skip_serializing_if = "crate::datatypes::Absent::is_absent")]
                 pub $field: $ty,
             )*
             /// Elements kiban does not model (including `_element` primitive extensions), kept verbatim.
             #[serde(flatten)]
             pub extra: serde_json::Map<String, serde_json::Value>,
         }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                struct ElementVisitor;
+                impl<'de> serde::de::Visitor<'de> for ElementVisitor {
+                    type Value = $name;
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str(concat!("a FHIR ", stringify!($name), " object"))
+                    }
+                    fn visit_map<A: serde::de::MapAccess<'de>>(
+                        self,
+                        mut map: A,
+                    ) -> Result<$name, A::Error> {
+                        let mut out = $name::default();
+                        while let Some(key) = map.next_key::<$crate::datatypes::JsonKey<'de>>()? {
+                            let key = key.0;
+                            $(
+                                if key == const { $crate::datatypes::json_name!($field) } {
+                                    if !$crate::datatypes::Absent::is_absent(&out.$field) {
+                                        return Err(serde::de::Error::duplicate_field(
+                                            const { $crate::datatypes::json_name!($field) },
+                                        ));
+                                    }
+                                    out.$field = map.next_value()?;
+                                    continue;
+                                }
+                            )*
+                            if $skip_resource_type && key == "resourceType" {
+                                map.next_value::<serde::de::IgnoredAny>()?;
+                                continue;
+                            }
+                            let value: serde_json::Value = map.next_value()?;
+                            out.extra.insert(key.into_owned(), value);
+                        }
+                        Ok(out)
+                    }
+                }
+                deserializer.deserialize_map(ElementVisitor)
+            }
+        }
     };
 }
 pub(crate) use fhir_struct;
+
+/// The JSON name of a Rust field name: lower camel case, a trailing `_` (for `type_`, `use_`,
+/// `class_`, which are Rust keywords) dropped. Evaluated at compile time.
+macro_rules! json_name {
+    ($field:ident) => {{
+        const SNAKE: &str = stringify!($field);
+        const LEN: usize = $crate::datatypes::camel_len(SNAKE);
+        const BYTES: [u8; LEN] = $crate::datatypes::camel_bytes::<LEN>(SNAKE);
+        match std::str::from_utf8(&BYTES) {
+            Ok(name) => name,
+            Err(_) => panic!("field names are ASCII"),
+        }
+    }};
+}
+pub(crate) use json_name;
+
+/// Length of the camelCase form of an ASCII snake_case name.
+pub(crate) const fn camel_len(snake: &str) -> usize {
+    let bytes = snake.as_bytes();
+    let mut i = 0;
+    let mut len = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'_' {
+            len += 1;
+        }
+        i += 1;
+    }
+    len
+}
+
+/// The camelCase form of an ASCII snake_case name (`N` from [`camel_len`]).
+pub(crate) const fn camel_bytes<const N: usize>(snake: &str) -> [u8; N] {
+    let bytes = snake.as_bytes();
+    let mut out = [0u8; N];
+    let mut i = 0;
+    let mut o = 0;
+    let mut upper_next = false;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'_' {
+            upper_next = true;
+        } else {
+            out[o] = if upper_next {
+                b.to_ascii_uppercase()
+            } else {
+                b
+            };
+            upper_next = false;
+            o += 1;
+        }
+        i += 1;
+    }
+    out
+}
+
+/// An object key, borrowed from the input when it has no escapes (no allocation per key).
+pub(crate) struct JsonKey<'de>(pub std::borrow::Cow<'de, str>);
+
+impl<'de> serde::Deserialize<'de> for JsonKey<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> serde::de::Visitor<'de> for KeyVisitor {
+            type Value = JsonKey<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an element name")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(
+                self,
+                v: &'de str,
+            ) -> Result<Self::Value, E> {
+                Ok(JsonKey(std::borrow::Cow::Borrowed(v)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(JsonKey(std::borrow::Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(JsonKey(std::borrow::Cow::Owned(v)))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
 
 /// URL of the ISO 21090 name-representation extension used by JP Core on `HumanName`.
 pub const NAME_REPRESENTATION_EXTENSION_URL: &str =

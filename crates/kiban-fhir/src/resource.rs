@@ -1,6 +1,7 @@
 //! The [`Resource`] enum: parse any resource by its `resourceType`, serialize it back with
 //! `resourceType` first.
 
+use crate::datatypes::JsonKey;
 use crate::resources::{
     AllergyIntolerance, Bundle, Composition, Condition, DocumentReference, Encounter, FhirResource,
     MedicationDispense, MedicationRequest, Observation, Organization, Patient, Practitioner,
@@ -123,7 +124,15 @@ impl Resource {
     }
 
     /// Parses a JSON text holding one resource.
+    ///
+    /// The text is read straight into the typed structs (no intermediate JSON tree) when
+    /// `resourceType` is the first key of every resource in it, as FHIR servers write it;
+    /// anything else, and every error, goes through [`Resource::from_json_value`], which
+    /// accepts any key order and reports errors with the element path.
     pub fn from_json_str(text: &str) -> Result<Resource, ParseError> {
+        if let Ok(resource) = serde_json::from_str::<Resource>(text) {
+            return Ok(resource);
+        }
         let value: Value = serde_json::from_str(text).map_err(|e| ParseError::Syntax {
             line: e.line(),
             column: e.column(),
@@ -142,33 +151,12 @@ impl Resource {
             _ => return Err(ParseError::MissingResourceType),
         };
         object.remove("resourceType");
-        let rt = resource_type.as_str();
-        Ok(match rt {
-            "Patient" => Resource::Patient(typed_from(rt, object)?),
-            "Encounter" => Resource::Encounter(typed_from(rt, object)?),
-            "Condition" => Resource::Condition(typed_from(rt, object)?),
-            "MedicationRequest" => Resource::MedicationRequest(typed_from(rt, object)?),
-            "MedicationDispense" => Resource::MedicationDispense(typed_from(rt, object)?),
-            "Observation" => Resource::Observation(typed_from(rt, object)?),
-            "AllergyIntolerance" => Resource::AllergyIntolerance(typed_from(rt, object)?),
-            "Procedure" => Resource::Procedure(typed_from(rt, object)?),
-            "Composition" => Resource::Composition(typed_from(rt, object)?),
-            "DocumentReference" => Resource::DocumentReference(typed_from(rt, object)?),
-            "Organization" => Resource::Organization(typed_from(rt, object)?),
-            "Practitioner" => Resource::Practitioner(typed_from(rt, object)?),
-            "Bundle" => Resource::Bundle(typed_from(rt, object)?),
-            _ => {
-                let mut json = Map::with_capacity(object.len() + 1);
-                json.insert(
-                    "resourceType".to_owned(),
-                    Value::String(resource_type.clone()),
-                );
-                json.extend(object);
-                Resource::Other {
-                    resource_type,
-                    json,
-                }
-            }
+        let mut track = serde_path_to_error::Track::new();
+        let tracked = serde_path_to_error::Deserializer::new(Value::Object(object), &mut track);
+        typed_by_name(&resource_type, tracked).map_err(|e| ParseError::Element {
+            path: track.path().to_string(),
+            message: redact_serde_message(&e.to_string()),
+            resource_type,
         })
     }
 
@@ -210,20 +198,42 @@ pub fn is_modelled(resource_type: &str) -> bool {
     MODELLED_TYPES.contains(&resource_type)
 }
 
-fn typed_from<T: FhirResource>(
+/// Reads the elements of a resource whose `resourceType` is already known (and consumed).
+fn typed_by_name<'de, D: Deserializer<'de>>(
     resource_type: &str,
-    object: Map<String, Value>,
-) -> Result<Box<T>, ParseError> {
-    serde_path_to_error::deserialize::<_, T>(Value::Object(object))
-        .map(Box::new)
-        .map_err(|e| {
-            let path = e.path().to_string();
-            ParseError::Element {
+    elements: D,
+) -> Result<Resource, D::Error> {
+    fn typed<'de, T: FhirResource, D: Deserializer<'de>>(elements: D) -> Result<Box<T>, D::Error> {
+        T::deserialize(elements).map(Box::new)
+    }
+    Ok(match resource_type {
+        "Patient" => Resource::Patient(typed(elements)?),
+        "Encounter" => Resource::Encounter(typed(elements)?),
+        "Condition" => Resource::Condition(typed(elements)?),
+        "MedicationRequest" => Resource::MedicationRequest(typed(elements)?),
+        "MedicationDispense" => Resource::MedicationDispense(typed(elements)?),
+        "Observation" => Resource::Observation(typed(elements)?),
+        "AllergyIntolerance" => Resource::AllergyIntolerance(typed(elements)?),
+        "Procedure" => Resource::Procedure(typed(elements)?),
+        "Composition" => Resource::Composition(typed(elements)?),
+        "DocumentReference" => Resource::DocumentReference(typed(elements)?),
+        "Organization" => Resource::Organization(typed(elements)?),
+        "Practitioner" => Resource::Practitioner(typed(elements)?),
+        "Bundle" => Resource::Bundle(typed(elements)?),
+        _ => {
+            let object = Map::<String, Value>::deserialize(elements)?;
+            let mut json = Map::with_capacity(object.len() + 1);
+            json.insert(
+                "resourceType".to_owned(),
+                Value::String(resource_type.to_owned()),
+            );
+            json.extend(object);
+            Resource::Other {
                 resource_type: resource_type.to_owned(),
-                path,
-                message: redact_serde_message(&e.into_inner().to_string()),
+                json,
             }
-        })
+        }
+    })
 }
 
 /// Removes values quoted by serde from an error message (`invalid type: string "…"`), so
@@ -315,8 +325,40 @@ impl Serialize for Resource {
 }
 
 impl<'de> Deserialize<'de> for Resource {
+    /// Reads a resource object. When `resourceType` is its first key (as FHIR servers write
+    /// it), the rest is read straight into the typed struct; otherwise the object is gathered
+    /// first and dispatched once its `resourceType` is known.
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let value = Value::deserialize(deserializer)?;
-        Resource::from_json_value(value).map_err(serde::de::Error::custom)
+        struct ResourceVisitor;
+        impl<'de> serde::de::Visitor<'de> for ResourceVisitor {
+            type Value = Resource;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a FHIR resource (a JSON object with resourceType)")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Resource, A::Error> {
+                use serde::de::Error;
+                let Some(first) = map.next_key::<JsonKey<'de>>()? else {
+                    return Err(A::Error::custom(ParseError::MissingResourceType));
+                };
+                if first.0 == "resourceType" {
+                    let resource_type = map.next_value::<JsonKey<'de>>()?;
+                    return typed_by_name(
+                        &resource_type.0,
+                        serde::de::value::MapAccessDeserializer::new(map),
+                    );
+                }
+                let mut object = Map::new();
+                let value: Value = map.next_value()?;
+                object.insert(first.0.into_owned(), value);
+                while let Some((key, value)) = map.next_entry::<String, Value>()? {
+                    object.insert(key, value);
+                }
+                Resource::from_json_value(Value::Object(object)).map_err(A::Error::custom)
+            }
+        }
+        deserializer.deserialize_map(ResourceVisitor)
     }
 }

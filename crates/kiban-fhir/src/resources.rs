@@ -29,6 +29,7 @@ macro_rules! fhir_resource {
         }
     ) => {
         fhir_struct! {
+            @define true;
             $(#[$meta])*
             pub struct $name {
                 /// Logical id of this resource.

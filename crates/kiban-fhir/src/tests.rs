@@ -387,3 +387,59 @@ fn builders_produce_valid_jp_core_names_and_codes() {
     );
     assert!(validate(&Resource::from(patient)).is_empty());
 }
+
+/// The streaming parse (typed structs read straight from text) and the tree parse
+/// (`from_json_value`) must agree, whatever the key order.
+#[test]
+fn streaming_and_tree_parses_agree() {
+    for value in [patient_json(), condition_json()] {
+        let tree = Resource::from_json_value(value.clone()).unwrap();
+        // serde_json::Value objects are sorted by key, so resourceType is not first here.
+        let sorted_text = serde_json::to_string(&value).unwrap();
+        assert!(!sorted_text.starts_with("{\"resourceType\""));
+        assert_eq!(Resource::from_json_str(&sorted_text).unwrap(), tree);
+        // resourceType first: the streaming path.
+        let streamed_text = tree.to_json_string();
+        assert!(streamed_text.starts_with("{\"resourceType\""));
+        let streamed: Resource = serde_json::from_str(&streamed_text).unwrap();
+        assert_eq!(streamed, tree);
+    }
+}
+
+#[test]
+fn unknown_elements_and_primitive_extensions_are_kept() {
+    let text = patient_json().to_string();
+    let Resource::Patient(patient) = Resource::from_json_str(&text).unwrap() else {
+        panic!("a Patient")
+    };
+    assert!(patient.extra.contains_key("_birthDate"));
+    assert!(patient.extra.contains_key("contact"));
+    assert!(!patient.extra.contains_key("resourceType"));
+    assert_eq!(patient.birth_date.as_deref(), Some("1970-04-01"));
+}
+
+#[test]
+fn element_errors_name_the_path_on_either_path() {
+    let text = r#"{"resourceType":"Patient","id":"p","birthDate":["not","a","string"]}"#;
+    let err = Resource::from_json_str(text).unwrap_err().to_string();
+    assert!(err.contains("birthDate"), "{err}");
+    let text = r#"{"resourceType":"Patient","gender":"female","gender":"male"}"#;
+    // A duplicated element is not silently merged by the streaming path; the tree path keeps
+    // the last value as JSON parsers do.
+    let parsed = Resource::from_json_str(text).unwrap();
+    let Resource::Patient(patient) = parsed else {
+        panic!("a Patient")
+    };
+    assert_eq!(patient.gender.as_deref(), Some("male"));
+}
+
+#[test]
+fn json_names_follow_fhir_spelling() {
+    assert_eq!(crate::datatypes::json_name!(birth_date), "birthDate");
+    assert_eq!(crate::datatypes::json_name!(type_), "type");
+    assert_eq!(
+        crate::datatypes::json_name!(deceased_date_time),
+        "deceasedDateTime"
+    );
+    assert_eq!(crate::datatypes::json_name!(id), "id");
+}

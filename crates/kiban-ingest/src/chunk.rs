@@ -129,7 +129,7 @@ pub(crate) struct ChunkOutcome {
     pub bytes: u64,
     pub accepted: u64,
     pub duplicate: u64,
-    pub digests: Vec<[u8; 16]>,
+    pub versions: Vec<([u8; 16], [u8; 16])>,
     pub item_counts: BTreeMap<String, i64>,
 }
 
@@ -138,7 +138,7 @@ pub(crate) struct DecideContext<'a> {
     pub store: &'a Store,
     pub provider_id: &'a str,
     /// Digests of this chunk already held in the metadata store.
-    pub known: &'a HashSet<[u8; 16]>,
+    pub known: &'a HashMap<[u8; 16], [u8; 16]>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -364,10 +364,11 @@ pub(crate) fn decide_chunk(
                     match key {
                         Err(reason) => Decision::Reject(reason),
                         Ok(key) => {
-                            let held_identity = ctx.known.contains(&prepared.identity_digest)
+                            let held = ctx.known.get(&prepared.identity_digest);
+                            let held_identity = held.is_some()
                                 || chunk_identities.contains(&prepared.identity_digest)
                                 || line_identities.contains(&prepared.identity_digest);
-                            let held_content = ctx.known.contains(&prepared.content_digest)
+                            let held_content = held == Some(&prepared.content_digest)
                                 || chunk_contents.contains(&prepared.content_digest)
                                 || line_contents.contains(&prepared.content_digest);
                             if !held_identity {
@@ -432,8 +433,8 @@ pub(crate) fn decide_chunk(
                     remember_patient(state, prepared, &key);
                     chunk_identities.insert(prepared.identity_digest);
                     chunk_contents.insert(prepared.content_digest);
-                    out.digests.push(prepared.identity_digest);
-                    out.digests.push(prepared.content_digest);
+                    out.versions
+                        .push((prepared.identity_digest, prepared.content_digest));
                     *out.item_counts
                         .entry(prepared.resource_type.clone())
                         .or_insert(0) += 1;
@@ -509,7 +510,7 @@ pub(crate) fn write_chunk(
             })
             .collect(),
         quarantine,
-        resource_digests: outcome.digests.clone(),
+        resource_versions: outcome.versions.clone(),
         item_counts: outcome
             .item_counts
             .iter()

@@ -106,9 +106,9 @@ use parse::{ParseContext, ParsedLine, parse_line};
 use rayon::prelude::*;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufRead, BufReader, Cursor, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -173,8 +173,59 @@ pub struct FileReport {
     pub resources_duplicate: u64,
     /// Resources (or lines) rejected into the quarantine.
     pub resources_rejected: u64,
+    /// Resources held back because their patient's notification is missing or less than the
+    /// waiting period old (R-C1); they are taken when the patient becomes eligible.
+    pub resources_held: u64,
+    /// Resources refused because their patient opted out (R-C2); nothing of them is kept.
+    pub resources_refused: u64,
     /// Rows stored per table.
     pub rows_per_table: BTreeMap<String, u64>,
+    /// The first [`MAX_REPORTED_REJECTIONS`] held resources, with the date they become
+    /// eligible.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub held: Vec<HeldEntry>,
+    /// The first [`MAX_REPORTED_REJECTIONS`] rejections of this run, each with its reason
+    /// (all of them are in the quarantine).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rejections: Vec<Rejection>,
+}
+
+/// Rejections listed in a [`FileReport`]; the quarantine holds every one.
+pub const MAX_REPORTED_REJECTIONS: usize = 1000;
+
+/// A resource (or a line) rejected into the quarantine, as reported to the sender.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rejection {
+    /// Line of the source (1-based).
+    pub line: u64,
+    /// Index of the entry within a Bundle line (0 for a single resource or the line).
+    pub entry_index: u64,
+    /// FHIR resource type, when it could be read.
+    pub resource_type: Option<String>,
+    /// Why: element path and rule, never a value.
+    pub reason: String,
+}
+
+/// A resource held back until its patient may be taken (R-C1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HeldEntry {
+    /// Line of the source (1-based).
+    pub line: u64,
+    /// Index of the entry within a Bundle line.
+    pub entry_index: u64,
+    /// FHIR resource type.
+    pub resource_type: Option<String>,
+    /// First day the patient's data may be taken; `None` while no notification is recorded.
+    pub eligible_on: Option<chrono::NaiveDate>,
+}
+
+/// The body of an upload to the intake API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UploadBody {
+    /// One JSON resource (usually a Bundle), possibly spread over several lines.
+    Document(Vec<u8>),
+    /// NDJSON: one resource per line (`$import`-style bulk data).
+    Ndjson(Vec<u8>),
 }
 
 /// What happened in a whole intake directory.
@@ -287,7 +338,7 @@ pub async fn ingest_dir(
             store.clone(),
             meta,
             &file.provider_id,
-            &file.path,
+            Source::File(file.path.clone()),
             &file.source_name,
             options,
             progress,
@@ -404,7 +455,7 @@ pub async fn ingest_file(
         store,
         meta,
         provider_id,
-        path,
+        Source::File(path.to_owned()),
         source_name,
         options,
         progress,
@@ -412,6 +463,117 @@ pub async fn ingest_file(
         None,
     )
     .await
+}
+
+/// Ingests one upload of a registered provider: the same validation, mapping, dedupe,
+/// quarantine and atomic commits as a file, from memory. The acquisition record is keyed by
+/// the SHA-256 of the body, so the same body sent again is recognized (`skipped`) and an
+/// upload interrupted by a crash resumes where it stopped when it is sent again.
+///
+/// A [`UploadBody::Document`] is one resource whatever its line breaks: JSON allows no raw
+/// line break inside a string, so breaks are spaces between tokens and are read as such.
+pub async fn ingest_upload(
+    store: Arc<Store>,
+    meta: &Metadata,
+    provider_id: &str,
+    source_name: &str,
+    body: UploadBody,
+    options: &IngestOptions,
+) -> Result<FileReport, IngestError> {
+    let (bytes, one_document) = match body {
+        UploadBody::Document(bytes) => (bytes, true),
+        UploadBody::Ndjson(bytes) => (bytes, false),
+    };
+    let totals = ProgressTotals {
+        bytes_before: 0,
+        bytes_total: bytes.len() as u64,
+    };
+    let source = Source::Memory {
+        bytes: Arc::from(bytes),
+        one_document,
+    };
+    ingest_file_with(
+        store,
+        meta,
+        provider_id,
+        source,
+        source_name,
+        options,
+        &|_| {},
+        totals,
+        None,
+    )
+    .await
+}
+
+/// Where the bytes of an intake come from.
+#[derive(Debug, Clone)]
+enum Source {
+    /// A file on disk, read twice (hash, then lines).
+    File(PathBuf),
+    /// A body held in memory; `one_document` turns line breaks into spaces (one line).
+    Memory {
+        bytes: Arc<[u8]>,
+        one_document: bool,
+    },
+}
+
+impl Source {
+    /// SHA-256 (hex) and size of the bytes.
+    fn sha256(&self) -> Result<(String, u64), IngestError> {
+        match self {
+            Source::File(path) => file_sha256(path),
+            Source::Memory { bytes, .. } => Ok((
+                hex::encode(Sha256::digest(bytes.as_ref())),
+                bytes.len() as u64,
+            )),
+        }
+    }
+
+    /// A reader over the bytes, as lines.
+    fn reader(&self) -> Result<Box<dyn BufRead + Send>, IngestError> {
+        match self {
+            Source::File(path) => {
+                let file = File::open(path).map_err(|source| IngestError::Io {
+                    path: path.to_owned(),
+                    action: "open",
+                    source,
+                })?;
+                Ok(Box::new(BufReader::with_capacity(256 * 1024, file)))
+            }
+            Source::Memory {
+                bytes,
+                one_document: false,
+            } => Ok(Box::new(Cursor::new(SharedBytes(bytes.clone())))),
+            Source::Memory {
+                bytes,
+                one_document: true,
+            } => {
+                let flat: Vec<u8> = bytes
+                    .iter()
+                    .map(|&b| if b == b'\n' || b == b'\r' { b' ' } else { b })
+                    .collect();
+                Ok(Box::new(Cursor::new(flat)))
+            }
+        }
+    }
+
+    /// The path named in read errors (a memory body has none).
+    fn path(&self) -> PathBuf {
+        match self {
+            Source::File(path) => path.clone(),
+            Source::Memory { .. } => PathBuf::from("(upload)"),
+        }
+    }
+}
+
+/// Shared bytes a [`Cursor`] can read without copying them.
+struct SharedBytes(Arc<[u8]>);
+
+impl AsRef<[u8]> for SharedBytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
 }
 
 /// SHA-256 of a file, streamed.
@@ -438,20 +600,19 @@ fn file_sha256(path: &Path) -> Result<(String, u64), IngestError> {
     Ok((hex::encode(hasher.finalize()), size))
 }
 
-/// The part of a file's intake that runs on blocking threads: the line reader and the state
-/// carried between chunks.
-struct FileWorker {
+/// Phase A of a file's intake, run ahead of the commits: reads lines and parses them in
+/// parallel, one chunk at a time.
+struct ChunkReader {
     store: Arc<Store>,
     path: PathBuf,
     provider_id: String,
     intake_id: String,
-    source_name: String,
     max_line_bytes: usize,
-    lines: BoundedLines<BufReader<File>>,
-    state: FileState,
+    lines: BoundedLines<Box<dyn BufRead + Send>>,
+    lines_read: u64,
 }
 
-impl FileWorker {
+impl ChunkReader {
     /// Reads up to `count` lines and runs phase A on them in parallel.
     fn read_and_parse(&mut self, count: usize) -> Result<Vec<ParsedLine>, IngestError> {
         let mut batch: Vec<SourceLine> = Vec::with_capacity(count.min(4096));
@@ -461,11 +622,14 @@ impl FileWorker {
                 .next_line()
                 .map_err(|source| IngestError::ReadLine {
                     path: self.path.clone(),
-                    line: batch.last().map_or(0, |l| l.number) + 1,
+                    line: self.lines_read + 1,
                     source,
                 })?;
             match next {
-                Some(line) => batch.push(line),
+                Some(line) => {
+                    self.lines_read += 1;
+                    batch.push(line);
+                }
                 None => break,
             }
         }
@@ -480,16 +644,36 @@ impl FileWorker {
             .map(|line| parse_line(line, &ctx))
             .collect())
     }
+
+    /// Parses the file chunk by chunk on a blocking thread, sending each chunk as soon as it
+    /// is ready. One chunk waits in the channel while the previous one is decided, written and
+    /// committed, so parsing and committing overlap. The reader stops at the end of the file,
+    /// at its first error, or when the receiver is dropped.
+    fn spawn(
+        mut self,
+        lines_per_chunk: usize,
+    ) -> tokio::sync::mpsc::Receiver<Result<Vec<ParsedLine>, IngestError>> {
+        let (sender, receiver) = tokio::sync::mpsc::channel(1);
+        tokio::task::spawn_blocking(move || {
+            loop {
+                let chunk = self.read_and_parse(lines_per_chunk);
+                let done = matches!(&chunk, Ok(lines) if lines.is_empty()) || chunk.is_err();
+                if sender.blocking_send(chunk).is_err() || done {
+                    break;
+                }
+            }
+        });
+        receiver
+    }
 }
 
-/// The digests the metadata store is asked about for a chunk.
+/// The identity digests the metadata store is asked about for a chunk.
 fn chunk_digests(lines: &[ParsedLine]) -> Vec<[u8; 16]> {
     let mut digests = Vec::new();
     for line in lines {
         for entry in &line.entries {
             if let Ok(prepared) = &entry.outcome {
                 digests.push(prepared.identity_digest);
-                digests.push(prepared.content_digest);
             }
         }
     }
@@ -505,15 +689,15 @@ async fn ingest_file_with(
     store: Arc<Store>,
     meta: &Metadata,
     provider_id: &str,
-    path: &Path,
+    source: Source,
     source_name: &str,
     options: &IngestOptions,
     progress: ProgressFn<'_>,
     totals: ProgressTotals,
     max_chunks: Option<u64>,
 ) -> Result<FileReport, IngestError> {
-    let hashed_path = path.to_owned();
-    let (sha256, size) = run_blocking(source_name, move || file_sha256(&hashed_path)).await?;
+    let hashed = source.clone();
+    let (sha256, size) = run_blocking(source_name, move || hashed.sha256()).await?;
     let intake = meta.begin_intake(provider_id, source_name, &sha256).await?;
     let mut report = FileReport {
         provider_id: provider_id.to_owned(),
@@ -537,31 +721,36 @@ async fn ingest_file_with(
         emit(size, intake.lines_read.max(0) as u64);
         return Ok(report);
     }
-    let file = File::open(path).map_err(|source| IngestError::Io {
-        path: path.to_owned(),
-        action: "open",
-        source,
-    })?;
+    let reader = source.reader()?;
     let lines_per_chunk = options.lines_per_chunk.max(1);
-    let mut worker = FileWorker {
+    let mut chunks = ChunkReader {
         store: store.clone(),
-        path: path.to_owned(),
+        path: source.path(),
         provider_id: provider_id.to_owned(),
         intake_id: intake.id.clone(),
-        source_name: source_name.to_owned(),
         max_line_bytes: options.max_line_bytes,
-        lines: BoundedLines::new(
-            BufReader::with_capacity(256 * 1024, file),
-            options.max_line_bytes,
-        ),
-        state: FileState::default(),
+        lines: BoundedLines::new(reader, options.max_line_bytes),
+        lines_read: 0,
+    }
+    .spawn(lines_per_chunk);
+    let mut next_chunk = async || -> Result<Vec<ParsedLine>, IngestError> {
+        match chunks.recv().await {
+            Some(chunk) => chunk,
+            // The reader ended without a last (empty) chunk: it panicked.
+            None => Err(IngestError::Worker {
+                source_name: source_name.to_owned(),
+                reason: "stopped reading".to_owned(),
+            }),
+        }
     };
+    let mut state = FileState::default();
     let mut file_bytes_done = 0u64;
     let mut lines_done = 0u64;
 
     // Resume: replay the committed lines without writing, so the state carried between
-    // chunks (Patients of earlier lines) is what the interrupted run had.
-    let mut to_replay = report.resumed_after_line;
+    // chunks (Patients of earlier lines) is what the interrupted run had. Chunks are cut at
+    // the same line numbers as in the interrupted run, as the chunk size is the same.
+    let to_replay = report.resumed_after_line;
     if to_replay > 0 {
         tracing::info!(
             source = source_name,
@@ -569,33 +758,34 @@ async fn ingest_file_with(
             "resuming an interrupted intake"
         );
     }
-    while to_replay > 0 {
-        let count = to_replay.min(lines_per_chunk as u64) as usize;
-        let (returned, parsed) = run_blocking(source_name, move || {
-            let parsed = worker.read_and_parse(count)?;
-            Ok((worker, parsed))
-        })
-        .await?;
-        worker = returned;
+    let mut pending: Option<Vec<ParsedLine>> = None;
+    while lines_done < to_replay {
+        let mut parsed = next_chunk().await?;
         if parsed.is_empty() {
             break;
         }
-        to_replay = to_replay.saturating_sub(parsed.len() as u64);
-        let known = meta.known_digests(&chunk_digests(&parsed)).await?;
+        let replay_count = ((to_replay - lines_done) as usize).min(parsed.len());
+        let rest = parsed.split_off(replay_count);
+        let known = meta.known_resources(&chunk_digests(&parsed)).await?;
+        let worker_store = store.clone();
+        let worker_provider = provider_id.to_owned();
         let (returned, bytes, lines) = run_blocking(source_name, move || {
             let ctx = DecideContext {
-                store: &worker.store,
-                provider_id: &worker.provider_id,
+                store: &worker_store,
+                provider_id: &worker_provider,
                 known: &known,
             };
-            let outcome = decide_chunk(parsed, &mut worker.state, &ctx);
-            Ok((worker, outcome.bytes, outcome.lines))
+            let outcome = decide_chunk(parsed, &mut state, &ctx);
+            Ok((state, outcome.bytes, outcome.lines))
         })
         .await?;
-        worker = returned;
+        state = returned;
         file_bytes_done += bytes;
         lines_done += lines;
         emit(file_bytes_done, lines_done);
+        if !rest.is_empty() {
+            pending = Some(rest);
+        }
     }
 
     let mut chunk_index = intake.chunks_committed;
@@ -603,38 +793,40 @@ async fn ingest_file_with(
         if max_chunks.is_some_and(|max| report.chunks >= max) {
             return Ok(report);
         }
-        let (returned, parsed) = run_blocking(source_name, move || {
-            let parsed = worker.read_and_parse(lines_per_chunk)?;
-            Ok((worker, parsed))
-        })
-        .await?;
-        worker = returned;
+        let parsed = match pending.take() {
+            Some(parsed) => parsed,
+            None => next_chunk().await?,
+        };
         if parsed.is_empty() {
             break;
         }
-        let known: HashSet<[u8; 16]> = meta.known_digests(&chunk_digests(&parsed)).await?;
+        let known = meta.known_resources(&chunk_digests(&parsed)).await?;
+        let worker_store = store.clone();
+        let worker_provider = provider_id.to_owned();
+        let worker_intake = intake.id.clone();
+        let worker_source = source_name.to_owned();
         let (returned, outcome, commit) = run_blocking(source_name, move || {
             let ctx = DecideContext {
-                store: &worker.store,
-                provider_id: &worker.provider_id,
+                store: &worker_store,
+                provider_id: &worker_provider,
                 known: &known,
             };
-            let outcome = decide_chunk(parsed, &mut worker.state, &ctx);
+            let outcome = decide_chunk(parsed, &mut state, &ctx);
             let (commit, _) = write_chunk(
-                &worker.store,
-                &worker.intake_id,
-                &worker.source_name,
+                &worker_store,
+                &worker_intake,
+                &worker_source,
                 chunk_index,
                 &outcome,
             )
             .map_err(|error| IngestError::Store {
-                source_name: worker.source_name.clone(),
+                source_name: worker_source.clone(),
                 error: Box::new(error),
             })?;
-            Ok((worker, outcome, commit))
+            Ok((state, outcome, commit))
         })
         .await?;
-        worker = returned;
+        state = returned;
         meta.commit_chunk(&intake.id, &commit).await?;
         chunk_index += 1;
         report.chunks += 1;
@@ -643,6 +835,15 @@ async fn ingest_file_with(
         report.resources_accepted += outcome.accepted;
         report.resources_duplicate += outcome.duplicate;
         report.resources_rejected += outcome.quarantine.len() as u64;
+        let room = MAX_REPORTED_REJECTIONS.saturating_sub(report.rejections.len());
+        report
+            .rejections
+            .extend(outcome.quarantine.iter().take(room).map(|q| Rejection {
+                line: q.line,
+                entry_index: q.entry_index,
+                resource_type: q.resource_type.clone(),
+                reason: q.reason.clone(),
+            }));
         for segment in &commit.segments {
             *report
                 .rows_per_table

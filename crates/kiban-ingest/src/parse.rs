@@ -3,8 +3,8 @@
 
 use crate::lines::{LineContent, SourceLine};
 use crate::mapping::{self, MapContext, Row, SubjectNeed};
-use crate::text::canonical_sha256;
-use kiban_fhir::{BundleEntry, Resource, ValidationIssue, parse_reference};
+use crate::text::content_sha256;
+use kiban_fhir::{Bundle, BundleEntry, Resource, ValidationIssue, parse_reference};
 use kiban_store::Store;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -155,6 +155,36 @@ pub(crate) fn parse_line(line: SourceLine, ctx: &ParseContext<'_>) -> ParsedLine
             content: line.content,
         };
     }
+    // Fast path: the line read straight into typed resources. Anything it does not take
+    // (an error anywhere, an odd resourceType) goes the tree way below, which reports errors
+    // entry by entry with their element paths.
+    match serde_json::from_str::<Resource>(text) {
+        Ok(Resource::Bundle(mut bundle)) => {
+            let entries = std::mem::take(&mut bundle.entry);
+            let mode = line_mode(bundle.type_.as_deref());
+            let raw = entries
+                .into_iter()
+                .enumerate()
+                .map(|(index, entry)| typed_entry(index, entry, mode))
+                .collect();
+            let bundle_type = bundle.type_.clone();
+            return finish_bundle(line, bundle_type, Ok(*bundle), raw, mode, ctx);
+        }
+        Ok(resource) if is_type_name(resource.resource_type()) => {
+            let resource_type = resource.resource_type().to_owned();
+            let entry = prepare_single(Ok(resource), resource_type, ctx);
+            return ParsedLine {
+                number: line.number,
+                bytes: line.bytes,
+                mode: LineMode::Single,
+                is_bundle: false,
+                line_failure: None,
+                entries: vec![entry],
+                content: line.content,
+            };
+        }
+        _ => {}
+    }
     let value: Value = match serde_json::from_str(text) {
         Ok(v) => v,
         Err(e) => {
@@ -189,7 +219,12 @@ pub(crate) fn parse_line(line: SourceLine, ctx: &ParseContext<'_>) -> ParsedLine
     if resource_type == "Bundle" {
         parse_bundle(line, object, ctx)
     } else {
-        let entry = prepare_single(object, resource_type, ctx);
+        let parsed = if mapping::is_supported(&resource_type) {
+            Resource::from_json_value(Value::Object(object)).map_err(|e| e.to_string())
+        } else {
+            Err(String::new())
+        };
+        let entry = prepare_single(parsed, resource_type, ctx);
         ParsedLine {
             number: line.number,
             bytes: line.bytes,
@@ -214,13 +249,12 @@ fn source_id_of(resource: &Resource, full_url: Option<&str>, content: &[u8; 32])
     format!("sha256-{}", hex::encode(&content[..16]))
 }
 
+/// A resource alone on its line, parsed (or not) by the caller.
 fn prepare_single(
-    object: Map<String, Value>,
+    parsed: Result<Resource, String>,
     resource_type: String,
     ctx: &ParseContext<'_>,
 ) -> ParsedEntry {
-    let value = Value::Object(object);
-    let content = canonical_sha256(&value);
     let mut entry = ParsedEntry {
         index: 0,
         full_url: None,
@@ -233,10 +267,10 @@ fn prepare_single(
         ));
         return entry;
     }
-    let resource = match Resource::from_json_value(value) {
+    let resource = match parsed {
         Ok(r) => r,
-        Err(e) => {
-            entry.outcome = Err(e.to_string());
+        Err(reason) => {
+            entry.outcome = Err(reason);
             return entry;
         }
     };
@@ -245,6 +279,7 @@ fn prepare_single(
         entry.outcome = Err(join_issues(issues.iter()));
         return entry;
     }
+    let content = content_sha256(&resource);
     let source_id = source_id_of(&resource, None, &content);
     entry.outcome = prepare(&resource, source_id, &content, &HashMap::new(), ctx);
     entry
@@ -347,7 +382,6 @@ fn read_entry(index: usize, value: Value, mode: LineMode) -> RawEntry {
         .and_then(Value::as_str)
         .filter(|t| is_type_name(t))
         .map(str::to_owned);
-    raw.content = canonical_sha256(&resource);
     if mode != LineMode::PerEntry
         && let Some(method) = shell.request.as_ref().and_then(|r| r.method.as_deref())
         && !matches!(method, "POST" | "PUT")
@@ -368,8 +402,66 @@ fn read_entry(index: usize, value: Value, mode: LineMode) -> RawEntry {
         Some(_) => Resource::from_json_value(resource)
             .map_err(|e| format!("Bundle.entry[{index}].resource: {e}")),
     };
+    if let Ok(resource) = &raw.parsed {
+        raw.content = content_sha256(resource);
+    }
     raw.shell = Some(shell);
     raw
+}
+
+/// An entry of a Bundle the fast path read whole: the same checks as [`read_entry`].
+fn typed_entry(index: usize, mut entry: BundleEntry, mode: LineMode) -> RawEntry {
+    let resource = entry.resource.take();
+    let mut raw = RawEntry {
+        full_url: entry.full_url.clone(),
+        resource_type: resource
+            .as_ref()
+            .map(Resource::resource_type)
+            .filter(|t| is_type_name(t))
+            .map(str::to_owned),
+        content: [0; 32],
+        parsed: Err(String::new()),
+        shell: None,
+    };
+    raw.parsed = match resource {
+        None => Err(format!(
+            "Bundle.entry[{index}].resource: required for intake (missing)"
+        )),
+        Some(_)
+            if mode != LineMode::PerEntry
+                && entry
+                    .request
+                    .as_ref()
+                    .and_then(|r| r.method.as_deref())
+                    .is_some_and(|method| !matches!(method, "POST" | "PUT")) =>
+        {
+            Err(format!(
+                "Bundle.entry[{index}].request.method: only POST and PUT are accepted by the file intake (updates and deletions come with the intake API)"
+            ))
+        }
+        Some(resource) => match raw.resource_type.as_deref() {
+            None => Err(format!(
+                "Bundle.entry[{index}].resource.resourceType: missing, not a string, or not a FHIR resource type name"
+            )),
+            Some(t) if !mapping::is_supported(t) => Err(format!(
+                "Bundle.entry[{index}].resource: resource type {t} not supported for intake"
+            )),
+            Some(_) => {
+                raw.content = content_sha256(&resource);
+                Ok(resource)
+            }
+        },
+    };
+    raw.shell = Some(entry);
+    raw
+}
+
+/// How the entries of a Bundle of this type are accepted.
+fn line_mode(bundle_type: Option<&str>) -> LineMode {
+    match bundle_type {
+        Some("batch") | Some("collection") | Some("searchset") => LineMode::PerEntry,
+        _ => LineMode::AllOrNothing,
+    }
 }
 
 /// The entry index an issue path of a validated Bundle points into (`Bundle.entry[3]...`).
@@ -400,16 +492,30 @@ fn parse_bundle(
             );
         }
     };
-    let mode = match bundle_type.as_deref() {
-        Some("transaction") | Some("document") => LineMode::AllOrNothing,
-        Some("batch") | Some("collection") | Some("searchset") => LineMode::PerEntry,
-        _ => LineMode::AllOrNothing,
-    };
+    let mode = line_mode(bundle_type.as_deref());
     let raw: Vec<RawEntry> = entry_values
         .into_iter()
         .enumerate()
         .map(|(i, v)| read_entry(i, v, mode))
         .collect();
+    let bundle = match Resource::from_json_value(Value::Object(object)) {
+        Ok(Resource::Bundle(b)) => Ok(*b),
+        Ok(_) => Err("Bundle: not read as a Bundle".to_owned()),
+        Err(e) => Err(e.to_string()),
+    };
+    finish_bundle(line, bundle_type, bundle, raw, mode, ctx)
+}
+
+/// The part of a Bundle's phase A shared by both parse paths: the Bundle (without its
+/// entries) and its entries read one by one.
+fn finish_bundle(
+    line: SourceLine,
+    bundle_type: Option<String>,
+    bundle: Result<Bundle, String>,
+    raw: Vec<RawEntry>,
+    mode: LineMode,
+    ctx: &ParseContext<'_>,
+) -> ParsedLine {
     let mut parsed_line = ParsedLine {
         number: line.number,
         bytes: line.bytes,
@@ -444,14 +550,10 @@ fn parse_bundle(
             return parsed_line;
         }
     }
-    let mut bundle = match Resource::from_json_value(Value::Object(object)) {
-        Ok(Resource::Bundle(b)) => *b,
-        Ok(_) => {
-            parsed_line.line_failure = bundle_failure("Bundle: not read as a Bundle".to_owned());
-            return parsed_line;
-        }
-        Err(e) => {
-            parsed_line.line_failure = bundle_failure(e.to_string());
+    let mut bundle = match bundle {
+        Ok(bundle) => bundle,
+        Err(reason) => {
+            parsed_line.line_failure = bundle_failure(reason);
             return parsed_line;
         }
     };

@@ -789,7 +789,7 @@ async fn a_killed_intake_resumes_to_the_result_of_one_clean_run() {
         killed.store.clone(),
         &killed.meta,
         PROVIDER,
-        &path,
+        Source::File(path.clone()),
         "prov-001/bundles.ndjson",
         &options,
         &no_progress(),

@@ -1,6 +1,6 @@
 //! Text helpers: XHTML narrative to plain text, NFKC normalization, canonical JSON.
 
-use serde_json::Value;
+use kiban_fhir::Resource;
 use sha2::{Digest, Sha256};
 use unicode_normalization::UnicodeNormalization;
 
@@ -94,11 +94,14 @@ fn decode_entities(text: &str) -> String {
     out
 }
 
-/// SHA-256 of the canonical form of a JSON value: object keys sorted, no whitespace. Two
-/// resources with the same content have the same digest however their keys were ordered.
-pub(crate) fn canonical_sha256(value: &Value) -> [u8; 32] {
+/// SHA-256 of a resource's canonical JSON: kiban's own serialization of the parsed resource
+/// (modelled elements in a fixed order, other elements with sorted keys, no whitespace). Two
+/// copies with the same content have the same digest however their keys were ordered or spaced.
+pub(crate) fn content_sha256(resource: &Resource) -> [u8; 32] {
     let mut hasher = Sha256::new();
-    write_canonical(value, &mut hasher);
+    // Writing into a hasher cannot fail (the writer never errors), and kiban's resource types
+    // always serialize.
+    let _ = resource.write_json(HashWriter(&mut hasher));
     hasher.finalize().into()
 }
 
@@ -113,43 +116,6 @@ impl std::io::Write for HashWriter<'_> {
 
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
-    }
-}
-
-fn write_scalar<T: serde::Serialize + ?Sized>(value: &T, hasher: &mut Sha256) {
-    // Writing JSON scalars into a hasher cannot fail (the writer never errors).
-    let _ = serde_json::to_writer(HashWriter(hasher), value);
-}
-
-fn write_canonical(value: &Value, hasher: &mut Sha256) {
-    match value {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            hasher.update(b"{");
-            for (i, key) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    hasher.update(b",");
-                }
-                write_scalar(key, hasher);
-                hasher.update(b":");
-                if let Some(v) = map.get(key) {
-                    write_canonical(v, hasher);
-                }
-            }
-            hasher.update(b"}");
-        }
-        Value::Array(items) => {
-            hasher.update(b"[");
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    hasher.update(b",");
-                }
-                write_canonical(item, hasher);
-            }
-            hasher.update(b"]");
-        }
-        scalar => write_scalar(scalar, hasher),
     }
 }
 
@@ -192,7 +158,6 @@ pub(crate) fn name_script(name: &str) -> NameScript {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn narratives_become_plain_text() {
@@ -204,11 +169,18 @@ mod tests {
     }
 
     #[test]
-    fn canonical_digest_ignores_key_order() {
-        let a = json!({"b": 1, "a": [1, {"y": "x", "x": null}]});
-        let b: Value = serde_json::from_str(r#"{"a":[1,{"x":null,"y":"x"}],"b":1}"#).unwrap();
-        assert_eq!(canonical_sha256(&a), canonical_sha256(&b));
-        assert_ne!(canonical_sha256(&a), canonical_sha256(&json!({"b": 2})));
+    fn content_digest_ignores_key_order_and_spacing() {
+        let a = Resource::from_json_str(
+            r#"{"resourceType":"Condition","id":"c1","code":{"text":"x","coding":[{"system":"s","code":"1"}]},"_recordedDate":{"b":1,"a":2}}"#,
+        )
+        .unwrap();
+        let b = Resource::from_json_str(
+            r#"{ "_recordedDate": {"a": 2, "b": 1}, "code": {"coding": [{"code": "1", "system": "s"}], "text": "x"}, "id": "c1", "resourceType": "Condition" }"#,
+        )
+        .unwrap();
+        assert_eq!(content_sha256(&a), content_sha256(&b));
+        let c = Resource::from_json_str(r#"{"resourceType":"Condition","id":"c1"}"#).unwrap();
+        assert_ne!(content_sha256(&a), content_sha256(&c));
     }
 
     #[test]

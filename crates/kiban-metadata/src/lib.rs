@@ -37,8 +37,16 @@ use kiban_model::ProviderKind;
 use serde::Serialize;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, AssertSqlSafe, QueryBuilder, Row};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
+
+mod collection;
+pub use collection::{
+    CollectionCounts, CollectionEvent, FilingStatus, NewCollectionEvent, NewProviderToken,
+    NewRefusal, Notification, NotificationMeans, NotificationRecord, PatientCollectionState,
+    ProviderRegistration, ProviderToken, Refusal, RefusalChannel, RefusalInsert, Requester,
+    StoredResponse,
+};
 
 /// File name of the embedded SQLite database inside a data directory.
 pub const SQLITE_FILE: &str = "kiban.db";
@@ -236,8 +244,8 @@ pub struct ChunkCommit {
     pub segments: Vec<SegmentRecord>,
     /// Quarantined entries.
     pub quarantine: Vec<QuarantineEntry>,
-    /// Keyed digests of the accepted resources (dedupe keys).
-    pub resource_digests: Vec<[u8; 16]>,
+    /// Accepted resources as (identity digest, content digest) pairs: the dedupe keys.
+    pub resource_versions: Vec<([u8; 16], [u8; 16])>,
     /// Item counts by category (FHIR resource type) for the acquisition record.
     pub item_counts: Vec<(String, i64)>,
 }
@@ -288,6 +296,16 @@ impl Metadata {
                     if is_sqlite {
                         // WAL: readers (the web portal) never block the ingest writer.
                         sqlx::query("PRAGMA journal_mode = WAL")
+                            .execute(&mut *conn)
+                            .await?;
+                        // NORMAL is safe in WAL mode (no corruption on a crash); a power
+                        // loss may undo the last commits, whose segment files are then
+                        // orphans removed at the next open, so the store stays consistent.
+                        sqlx::query("PRAGMA synchronous = NORMAL")
+                            .execute(&mut *conn)
+                            .await?;
+                        // 64 MiB of page cache: the dedupe index is read once per resource.
+                        sqlx::query("PRAGMA cache_size = -65536")
                             .execute(&mut *conn)
                             .await?;
                         sqlx::query("PRAGMA foreign_keys = ON")
@@ -472,10 +490,14 @@ impl Metadata {
             q.push(" ON CONFLICT DO NOTHING");
             q.build().execute(&mut *tx).await?;
         }
-        for batch in chunk.resource_digests.chunks(BATCH) {
-            let mut q = QueryBuilder::new("INSERT INTO resource_keys (digest, intake_id) ");
-            q.push_values(batch, |mut b, d| {
-                b.push_bind(d.to_vec()).push_bind(intake_id.to_owned());
+        for batch in chunk.resource_versions.chunks(BATCH) {
+            let mut q = QueryBuilder::new(
+                "INSERT INTO resource_versions (identity_digest, content_digest, intake_id) ",
+            );
+            q.push_values(batch, |mut b, (identity, content)| {
+                b.push_bind(identity.to_vec())
+                    .push_bind(content.to_vec())
+                    .push_bind(intake_id.to_owned());
             });
             q.push(" ON CONFLICT DO NOTHING");
             q.build().execute(&mut *tx).await?;
@@ -506,23 +528,33 @@ impl Metadata {
         Ok(())
     }
 
-    /// Which of `digests` are already held (accepted by an earlier chunk or intake).
-    pub async fn known_digests(&self, digests: &[[u8; 16]]) -> Result<HashSet<[u8; 16]>> {
-        let mut known = HashSet::new();
-        for batch in digests.chunks(BATCH) {
-            let mut q = QueryBuilder::new("SELECT digest FROM resource_keys WHERE digest IN (");
+    /// The content digest held for each of `identities` that is held at all: an identity
+    /// digest missing from the answer is a resource never accepted.
+    pub async fn known_resources(
+        &self,
+        identities: &[[u8; 16]],
+    ) -> Result<HashMap<[u8; 16], [u8; 16]>> {
+        let digest = |bytes: Vec<u8>| -> Result<[u8; 16]> {
+            bytes.try_into().map_err(|_| MetadataError::Invalid {
+                what: "resource digest",
+                detail: "wrong length".into(),
+            })
+        };
+        let mut known = HashMap::new();
+        for batch in identities.chunks(BATCH) {
+            let mut q = QueryBuilder::new(
+                "SELECT identity_digest, content_digest FROM resource_versions WHERE identity_digest IN (",
+            );
             let mut sep = q.separated(", ");
             for d in batch {
                 sep.push_bind(d.to_vec());
             }
             q.push(")");
             for row in q.build().fetch_all(&self.pool).await? {
-                let bytes: Vec<u8> = row.try_get("digest")?;
-                let digest: [u8; 16] = bytes.try_into().map_err(|_| MetadataError::Invalid {
-                    what: "resource digest",
-                    detail: "wrong length".into(),
-                })?;
-                known.insert(digest);
+                known.insert(
+                    digest(row.try_get("identity_digest")?)?,
+                    digest(row.try_get("content_digest")?)?,
+                );
             }
         }
         Ok(known)
@@ -704,7 +736,7 @@ mod tests {
                 reason: "Observation.status: required element missing".into(),
                 blob_path: format!("quarantine/x-{index}.bin"),
             }],
-            resource_digests: vec![[digest; 16]],
+            resource_versions: vec![([digest; 16], [digest + 100; 16])],
             item_counts: vec![("Condition".into(), 9)],
         }
     }
@@ -741,8 +773,8 @@ mod tests {
             IntakeStatus::Completed
         );
 
-        let known = meta.known_digests(&[[1; 16], [2; 16]]).await.unwrap();
-        assert_eq!(known, HashSet::from([[1u8; 16]]));
+        let known = meta.known_resources(&[[1; 16], [2; 16]]).await.unwrap();
+        assert_eq!(known, HashMap::from([([1u8; 16], [101u8; 16])]));
         let paths = meta.committed_paths().await.unwrap();
         assert!(paths.contains("clinical/conditions/x-0.parquet"));
         assert!(paths.contains("quarantine/x-0.bin"));

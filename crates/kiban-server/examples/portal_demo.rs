@@ -83,7 +83,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     reason: "Observation.valueQuantity.unit: not a UCUM unit".into(),
                     blob_path: format!("quarantine/{provider}-0.bin"),
                 }],
-                resource_digests: vec![],
+                resource_versions: vec![],
                 item_counts: vec![
                     ("Condition".into(), scale * 4),
                     ("Observation".into(), scale * 9),

@@ -65,7 +65,7 @@ async fn fixture() -> Fixture {
                 reason: "Condition.code: required element missing".into(),
                 blob_path: "quarantine/q-0.bin".into(),
             }],
-            resource_digests: vec![[1; 16], [2; 16]],
+            resource_versions: vec![([1; 16], [2; 16])],
             item_counts: vec![
                 ("Condition".into(), 26),
                 ("Encounter".into(), 5),
