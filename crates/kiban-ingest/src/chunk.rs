@@ -7,8 +7,10 @@ use crate::lines::LineContent;
 use crate::mapping::{Row, SubjectNeed};
 use crate::parse::{LineMode, ParsedEntry, ParsedLine, PreparedEntry};
 use base64::Engine;
+use chrono::NaiveDate;
+use kiban_collection::Eligibility;
 use kiban_fhir::{Reference, ReferenceKind, parse_reference};
-use kiban_metadata::{ChunkCommit, QuarantineEntry, SegmentRecord};
+use kiban_metadata::{ChunkCommit, HeldLineRecord, QuarantineEntry, SegmentRecord};
 use kiban_model::{
     AllergyRow, ConditionRow, DeathRow, DocumentRow, EncounterRow, IdentityRow, InfectionRow,
     LabObservationRow, MedicationDispenseRow, MedicationRequestRow, ProcedureRow, TableRow,
@@ -131,6 +133,36 @@ pub(crate) struct ChunkOutcome {
     pub duplicate: u64,
     pub versions: Vec<([u8; 16], [u8; 16])>,
     pub item_counts: BTreeMap<String, i64>,
+    /// Lines held until their patients may be taken.
+    pub held: Vec<HeldRecord>,
+    /// Resources refused because their patients opted out (nothing of them is kept).
+    pub refused: Vec<RefusedRecord>,
+}
+
+/// A line held until its patients may be taken.
+#[derive(Debug)]
+pub(crate) struct HeldRecord {
+    pub line: u64,
+    pub text: String,
+    pub eligible_on: Option<NaiveDate>,
+    pub patient_keys: Vec<String>,
+    /// Entry index and resource type of each resource of the line.
+    pub entries: Vec<(u64, Option<String>)>,
+}
+
+/// A resource refused because its patient opted out.
+#[derive(Debug, Clone)]
+pub(crate) struct RefusedRecord {
+    pub line: u64,
+    pub entry_index: u64,
+    pub resource_type: Option<String>,
+}
+
+impl RefusedRecord {
+    /// The reason reported to the sender.
+    pub(crate) fn reason(&self) -> &'static str {
+        REFUSED_REASON
+    }
 }
 
 /// Everything phase B reads besides the lines.
@@ -306,32 +338,53 @@ fn conflict_reason(resource_type: &str) -> String {
     )
 }
 
-/// Phase B over the lines of a chunk, in order.
+/// A line after the first half of phase B: each entry's tentative decision (with its
+/// patient key), before the patients' eligibility is applied.
+#[derive(Debug)]
+pub(crate) struct DecidedLine {
+    line: ParsedLine,
+    decisions: Vec<Decision>,
+}
+
+impl DecidedLine {
+    /// Patient keys this line would be stored under.
+    fn patient_keys(&self) -> impl Iterator<Item = &str> {
+        self.decisions.iter().filter_map(|d| match d {
+            Decision::Accept(key) | Decision::Duplicate(key) if !key.is_empty() => {
+                Some(key.as_str())
+            }
+            _ => None,
+        })
+    }
+}
+
+/// Every distinct patient key of a decided chunk (what the eligibility check is asked).
+pub(crate) fn chunk_patient_keys(decided: &[DecidedLine]) -> Vec<String> {
+    let mut keys: Vec<String> = decided
+        .iter()
+        .flat_map(|l| l.patient_keys().map(str::to_owned))
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
+
+/// First half of phase B over the lines of a chunk, in order: subjects, duplicates,
+/// conflicting versions.
 pub(crate) fn decide_chunk(
     lines: Vec<ParsedLine>,
     state: &mut FileState,
     ctx: &DecideContext<'_>,
-) -> ChunkOutcome {
-    let mut out = ChunkOutcome::default();
+) -> Vec<DecidedLine> {
+    let mut decided = Vec::with_capacity(lines.len());
     let mut chunk_identities: HashSet<[u8; 16]> = HashSet::new();
     let mut chunk_contents: HashSet<[u8; 16]> = HashSet::new();
     for line in lines {
-        out.lines += 1;
-        out.bytes += line.bytes;
-        if line.is_blank() {
-            continue;
-        }
-        if let Some((resource_type, reason)) = &line.line_failure {
-            let originals = Originals::new(&line);
-            if line.entries.is_empty() {
-                out.quarantine
-                    .push(originals.record(0, resource_type.clone(), reason.clone()));
-            }
-            for entry in &line.entries {
-                let resource_type = entry.resource_type.clone().or(resource_type.clone());
-                out.quarantine
-                    .push(originals.record(entry.index, resource_type, reason.clone()));
-            }
+        if line.is_blank() || line.line_failure.is_some() {
+            decided.push(DecidedLine {
+                line,
+                decisions: Vec::new(),
+            });
             continue;
         }
         // Tentative decisions, with the line's own acceptances overlaid on the chunk's.
@@ -386,6 +439,122 @@ pub(crate) fn decide_chunk(
             };
             decisions.push(decision);
         }
+        let rejected_whole = line.mode == LineMode::AllOrNothing
+            && decisions.iter().any(|d| matches!(d, Decision::Reject(_)));
+        for (decision, entry) in decisions.iter().zip(&line.entries) {
+            match (decision, &entry.outcome) {
+                (Decision::Accept(key) | Decision::Duplicate(key), Ok(prepared))
+                    if !rejected_whole =>
+                {
+                    remember_patient(state, prepared, key);
+                    if matches!(decision, Decision::Accept(_)) {
+                        chunk_identities.insert(prepared.identity_digest);
+                        chunk_contents.insert(prepared.content_digest);
+                    }
+                }
+                _ => {}
+            }
+        }
+        drop(index);
+        decided.push(DecidedLine { line, decisions });
+    }
+    decided
+}
+
+/// Lines and bytes of a decided chunk (for a replayed chunk, which is not applied).
+pub(crate) fn decided_size(decided: &[DecidedLine]) -> (u64, u64) {
+    (
+        decided.len() as u64,
+        decided.iter().map(|d| d.line.bytes).sum(),
+    )
+}
+
+/// Why a refused patient's resources are not taken (no identity, no receipt number).
+const REFUSED_REASON: &str =
+    "not taken: the patient has opted out (R-C2); nothing of this resource is kept";
+
+/// Second half of phase B: applies the patients' eligibility (R-C1, R-C2) and the
+/// all-or-nothing rule, and gathers rows, quarantine records and held lines.
+///
+/// A line with a refused patient is refused whole (its Bundle is that patient's); a line
+/// with a patient not yet eligible is held whole, to be read again when it is; otherwise the
+/// decisions stand.
+pub(crate) fn apply_eligibility(
+    decided: Vec<DecidedLine>,
+    eligibility: &HashMap<String, Eligibility>,
+) -> ChunkOutcome {
+    let mut out = ChunkOutcome::default();
+    for DecidedLine { line, decisions } in decided {
+        out.lines += 1;
+        out.bytes += line.bytes;
+        if line.is_blank() {
+            continue;
+        }
+        if let Some((resource_type, reason)) = &line.line_failure {
+            let originals = Originals::new(&line);
+            if line.entries.is_empty() {
+                out.quarantine
+                    .push(originals.record(0, resource_type.clone(), reason.clone()));
+            }
+            for entry in &line.entries {
+                let resource_type = entry.resource_type.clone().or(resource_type.clone());
+                out.quarantine
+                    .push(originals.record(entry.index, resource_type, reason.clone()));
+            }
+            continue;
+        }
+        // The strictest state of the line's patients decides for the line.
+        let mut refused = false;
+        let mut held: Option<Option<NaiveDate>> = None;
+        let mut line_keys: Vec<String> = Vec::new();
+        for decision in &decisions {
+            if let Decision::Accept(key) | Decision::Duplicate(key) = decision
+                && !key.is_empty()
+            {
+                if !line_keys.contains(key) {
+                    line_keys.push(key.clone());
+                }
+                match eligibility.get(key) {
+                    Some(Eligibility::Eligible { .. }) => {}
+                    Some(Eligibility::Refused { .. }) => refused = true,
+                    Some(Eligibility::Held { until }) => {
+                        held = Some(match held {
+                            Some(Some(earlier)) => until.map(|u| u.max(earlier)),
+                            _ => *until,
+                        });
+                        if held == Some(None) && until.is_none() {
+                            held = Some(None);
+                        }
+                    }
+                    // Not asked (cannot happen: every key is asked): hold, never take.
+                    None => held = Some(None),
+                }
+            }
+        }
+        if refused {
+            for entry in &line.entries {
+                out.refused.push(RefusedRecord {
+                    line: line.number,
+                    entry_index: entry.index as u64,
+                    resource_type: entry.resource_type.clone(),
+                });
+            }
+            continue;
+        }
+        if let (Some(eligible_on), LineContent::Text(text)) = (held, &line.content) {
+            out.held.push(HeldRecord {
+                line: line.number,
+                text: text.clone(),
+                eligible_on,
+                patient_keys: line_keys,
+                entries: line
+                    .entries
+                    .iter()
+                    .map(|e| (e.index as u64, e.resource_type.clone()))
+                    .collect(),
+            });
+            continue;
+        }
         let first_failure = decisions
             .iter()
             .zip(&line.entries)
@@ -419,20 +588,12 @@ pub(crate) fn decide_chunk(
                         ));
                     }
                 }
-                Decision::Duplicate(key) => {
-                    out.duplicate += 1;
-                    if let Ok(prepared) = &entry.outcome {
-                        remember_patient(state, prepared, &key);
-                    }
-                }
+                Decision::Duplicate(_) => out.duplicate += 1,
                 Decision::Accept(key) => {
                     let Ok(prepared) = &entry.outcome else {
                         continue;
                     };
                     out.accepted += 1;
-                    remember_patient(state, prepared, &key);
-                    chunk_identities.insert(prepared.identity_digest);
-                    chunk_contents.insert(prepared.content_digest);
                     out.versions
                         .push((prepared.identity_digest, prepared.content_digest));
                     *out.item_counts
@@ -494,6 +655,22 @@ pub(crate) fn write_chunk(
             });
         }
     }
+    let mut held_lines = Vec::with_capacity(outcome.held.len());
+    for held in &outcome.held {
+        // One blob per line, so a line taken or refused later is deleted on its own.
+        let blob_path = store.write_blob(
+            BlobArea::Held,
+            &format!("{name}-{:08}", held.line),
+            held.text.as_bytes(),
+        )?;
+        held_lines.push(HeldLineRecord {
+            blob_path,
+            line: held.line as i64,
+            resource_count: held.entries.len() as i64,
+            patient_keys: held.patient_keys.clone(),
+            eligible_on: held.eligible_on.map(|d| d.format("%Y-%m-%d").to_string()),
+        });
+    }
     let commit = ChunkCommit {
         chunk_index,
         lines_read: outcome.lines as i64,
@@ -511,6 +688,9 @@ pub(crate) fn write_chunk(
             .collect(),
         quarantine,
         resource_versions: outcome.versions.clone(),
+        held_lines,
+        resources_held: outcome.held.iter().map(|h| h.entries.len() as i64).sum(),
+        resources_refused: outcome.refused.len() as i64,
         item_counts: outcome
             .item_counts
             .iter()

@@ -42,6 +42,15 @@ pub enum IngestError {
         /// The directory.
         path: PathBuf,
     },
+    /// The collection registers (notifications, refusals) could not be read.
+    #[error("collection registers, while ingesting {source_name}: {error}")]
+    Collection {
+        /// The source file (relative name).
+        source_name: String,
+        /// The cause.
+        #[source]
+        error: Box<kiban_collection::CollectionError>,
+    },
     /// The encrypted store failed while writing a chunk of a file.
     #[error("store, while ingesting {source_name}: {error}")]
     Store {

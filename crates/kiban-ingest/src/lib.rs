@@ -98,8 +98,13 @@ pub use identity::PATIENT_ID_SYSTEM_PREFIX;
 pub use mapping::{LOINC_CHECKUP_REPORT, LOINC_DISCHARGE_SUMMARY, LOINC_REFERRAL_NOTE};
 pub use providers::PROVIDERS_FILE;
 
-use chunk::{DecideContext, FileState, decide_chunk, write_chunk};
+use chunk::{
+    DecideContext, FileState, apply_eligibility, chunk_patient_keys, decide_chunk, decided_size,
+    write_chunk,
+};
+use kiban_collection::{Collection, CollectionPolicy, Eligibility, SystemClock};
 use kiban_metadata::{IntakeStatus, Metadata};
+use kiban_model::{PatientKey, ProviderId};
 use kiban_store::Store;
 use lines::{BoundedLines, SourceLine};
 use parse::{ParseContext, ParsedLine, parse_line};
@@ -107,6 +112,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Cursor, Read};
 use std::path::{Path, PathBuf};
@@ -114,6 +120,10 @@ use std::sync::Arc;
 
 /// Directory of an intake root that is never read (the generator's ground truth).
 const IGNORED_DIRECTORIES: &[&str] = &["truth"];
+/// Notification register of a provider directory (`provider_patient_id,notified_on,means`).
+const NOTIFICATIONS_FILE: &str = "notifications.csv";
+/// Refusal register of a provider directory (`provider_patient_id,refused_on,by`).
+const REFUSALS_FILE: &str = "refusals.csv";
 /// Extension of the source files read in a provider directory.
 const SOURCE_EXTENSION: &str = "ndjson";
 
@@ -299,6 +309,12 @@ where
 ///
 /// A directory that is not listed in `providers.json` is an error naming it (nothing is
 /// read then); `truth/` and hidden directories are ignored.
+///
+/// Each provider directory's `notifications.csv` and `refusals.csv` (as `kiban synth` writes
+/// them) are recorded in the collection registers first, so the opt-out rules (R-C1, R-C2)
+/// apply to the files: resources of patients not yet eligible are held, those of patients who
+/// refused are not taken. Eligibility follows the system clock and the default one-month wait;
+/// [`ingest_dir_with`] takes a [`Collection`] with another clock or policy.
 pub async fn ingest_dir(
     store: Arc<Store>,
     meta: &Metadata,
@@ -306,6 +322,24 @@ pub async fn ingest_dir(
     options: &IngestOptions,
     progress: &(dyn Fn(IngestProgress) + Send + Sync),
 ) -> Result<IngestReport, IngestError> {
+    let collection = Collection::new(
+        meta.clone(),
+        store.clone(),
+        Arc::new(SystemClock),
+        CollectionPolicy::default(),
+    );
+    ingest_dir_with(store, &collection, dir, options, progress).await
+}
+
+/// [`ingest_dir`] under the given collection registers (clock and waiting policy).
+pub async fn ingest_dir_with(
+    store: Arc<Store>,
+    collection: &Collection,
+    dir: &Path,
+    options: &IngestOptions,
+    progress: &(dyn Fn(IngestProgress) + Send + Sync),
+) -> Result<IngestReport, IngestError> {
+    let meta = collection.metadata();
     let committed = meta.committed_paths().await?;
     let cleaner = store.clone();
     let orphans_removed = run_blocking("", move || {
@@ -322,6 +356,9 @@ pub async fn ingest_dir(
     for provider in &providers {
         meta.upsert_provider(provider).await?;
     }
+    for provider in &providers {
+        import_registers(collection, dir, &provider.id).await?;
+    }
     let bytes_total = files.iter().map(|f| f.size).sum();
     let mut report = IngestReport {
         providers: providers.len(),
@@ -336,7 +373,7 @@ pub async fn ingest_dir(
         };
         let file_report = ingest_file_with(
             store.clone(),
-            meta,
+            collection,
             &file.provider_id,
             Source::File(file.path.clone()),
             &file.source_name,
@@ -350,6 +387,45 @@ pub async fn ingest_dir(
         report.add(file_report);
     }
     Ok(report)
+}
+
+/// Notification and refusal CSVs of a provider directory, recorded in the registers.
+async fn import_registers(
+    collection: &Collection,
+    dir: &Path,
+    provider_id: &str,
+) -> Result<(), IngestError> {
+    let provider = ProviderId(provider_id.to_owned());
+    for (file_name, is_refusals) in [(NOTIFICATIONS_FILE, false), (REFUSALS_FILE, true)] {
+        let path = dir.join(provider_id).join(file_name);
+        if !path.is_file() {
+            continue;
+        }
+        let file = File::open(&path).map_err(|source| IngestError::Io {
+            path: path.clone(),
+            action: "open",
+            source,
+        })?;
+        let reader = BufReader::new(file);
+        let imported = if is_refusals {
+            collection
+                .import_refusals_csv(&provider, reader, "file-intake")
+                .await
+        } else {
+            collection
+                .import_notifications_csv(&provider, reader, "file-intake")
+                .await
+        };
+        let imported = imported.map_err(|error| IngestError::Collection {
+            source_name: format!("{provider_id}/{file_name}"),
+            error: Box::new(error),
+        })?;
+        for problem in &imported.problems {
+            // Row problems name the line and the rule, never a value.
+            tracing::warn!(file = %path.display(), line = problem.line, reason = %problem.reason, "register row not recorded");
+        }
+    }
+    Ok(())
 }
 
 /// A source file found in an intake directory.
@@ -433,7 +509,7 @@ struct ProgressTotals {
 /// rewrites its own uncommitted chunk files under the same names anyway.
 pub async fn ingest_file(
     store: Arc<Store>,
-    meta: &Metadata,
+    collection: &Collection,
     provider_id: &str,
     path: &Path,
     source_name: &str,
@@ -453,7 +529,7 @@ pub async fn ingest_file(
     };
     ingest_file_with(
         store,
-        meta,
+        collection,
         provider_id,
         Source::File(path.to_owned()),
         source_name,
@@ -474,7 +550,7 @@ pub async fn ingest_file(
 /// line break inside a string, so breaks are spaces between tokens and are read as such.
 pub async fn ingest_upload(
     store: Arc<Store>,
-    meta: &Metadata,
+    collection: &Collection,
     provider_id: &str,
     source_name: &str,
     body: UploadBody,
@@ -494,7 +570,7 @@ pub async fn ingest_upload(
     };
     ingest_file_with(
         store,
-        meta,
+        collection,
         provider_id,
         source,
         source_name,
@@ -504,6 +580,113 @@ pub async fn ingest_upload(
         None,
     )
     .await
+}
+
+/// What [`release_held`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ReleaseReport {
+    /// Held lines taken now that their patients are eligible.
+    pub lines_released: u64,
+    /// Held lines dropped because a patient opted out while they were held.
+    pub lines_refused: u64,
+    /// Held lines still waiting.
+    pub lines_still_held: u64,
+    /// The intakes of the released lines (one per provider), as acquisition records.
+    pub intakes: Vec<FileReport>,
+}
+
+/// Lines read per release round.
+const RELEASE_BATCH: i64 = 10_000;
+
+/// Takes the held lines whose patients have become eligible (R-C1: data that arrived before
+/// the waiting period ended is released automatically, never dropped) and drops those whose
+/// patients opted out meanwhile (R-C2). Released lines go through intake again, as one intake
+/// per provider (same validation, dedupe and acquisition record), then their blobs are
+/// deleted. Safe to run at any time and to re-run after a crash: a release already taken is
+/// recognized by its content hash and only settled.
+pub async fn release_held(
+    store: Arc<Store>,
+    collection: &Collection,
+    options: &IngestOptions,
+) -> Result<ReleaseReport, IngestError> {
+    let meta = collection.metadata();
+    let mut report = ReleaseReport::default();
+    let held = meta.held_lines(RELEASE_BATCH).await?;
+    let mut by_provider: BTreeMap<String, Vec<kiban_metadata::HeldLine>> = BTreeMap::new();
+    for line in held {
+        by_provider
+            .entry(line.provider_id.clone())
+            .or_default()
+            .push(line);
+    }
+    let collection_error = |error| IngestError::Collection {
+        source_name: "held lines".to_owned(),
+        error: Box::new(error),
+    };
+    for (provider_id, lines) in by_provider {
+        let provider = ProviderId(provider_id.clone());
+        let mut keys: Vec<PatientKey> = lines
+            .iter()
+            .flat_map(|l| l.record.patient_keys.iter().cloned().map(PatientKey))
+            .collect();
+        keys.sort_by(|a, b| a.0.cmp(&b.0));
+        keys.dedup();
+        let eligibility = collection
+            .eligibility_many(&provider, &keys)
+            .await
+            .map_err(collection_error)?;
+        let mut release = Vec::new();
+        for line in lines {
+            let states: Vec<Option<&Eligibility>> = line
+                .record
+                .patient_keys
+                .iter()
+                .map(|k| eligibility.get(&PatientKey(k.clone())))
+                .collect();
+            if states
+                .iter()
+                .any(|s| matches!(s, Some(Eligibility::Refused { .. })))
+            {
+                meta.settle_held_line(&line.record.blob_path, false, None)
+                    .await?;
+                store.remove_blob(&line.record.blob_path)?;
+                report.lines_refused += 1;
+            } else if states
+                .iter()
+                .all(|s| matches!(s, Some(Eligibility::Eligible { .. })))
+            {
+                release.push(line);
+            } else {
+                report.lines_still_held += 1;
+            }
+        }
+        if release.is_empty() {
+            continue;
+        }
+        let mut body = Vec::new();
+        for line in &release {
+            body.extend_from_slice(&store.read_blob(&line.record.blob_path)?);
+            body.push(b'\n');
+        }
+        let source_name = format!("{provider_id}/released-held-lines");
+        let intake = ingest_upload(
+            store.clone(),
+            collection,
+            &provider_id,
+            &source_name,
+            UploadBody::Ndjson(body),
+            options,
+        )
+        .await?;
+        for line in &release {
+            meta.settle_held_line(&line.record.blob_path, true, Some(&intake.intake_id))
+                .await?;
+            store.remove_blob(&line.record.blob_path)?;
+        }
+        report.lines_released += release.len() as u64;
+        report.intakes.push(intake);
+    }
+    Ok(report)
 }
 
 /// Where the bytes of an intake come from.
@@ -687,7 +870,7 @@ fn chunk_digests(lines: &[ParsedLine]) -> Vec<[u8; 16]> {
 #[allow(clippy::too_many_arguments)]
 async fn ingest_file_with(
     store: Arc<Store>,
-    meta: &Metadata,
+    collection: &Collection,
     provider_id: &str,
     source: Source,
     source_name: &str,
@@ -696,6 +879,7 @@ async fn ingest_file_with(
     totals: ProgressTotals,
     max_chunks: Option<u64>,
 ) -> Result<FileReport, IngestError> {
+    let meta = collection.metadata();
     let hashed = source.clone();
     let (sha256, size) = run_blocking(source_name, move || hashed.sha256()).await?;
     let intake = meta.begin_intake(provider_id, source_name, &sha256).await?;
@@ -775,8 +959,9 @@ async fn ingest_file_with(
                 provider_id: &worker_provider,
                 known: &known,
             };
-            let outcome = decide_chunk(parsed, &mut state, &ctx);
-            Ok((state, outcome.bytes, outcome.lines))
+            let decided = decide_chunk(parsed, &mut state, &ctx);
+            let (lines, bytes) = decided_size(&decided);
+            Ok((state, bytes, lines))
         })
         .await?;
         state = returned;
@@ -805,13 +990,35 @@ async fn ingest_file_with(
         let worker_provider = provider_id.to_owned();
         let worker_intake = intake.id.clone();
         let worker_source = source_name.to_owned();
-        let (returned, outcome, commit) = run_blocking(source_name, move || {
+        let decide_store = worker_store.clone();
+        let decide_provider = worker_provider.clone();
+        let (returned, decided) = run_blocking(source_name, move || {
             let ctx = DecideContext {
-                store: &worker_store,
-                provider_id: &worker_provider,
+                store: &decide_store,
+                provider_id: &decide_provider,
                 known: &known,
             };
-            let outcome = decide_chunk(parsed, &mut state, &ctx);
+            let decided = decide_chunk(parsed, &mut state, &ctx);
+            Ok((state, decided))
+        })
+        .await?;
+        state = returned;
+        let keys: Vec<PatientKey> = chunk_patient_keys(&decided)
+            .into_iter()
+            .map(PatientKey)
+            .collect();
+        let eligibility: HashMap<String, Eligibility> = collection
+            .eligibility_many(&ProviderId(provider_id.to_owned()), &keys)
+            .await
+            .map_err(|error| IngestError::Collection {
+                source_name: source_name.to_owned(),
+                error: Box::new(error),
+            })?
+            .into_iter()
+            .map(|(key, e)| (key.0, e))
+            .collect();
+        let (outcome, commit) = run_blocking(source_name, move || {
+            let outcome = apply_eligibility(decided, &eligibility);
             let (commit, _) = write_chunk(
                 &worker_store,
                 &worker_intake,
@@ -823,10 +1030,9 @@ async fn ingest_file_with(
                 source_name: worker_source.clone(),
                 error: Box::new(error),
             })?;
-            Ok((state, outcome, commit))
+            Ok((outcome, commit))
         })
         .await?;
-        state = returned;
         meta.commit_chunk(&intake.id, &commit).await?;
         chunk_index += 1;
         report.chunks += 1;
@@ -835,6 +1041,33 @@ async fn ingest_file_with(
         report.resources_accepted += outcome.accepted;
         report.resources_duplicate += outcome.duplicate;
         report.resources_rejected += outcome.quarantine.len() as u64;
+        report.resources_held += outcome
+            .held
+            .iter()
+            .map(|h| h.entries.len() as u64)
+            .sum::<u64>();
+        report.resources_refused += outcome.refused.len() as u64;
+        for held in &outcome.held {
+            for (entry_index, resource_type) in &held.entries {
+                if report.held.len() < MAX_REPORTED_REJECTIONS {
+                    report.held.push(HeldEntry {
+                        line: held.line,
+                        entry_index: *entry_index,
+                        resource_type: resource_type.clone(),
+                        eligible_on: held.eligible_on,
+                    });
+                }
+            }
+        }
+        let room = MAX_REPORTED_REJECTIONS.saturating_sub(report.rejections.len());
+        report
+            .rejections
+            .extend(outcome.refused.iter().take(room).map(|r| Rejection {
+                line: r.line,
+                entry_index: r.entry_index,
+                resource_type: r.resource_type.clone(),
+                reason: r.reason().to_owned(),
+            }));
         let room = MAX_REPORTED_REJECTIONS.saturating_sub(report.rejections.len());
         report
             .rejections

@@ -1,6 +1,7 @@
 //! End-to-end tests of the intake against a real store and metadata database.
 
 use super::*;
+use kiban_collection::{Collection, CollectionPolicy, SystemClock};
 use kiban_metadata::QuarantineListing;
 use kiban_model::{
     AllergyRow, ConditionRow, DeathRow, DocumentRow, EncounterRow, IdentityRow, InfectionRow,
@@ -226,7 +227,12 @@ fn write_intake_dir(dir: &Path, lines: &[String]) {
     let provider = dir.join(PROVIDER);
     std::fs::create_dir_all(&provider).unwrap();
     std::fs::write(provider.join("bundles.ndjson"), ndjson(lines)).unwrap();
-    std::fs::write(provider.join("notifications.csv"), "not,read\n").unwrap();
+    // Every fixture patient (numbers 00000001..) was notified long ago, so it is eligible.
+    let mut notifications = String::from("provider_patient_id,notified_on,means\n");
+    for n in (1..=20).chain([77]) {
+        notifications.push_str(&format!("{n:08},2025-01-10,letter\n"));
+    }
+    std::fs::write(provider.join("notifications.csv"), notifications).unwrap();
     std::fs::create_dir_all(dir.join("truth")).unwrap();
     std::fs::write(dir.join("truth").join("persons.json"), "{}").unwrap();
 }
@@ -785,9 +791,18 @@ async fn a_killed_intake_resumes_to_the_result_of_one_clean_run() {
         bytes_before: 0,
         bytes_total: 0,
     };
+    let collection = Collection::new(
+        killed.meta.clone(),
+        killed.store.clone(),
+        Arc::new(SystemClock),
+        CollectionPolicy::default(),
+    );
+    import_registers(&collection, input.path(), PROVIDER)
+        .await
+        .unwrap();
     let partial = ingest_file_with(
         killed.store.clone(),
-        &killed.meta,
+        &collection,
         PROVIDER,
         Source::File(path.clone()),
         "prov-001/bundles.ndjson",
@@ -939,4 +954,94 @@ async fn a_generated_population_ingests_without_rejections() {
     .unwrap();
     assert_eq!(again.intakes, 0);
     assert_eq!(again.resources_accepted, 0);
+}
+
+/// R-C1 and R-C2 with a controllable clock: a patient notified 10 days ago is held and taken
+/// once a month has passed; a patient who refused is never taken.
+#[tokio::test]
+async fn recent_notifications_hold_and_refusals_refuse() {
+    use kiban_collection::FixedClock;
+    let env = env().await;
+    let input = tempfile::tempdir().unwrap();
+    let lines = vec![
+        patient_bundle(1, false).to_string(),
+        patient_bundle(2, false).to_string(),
+    ];
+    write_intake_dir(input.path(), &lines);
+    let provider_dir = input.path().join(PROVIDER);
+    // Patient 1 notified 10 days before "today"; patient 2 notified long ago but refused.
+    std::fs::write(
+        provider_dir.join("notifications.csv"),
+        "provider_patient_id,notified_on,means\n00000001,2026-11-11,letter\n00000002,2025-01-10,poster\n",
+    )
+    .unwrap();
+    std::fs::write(
+        provider_dir.join("refusals.csv"),
+        "provider_patient_id,refused_on,by\n00000002,2026-11-01,patient\n",
+    )
+    .unwrap();
+    let clock = Arc::new(FixedClock::on_date(
+        chrono::NaiveDate::from_ymd_opt(2026, 11, 21).unwrap(),
+    ));
+    let collection = Collection::new(
+        env.meta.clone(),
+        env.store.clone(),
+        clock.clone(),
+        CollectionPolicy::default(),
+    );
+    let report = ingest_dir_with(
+        env.store.clone(),
+        &collection,
+        input.path(),
+        &IngestOptions::default(),
+        &no_progress(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.resources_accepted, 0);
+    let file = &report.files[0];
+    assert_eq!(file.resources_held, 9);
+    assert_eq!(file.resources_refused, 9);
+    assert!(
+        file.held
+            .iter()
+            .all(|h| h.eligible_on == chrono::NaiveDate::from_ymd_opt(2026, 12, 11))
+    );
+    assert!(rows::<IdentityRow>(&env).await.is_empty());
+    assert!(
+        quarantine(&env).await.is_empty(),
+        "refused data is not kept"
+    );
+    // The held line is encrypted at rest like everything else.
+    let held = env.meta.held_lines(10).await.unwrap();
+    assert_eq!(held.len(), 1);
+    let raw = std::fs::read(env.data.path().join(&held[0].record.blob_path)).unwrap();
+    assert!(
+        !raw.windows(SECRET_NAME.len())
+            .any(|w| w == SECRET_NAME.as_bytes())
+    );
+
+    // Still within the month: nothing moves.
+    clock.advance_days(19);
+    let release = release_held(env.store.clone(), &collection, &IngestOptions::default())
+        .await
+        .unwrap();
+    assert_eq!((release.lines_released, release.lines_still_held), (0, 1));
+
+    // A month after the notification: taken, and the blob is gone.
+    clock.advance_days(1);
+    let release = release_held(env.store.clone(), &collection, &IngestOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(release.lines_released, 1);
+    assert_eq!(release.intakes[0].resources_accepted, 9);
+    assert_eq!(rows::<IdentityRow>(&env).await.len(), 1);
+    assert!(env.meta.held_lines(10).await.unwrap().is_empty());
+    assert!(!env.data.path().join(&held[0].record.blob_path).exists());
+
+    // Re-running the release and the intake changes nothing.
+    let again = release_held(env.store.clone(), &collection, &IngestOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(again, ReleaseReport::default());
 }

@@ -322,7 +322,7 @@ pub struct StoredResponse {
 
 /// `($1, $2, ...), (...)` for `rows` rows of `columns` values. QueryBuilder is not used: over
 /// `sqlx::Any` it writes `?` placeholders, which PostgreSQL rejects.
-fn value_rows(rows: usize, columns: usize) -> String {
+pub(crate) fn value_rows(rows: usize, columns: usize) -> String {
     (0..rows)
         .map(|r| {
             let row = (1..=columns)

@@ -36,11 +36,12 @@ use chrono::Utc;
 use kiban_model::ProviderKind;
 use serde::Serialize;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
-use sqlx::{AnyPool, AssertSqlSafe, QueryBuilder, Row};
+use sqlx::{AnyPool, AssertSqlSafe, Row};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 mod collection;
+use collection::value_rows;
 pub use collection::{
     CollectionCounts, CollectionEvent, FilingStatus, NewCollectionEvent, NewProviderToken,
     NewRefusal, Notification, NotificationMeans, NotificationRecord, PatientCollectionState,
@@ -183,6 +184,36 @@ pub struct Intake {
     pub resources_duplicate: i64,
     /// Resources rejected into the quarantine.
     pub resources_rejected: i64,
+    /// Resources held until their patients may be taken (R-C1).
+    pub resources_held: i64,
+    /// Resources refused because their patients opted out (R-C2).
+    pub resources_refused: i64,
+}
+
+/// A line held until its patients may be taken, as committed with its chunk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HeldLineRecord {
+    /// Path of the encrypted blob holding the line.
+    pub blob_path: String,
+    /// Line in the source (1-based).
+    pub line: i64,
+    /// Resources in the line.
+    pub resource_count: i64,
+    /// Keyed digests (patient keys) of the line's patients.
+    pub patient_keys: Vec<String>,
+    /// First day the line may be taken, when known (`YYYY-MM-DD`).
+    pub eligible_on: Option<String>,
+}
+
+/// A held line not yet settled, as the release reads it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HeldLine {
+    /// Provider id.
+    pub provider_id: String,
+    /// Intake that held it.
+    pub intake_id: String,
+    /// The line as committed.
+    pub record: HeldLineRecord,
 }
 
 /// A Parquet segment or blob written by the store for one chunk.
@@ -246,6 +277,12 @@ pub struct ChunkCommit {
     pub quarantine: Vec<QuarantineEntry>,
     /// Accepted resources as (identity digest, content digest) pairs: the dedupe keys.
     pub resource_versions: Vec<([u8; 16], [u8; 16])>,
+    /// Lines held until their patients may be taken.
+    pub held_lines: Vec<HeldLineRecord>,
+    /// Resources held (in `held_lines`).
+    pub resources_held: i64,
+    /// Resources refused because their patients opted out.
+    pub resources_refused: i64,
     /// Item counts by category (FHIR resource type) for the acquisition record.
     pub item_counts: Vec<(String, i64)>,
 }
@@ -440,14 +477,18 @@ impl Metadata {
                 lines_read = lines_read + $1, bytes_read = bytes_read + $2,
                 resources_accepted = resources_accepted + $3,
                 resources_duplicate = resources_duplicate + $4,
-                resources_rejected = resources_rejected + $5
-             WHERE id = $6 AND chunks_committed = $7",
+                resources_rejected = resources_rejected + $5,
+                resources_held = resources_held + $6,
+                resources_refused = resources_refused + $7
+             WHERE id = $8 AND chunks_committed = $9",
         )
         .bind(chunk.lines_read)
         .bind(chunk.bytes_read)
         .bind(chunk.resources_accepted)
         .bind(chunk.resources_duplicate)
         .bind(chunk.quarantine.len() as i64)
+        .bind(chunk.resources_held)
+        .bind(chunk.resources_refused)
         .bind(intake_id)
         .bind(chunk.chunk_index)
         .execute(&mut *tx)
@@ -458,49 +499,86 @@ impl Metadata {
             return Ok(());
         }
         let created = now();
+        // Placeholders are written as $n: over sqlx::Any, QueryBuilder writes `?`, which
+        // PostgreSQL rejects.
         for batch in chunk.segments.chunks(BATCH) {
-            let mut q = QueryBuilder::new(
-                "INSERT INTO segments (path, table_name, intake_id, chunk_index, row_count, byte_count, created_at) ",
+            let sql = format!(
+                "INSERT INTO segments (path, table_name, intake_id, chunk_index, row_count, byte_count, created_at) VALUES {}
+                 ON CONFLICT (path) DO UPDATE SET row_count = excluded.row_count, byte_count = excluded.byte_count",
+                value_rows(batch.len(), 7)
             );
-            q.push_values(batch, |mut b, s| {
-                b.push_bind(s.path.clone())
-                    .push_bind(s.table_name.clone())
-                    .push_bind(intake_id.to_owned())
-                    .push_bind(chunk.chunk_index)
-                    .push_bind(s.rows)
-                    .push_bind(s.bytes)
-                    .push_bind(created.clone());
-            });
-            q.push(" ON CONFLICT (path) DO UPDATE SET row_count = excluded.row_count, byte_count = excluded.byte_count");
-            q.build().execute(&mut *tx).await?;
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for s in batch {
+                q = q
+                    .bind(s.path.clone())
+                    .bind(s.table_name.clone())
+                    .bind(intake_id.to_owned())
+                    .bind(chunk.chunk_index)
+                    .bind(s.rows)
+                    .bind(s.bytes)
+                    .bind(created.clone());
+            }
+            q.execute(&mut *tx).await?;
         }
         for batch in chunk.quarantine.chunks(BATCH) {
-            let mut q = QueryBuilder::new(
-                "INSERT INTO quarantine_entries (intake_id, line, entry_index, resource_type, reason, blob_path, created_at) ",
+            let sql = format!(
+                "INSERT INTO quarantine_entries (intake_id, line, entry_index, resource_type, reason, blob_path, created_at) VALUES {}
+                 ON CONFLICT DO NOTHING",
+                value_rows(batch.len(), 7)
             );
-            q.push_values(batch, |mut b, e| {
-                b.push_bind(intake_id.to_owned())
-                    .push_bind(e.line)
-                    .push_bind(e.entry_index)
-                    .push_bind(e.resource_type.clone())
-                    .push_bind(e.reason.clone())
-                    .push_bind(e.blob_path.clone())
-                    .push_bind(created.clone());
-            });
-            q.push(" ON CONFLICT DO NOTHING");
-            q.build().execute(&mut *tx).await?;
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for e in batch {
+                q = q
+                    .bind(intake_id.to_owned())
+                    .bind(e.line)
+                    .bind(e.entry_index)
+                    .bind(e.resource_type.clone())
+                    .bind(e.reason.clone())
+                    .bind(e.blob_path.clone())
+                    .bind(created.clone());
+            }
+            q.execute(&mut *tx).await?;
         }
         for batch in chunk.resource_versions.chunks(BATCH) {
-            let mut q = QueryBuilder::new(
-                "INSERT INTO resource_versions (identity_digest, content_digest, intake_id) ",
+            let sql = format!(
+                "INSERT INTO resource_versions (identity_digest, content_digest, intake_id) VALUES {}
+                 ON CONFLICT DO NOTHING",
+                value_rows(batch.len(), 3)
             );
-            q.push_values(batch, |mut b, (identity, content)| {
-                b.push_bind(identity.to_vec())
-                    .push_bind(content.to_vec())
-                    .push_bind(intake_id.to_owned());
-            });
-            q.push(" ON CONFLICT DO NOTHING");
-            q.build().execute(&mut *tx).await?;
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (identity, content) in batch {
+                q = q
+                    .bind(identity.to_vec())
+                    .bind(content.to_vec())
+                    .bind(intake_id.to_owned());
+            }
+            q.execute(&mut *tx).await?;
+        }
+        for batch in chunk.held_lines.chunks(BATCH) {
+            // The held line belongs to the intake's provider.
+            let provider_id: String =
+                sqlx::query_scalar("SELECT provider_id FROM intakes WHERE id = $1")
+                    .bind(intake_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            let sql = format!(
+                "INSERT INTO held_lines (blob_path, provider_id, intake_id, line, resource_count, patient_keys, eligible_on, created_at) VALUES {}
+                 ON CONFLICT (blob_path) DO NOTHING",
+                value_rows(batch.len(), 8)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for h in batch {
+                q = q
+                    .bind(h.blob_path.clone())
+                    .bind(provider_id.clone())
+                    .bind(intake_id.to_owned())
+                    .bind(h.line)
+                    .bind(h.resource_count)
+                    .bind(h.patient_keys.join(","))
+                    .bind(h.eligible_on.clone())
+                    .bind(created.clone());
+            }
+            q.execute(&mut *tx).await?;
         }
         for (category, count) in &chunk.item_counts {
             sqlx::query(
@@ -542,15 +620,16 @@ impl Metadata {
         };
         let mut known = HashMap::new();
         for batch in identities.chunks(BATCH) {
-            let mut q = QueryBuilder::new(
-                "SELECT identity_digest, content_digest FROM resource_versions WHERE identity_digest IN (",
+            let placeholders: Vec<String> = (1..=batch.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT identity_digest, content_digest FROM resource_versions WHERE identity_digest IN ({})",
+                placeholders.join(", ")
             );
-            let mut sep = q.separated(", ");
+            let mut q = sqlx::query(AssertSqlSafe(sql));
             for d in batch {
-                sep.push_bind(d.to_vec());
+                q = q.bind(d.to_vec());
             }
-            q.push(")");
-            for row in q.build().fetch_all(&self.pool).await? {
+            for row in q.fetch_all(&self.pool).await? {
                 known.insert(
                     digest(row.try_get("identity_digest")?)?,
                     digest(row.try_get("content_digest")?)?,
@@ -560,13 +639,79 @@ impl Metadata {
         Ok(known)
     }
 
+    /// Held lines not yet settled (taken or refused), oldest first, at most `limit`.
+    pub async fn held_lines(&self, limit: i64) -> Result<Vec<HeldLine>> {
+        let rows = sqlx::query(
+            "SELECT blob_path, provider_id, intake_id, line, resource_count, patient_keys, eligible_on
+             FROM held_lines WHERE status = 'held' ORDER BY created_at, blob_path LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let keys: String = r.try_get("patient_keys")?;
+                Ok(HeldLine {
+                    provider_id: r.try_get("provider_id")?,
+                    intake_id: r.try_get("intake_id")?,
+                    record: HeldLineRecord {
+                        blob_path: r.try_get("blob_path")?,
+                        line: r.try_get("line")?,
+                        resource_count: r.try_get("resource_count")?,
+                        patient_keys: keys
+                            .split(',')
+                            .filter(|k| !k.is_empty())
+                            .map(str::to_owned)
+                            .collect(),
+                        eligible_on: r.try_get("eligible_on")?,
+                    },
+                })
+            })
+            .collect()
+    }
+
+    /// Counts of held lines and resources still held.
+    pub async fn held_totals(&self) -> Result<(i64, i64)> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS lines, COALESCE(SUM(resource_count), 0) AS resources
+             FROM held_lines WHERE status = 'held'",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((row.try_get("lines")?, row.try_get("resources")?))
+    }
+
+    /// Settles a held line: `released` once its content went through intake again (under
+    /// `release_intake_id`), `refused` when its patient opted out while it was held. Its blob
+    /// is then no longer committed and may be deleted.
+    pub async fn settle_held_line(
+        &self,
+        blob_path: &str,
+        released: bool,
+        release_intake_id: Option<&str>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE held_lines SET status = $1, settled_at = $2, release_intake_id = $3
+             WHERE blob_path = $4 AND status = 'held'",
+        )
+        .bind(if released { "released" } else { "refused" })
+        .bind(now())
+        .bind(release_intake_id)
+        .bind(blob_path)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Every committed file path (segments and quarantine blobs), relative to the data directory.
     pub async fn committed_paths(&self) -> Result<HashSet<String>> {
         let mut paths = HashSet::new();
-        for row in
-            sqlx::query("SELECT path FROM segments UNION SELECT blob_path FROM quarantine_entries")
-                .fetch_all(&self.pool)
-                .await?
+        for row in sqlx::query(
+            "SELECT path FROM segments UNION SELECT blob_path FROM quarantine_entries
+                 UNION SELECT blob_path FROM held_lines WHERE status = 'held'",
+        )
+        .fetch_all(&self.pool)
+        .await?
         {
             paths.insert(row.try_get::<String, _>(0)?);
         }
@@ -677,7 +822,7 @@ impl Metadata {
 
 const INTAKE_SELECT: &str = "SELECT id, provider_id, source, source_sha256, status, started_at,
     finished_at, chunks_committed, lines_read, bytes_read, resources_accepted,
-    resources_duplicate, resources_rejected FROM intakes";
+    resources_duplicate, resources_rejected, resources_held, resources_refused FROM intakes";
 
 fn intake_from_row(r: &sqlx::any::AnyRow) -> Result<Intake> {
     let status: String = r.try_get("status")?;
@@ -695,6 +840,8 @@ fn intake_from_row(r: &sqlx::any::AnyRow) -> Result<Intake> {
         resources_accepted: r.try_get("resources_accepted")?,
         resources_duplicate: r.try_get("resources_duplicate")?,
         resources_rejected: r.try_get("resources_rejected")?,
+        resources_held: r.try_get("resources_held")?,
+        resources_refused: r.try_get("resources_refused")?,
     })
 }
 
@@ -738,6 +885,15 @@ mod tests {
             }],
             resource_versions: vec![([digest; 16], [digest + 100; 16])],
             item_counts: vec![("Condition".into(), 9)],
+            held_lines: vec![HeldLineRecord {
+                blob_path: format!("held/x-{index}.enc"),
+                line: 3,
+                resource_count: 4,
+                patient_keys: vec!["ab12".into(), "cd34".into()],
+                eligible_on: Some("2026-12-01".into()),
+            }],
+            resources_held: 4,
+            resources_refused: 1,
         }
     }
 
@@ -773,6 +929,29 @@ mod tests {
             IntakeStatus::Completed
         );
 
+        let held = meta.held_lines(10).await.unwrap();
+        assert_eq!(held.len(), 1, "the retried chunk adds no second held line");
+        assert_eq!(held[0].record.patient_keys, vec!["ab12", "cd34"]);
+        assert_eq!(held[0].provider_id, "prov-001");
+        assert_eq!(meta.held_totals().await.unwrap(), (1, 4));
+        assert!(
+            meta.committed_paths()
+                .await
+                .unwrap()
+                .contains("held/x-0.enc")
+        );
+        assert_eq!(meta.intake(&intake.id).await.unwrap().resources_refused, 1);
+        meta.settle_held_line("held/x-0.enc", true, Some("prov-001-x"))
+            .await
+            .unwrap();
+        assert!(meta.held_lines(10).await.unwrap().is_empty());
+        assert!(
+            !meta
+                .committed_paths()
+                .await
+                .unwrap()
+                .contains("held/x-0.enc")
+        );
         let known = meta.known_resources(&[[1; 16], [2; 16]]).await.unwrap();
         assert_eq!(known, HashMap::from([([1u8; 16], [101u8; 16])]));
         let paths = meta.committed_paths().await.unwrap();

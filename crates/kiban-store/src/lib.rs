@@ -94,8 +94,8 @@ pub use keys::{
     DataKey, KEY_LEN, KeyFile, KeyProvider, WRAP_ALGORITHM, WrappedKey, ensure_key_outside_data_dir,
 };
 pub use store::{
-    BlobArea, CLINICAL_DIR, IDENTITY_DATASET, IDENTITY_DIR, INDEX_DATASET, KEYRING_DIR,
-    QUARANTINE_DATASET, QUARANTINE_DIR, SegmentFile, Store, TMP_DIR,
+    BlobArea, CLINICAL_DIR, HELD_DATASET, HELD_DIR, IDENTITY_DATASET, IDENTITY_DIR, INDEX_DATASET,
+    KEYRING_DIR, QUARANTINE_DATASET, QUARANTINE_DIR, SegmentFile, Store, TMP_DIR,
 };
 
 #[cfg(test)]

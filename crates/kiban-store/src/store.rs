@@ -31,6 +31,8 @@ pub const CLINICAL_DIR: &str = "clinical";
 pub const IDENTITY_DIR: &str = "identity";
 /// Directory of quarantined input.
 pub const QUARANTINE_DIR: &str = "quarantine";
+/// Directory of input held until its patients may be taken.
+pub const HELD_DIR: &str = "held";
 /// Directory of the wrapped data keys and the store description.
 pub const KEYRING_DIR: &str = "keyring";
 /// Directory of files being written (cleared on open).
@@ -40,6 +42,8 @@ pub const TMP_DIR: &str = "tmp";
 pub const IDENTITY_DATASET: &str = "identity";
 /// Dataset name of the quarantine data key.
 pub const QUARANTINE_DATASET: &str = "quarantine";
+/// Dataset name of the held-input data key.
+pub const HELD_DATASET: &str = "held";
 /// Dataset name of the key used for keyed digests (patient keys, dedupe keys).
 pub const INDEX_DATASET: &str = "index";
 
@@ -61,16 +65,19 @@ type HmacSha256 = Hmac<Sha256>;
 pub enum BlobArea {
     /// Input that failed validation, kept encrypted for review (`quarantine/`).
     Quarantine,
+    /// Input held until its patient may be taken (notification too recent, `held/`).
+    Held,
 }
 
 impl BlobArea {
     /// Every area.
-    pub const ALL: &'static [BlobArea] = &[BlobArea::Quarantine];
+    pub const ALL: &'static [BlobArea] = &[BlobArea::Quarantine, BlobArea::Held];
 
     /// Directory of the area, relative to the data directory.
     pub fn dir(self) -> &'static str {
         match self {
             BlobArea::Quarantine => QUARANTINE_DIR,
+            BlobArea::Held => HELD_DIR,
         }
     }
 
@@ -78,6 +85,7 @@ impl BlobArea {
     pub fn dataset(self) -> &'static str {
         match self {
             BlobArea::Quarantine => QUARANTINE_DATASET,
+            BlobArea::Held => HELD_DATASET,
         }
     }
 
@@ -551,6 +559,22 @@ impl Store {
         .ok_or_else(|| StoreError::Decrypt {
             path: relative_path.to_owned(),
         })
+    }
+
+    /// Deletes a blob written by [`Store::write_blob`] (held input once taken or refused).
+    /// A blob already gone is not an error, so a retried deletion succeeds.
+    pub fn remove_blob(&self, relative_path: &str) -> Result<(), StoreError> {
+        let DataPath::Blob { .. } = parse_data_path(relative_path)? else {
+            return Err(StoreError::InvalidPath {
+                path: relative_path.to_owned(),
+                reason: "not an encrypted blob",
+            });
+        };
+        match fs::remove_file(self.data_dir.join(relative_path)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::io(relative_path, "remove", e)),
+        }
     }
 
     /// Relative paths of every Parquet segment and blob on disk, sorted.
