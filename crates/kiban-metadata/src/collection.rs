@@ -1344,5 +1344,9 @@ mod tests {
         let meta = fresh_postgres(&url).await;
         check_idempotent_responses_keep_the_first_answer(&meta).await;
         meta.close().await;
+        // The intake commit path (segments, quarantine, dedupe keys, held lines).
+        let meta = fresh_postgres(&url).await;
+        crate::tests::check_chunks_commit_once_and_intakes_resume(meta.clone()).await;
+        meta.close().await;
     }
 }

@@ -392,9 +392,9 @@ impl Metadata {
         let rows = sqlx::query(
             "SELECT p.id, p.name, p.name_en, p.kind,
                     (SELECT COUNT(*) FROM intakes i WHERE i.provider_id = p.id) AS intakes,
-                    (SELECT COALESCE(SUM(i.resources_accepted), 0) FROM intakes i WHERE i.provider_id = p.id) AS accepted,
-                    (SELECT COALESCE(SUM(i.resources_rejected), 0) FROM intakes i WHERE i.provider_id = p.id) AS rejected,
-                    (SELECT COALESCE(SUM(s.row_count), 0) FROM segments s JOIN intakes i ON s.intake_id = i.id
+                    (SELECT CAST(COALESCE(SUM(i.resources_accepted), 0) AS BIGINT) FROM intakes i WHERE i.provider_id = p.id) AS accepted,
+                    (SELECT CAST(COALESCE(SUM(i.resources_rejected), 0) AS BIGINT) FROM intakes i WHERE i.provider_id = p.id) AS rejected,
+                    (SELECT CAST(COALESCE(SUM(s.row_count), 0) AS BIGINT) FROM segments s JOIN intakes i ON s.intake_id = i.id
                       WHERE i.provider_id = p.id AND s.table_name = 'identity') AS records
              FROM providers p ORDER BY p.id",
         )
@@ -673,7 +673,7 @@ impl Metadata {
     /// Counts of held lines and resources still held.
     pub async fn held_totals(&self) -> Result<(i64, i64)> {
         let row = sqlx::query(
-            "SELECT COUNT(*) AS lines, COALESCE(SUM(resource_count), 0) AS resources
+            "SELECT COUNT(*) AS lines, CAST(COALESCE(SUM(resource_count), 0) AS BIGINT) AS resources
              FROM held_lines WHERE status = 'held'",
         )
         .fetch_one(&self.pool)
@@ -742,8 +742,8 @@ impl Metadata {
     /// Rows, segments and bytes per table.
     pub async fn table_counts(&self) -> Result<Vec<TableCount>> {
         let rows = sqlx::query(
-            "SELECT table_name, COALESCE(SUM(row_count), 0) AS rows_held, COUNT(*) AS segs,
-                    COALESCE(SUM(byte_count), 0) AS bytes_held
+            "SELECT table_name, CAST(COALESCE(SUM(row_count), 0) AS BIGINT) AS rows_held, COUNT(*) AS segs,
+                    CAST(COALESCE(SUM(byte_count), 0) AS BIGINT) AS bytes_held
              FROM segments GROUP BY table_name ORDER BY table_name",
         )
         .fetch_all(&self.pool)
@@ -900,6 +900,12 @@ mod tests {
     #[tokio::test]
     async fn chunks_commit_once_and_intakes_resume() {
         let (_dir, meta) = fresh().await;
+        check_chunks_commit_once_and_intakes_resume(meta).await;
+    }
+
+    /// Also run on PostgreSQL by `collection::tests::postgres_registers_behave_the_same`
+    /// (one test, so the PostgreSQL checks never race on the shared database).
+    pub(crate) async fn check_chunks_commit_once_and_intakes_resume(meta: Metadata) {
         let intake = meta
             .begin_intake(
                 "prov-001",
