@@ -5,6 +5,7 @@
 
 mod cli;
 mod demo;
+mod optout_browser;
 mod privacy;
 mod resume;
 mod support;

@@ -1,9 +1,10 @@
 //! One function per subcommand; each calls a library crate and reports what it did.
 
 use anyhow::{Context, Result, bail};
+use kiban_collection::{Collection, CollectionPolicy, SystemClock};
 use kiban_ingest::{IngestOptions, IngestProgress, IngestReport};
 use kiban_metadata::Metadata;
-use kiban_server::AppState;
+use kiban_server::{AppState, CollectionState};
 use kiban_store::Store;
 use kiban_synth::{SynthConfig, SynthSummary};
 use std::net::SocketAddr;
@@ -12,7 +13,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::keys::open_master_key;
+use crate::keys::{existing_master_key, open_master_key};
 use crate::progress::{bytes_bar, count_bar};
 use crate::{Command, DemoArgs, IngestArgs, KeygenArgs, ServeArgs, SynthArgs};
 
@@ -27,6 +28,7 @@ pub async fn run(command: Command) -> Result<ExitCode> {
         Command::Serve(args) => serve(args).await.map(|_| ExitCode::SUCCESS),
         Command::Demo(args) => demo(args).await,
         Command::Keygen(args) => keygen(args),
+        Command::Provider(command) => crate::provider::run(command).await,
     }
 }
 
@@ -150,7 +152,7 @@ async fn ingest(args: IngestArgs) -> Result<ExitCode> {
     }
 }
 
-async fn run_server(data_dir: &Path, listen: SocketAddr) -> Result<()> {
+async fn run_server(data_dir: &Path, key_file: Option<&Path>, listen: SocketAddr) -> Result<()> {
     if !data_dir.join(kiban_metadata::SQLITE_FILE).exists() {
         bail!(
             "{} is not a kiban data directory (no {}); run `kiban ingest` or `kiban demo` first",
@@ -161,11 +163,42 @@ async fn run_server(data_dir: &Path, listen: SocketAddr) -> Result<()> {
     let meta = Metadata::open_in_dir(data_dir)
         .await
         .with_context(|| format!("metadata store in {}", data_dir.display()))?;
+    let mut state = AppState::new(meta.clone(), data_dir.display().to_string());
+    let intake = match existing_master_key(data_dir, key_file)? {
+        Some((keys, key_path)) => {
+            let store = Arc::new(
+                Store::open(data_dir, keys)
+                    .with_context(|| format!("encrypted store in {}", data_dir.display()))?,
+            );
+            let collection = Collection::new(
+                meta.clone(),
+                store.clone(),
+                Arc::new(SystemClock),
+                CollectionPolicy::default(),
+            );
+            state = state.with_collection(CollectionState {
+                store,
+                collection: Arc::new(collection),
+                ingest_options: IngestOptions::default(),
+            });
+            Some(key_path)
+        }
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
-    let state = AppState::new(meta.clone(), data_dir.display().to_string());
     println!("serve: portal at http://{listen}/ (日本語 / English); press Ctrl-C to stop");
+    match intake {
+        Some(key_path) => println!(
+            "serve: FHIR intake API at http://{listen}/fhir (master key {}); register senders with `kiban provider add`",
+            key_path.display()
+        ),
+        None => println!(
+            "serve: note: no master key found for {} (give --key-file or KIBAN_KEY_FILE): serving the read-only portal only, the FHIR intake API answers 503",
+            data_dir.display()
+        ),
+    }
     kiban_server::serve(listener, state, async {
         // A failure to install the handler only means Ctrl-C kills the process instead.
         let _ = tokio::signal::ctrl_c().await;
@@ -178,7 +211,7 @@ async fn run_server(data_dir: &Path, listen: SocketAddr) -> Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> Result<()> {
-    run_server(&args.data_dir, args.listen).await
+    run_server(&args.data_dir, args.keys.key_file.as_deref(), args.listen).await
 }
 
 async fn demo(args: DemoArgs) -> Result<ExitCode> {
@@ -240,7 +273,7 @@ async fn demo(args: DemoArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     println!("3/3 serve");
-    run_server(&data_dir, args.listen).await?;
+    run_server(&data_dir, args.keys.key_file.as_deref(), args.listen).await?;
     Ok(ExitCode::SUCCESS)
 }
 

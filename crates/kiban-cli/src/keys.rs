@@ -41,3 +41,26 @@ pub fn open_master_key(
         .with_context(|| format!("master key file {}", path.display()))?;
     Ok((Arc::new(key), path))
 }
+
+/// Opens the master key of a data directory if there is one, never creating it: `None` when
+/// no key file was named and the default one does not exist. A named file that is missing or
+/// unreadable is an error.
+pub fn existing_master_key(
+    data_dir: &Path,
+    key_file: Option<&Path>,
+) -> Result<Option<(Arc<dyn KeyProvider>, PathBuf)>> {
+    let path = match key_file {
+        Some(p) => p.to_path_buf(),
+        None => {
+            let path = default_key_path(data_dir)?;
+            if !path.exists() {
+                return Ok(None);
+            }
+            path
+        }
+    };
+    ensure_key_outside_data_dir(&path, data_dir)?;
+    let key =
+        KeyFile::load(&path).with_context(|| format!("master key file {}", path.display()))?;
+    Ok(Some((Arc::new(key), path)))
+}

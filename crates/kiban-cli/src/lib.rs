@@ -4,7 +4,8 @@
 //! |---|---|---|
 //! | `kiban synth` | writes a synthetic Japanese population as its providers would send it | `kiban-synth` |
 //! | `kiban ingest` | takes provider files into the encrypted store | `kiban-ingest`, `kiban-store` |
-//! | `kiban serve` | serves the web portal and API over a store | `kiban-server` |
+//! | `kiban serve` | serves the web portal, the read API and (with the master key) the FHIR intake API | `kiban-server` |
+//! | `kiban provider` | registers providers and manages their intake tokens | `kiban-collection` |
 //! | `kiban demo` | all of the above on embedded defaults | all |
 //! | `kiban keygen` | creates a master key file | `kiban-store` |
 //!
@@ -16,6 +17,7 @@
 mod commands;
 mod keys;
 mod progress;
+mod provider;
 
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
@@ -59,10 +61,96 @@ pub enum Command {
     Demo(DemoArgs),
     /// Create a new master key file (refuses to overwrite an existing one).
     Keygen(KeygenArgs),
+    /// Register data providers and manage their intake API tokens.
+    #[command(subcommand)]
+    Provider(ProviderCommand),
+}
+
+/// `kiban provider` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ProviderCommand {
+    /// Register a provider and print its id and first intake token (shown only once).
+    Add(ProviderAddArgs),
+    /// List the registered providers and their tokens (ids only, never secrets).
+    List(StoreArgs),
+    /// Issue a new token for a provider and revoke all its other tokens at once.
+    RotateToken(RotateTokenArgs),
+    /// Revoke one token by its public id (as `kiban provider list` shows it).
+    RevokeToken(RevokeTokenArgs),
+}
+
+/// The data directory and its master key.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StoreArgs {
+    /// Data directory of the store (created if absent).
+    #[arg(long = "data", value_name = "DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// Key location.
+    #[command(flatten)]
+    pub keys: KeyArgs,
+}
+
+/// Arguments of `kiban provider add`.
+#[derive(Debug, clap::Args)]
+pub struct ProviderAddArgs {
+    /// Name of the provider in Japanese (e.g. 東都大学病院).
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// Kind: university_hospital, general_hospital (or hospital), clinic, dental_clinic,
+    /// care_facility, municipality, insurer, school.
+    #[arg(long, value_parser = parse_provider_kind)]
+    pub kind: kiban_model::ProviderKind,
+    /// Name in English.
+    #[arg(long)]
+    pub name_en: Option<String>,
+    /// Contact of the organisation for operator staff (never a patient's).
+    #[arg(long)]
+    pub contact: Option<String>,
+    /// Store location.
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// Arguments of `kiban provider rotate-token`.
+#[derive(Debug, clap::Args)]
+pub struct RotateTokenArgs {
+    /// Provider id (e.g. prov-001).
+    #[arg(value_name = "ID")]
+    pub provider_id: String,
+    /// Store location.
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// Arguments of `kiban provider revoke-token`.
+#[derive(Debug, clap::Args)]
+pub struct RevokeTokenArgs {
+    /// Public id of the token.
+    #[arg(value_name = "TOKEN_ID")]
+    pub token_id: String,
+    /// Store location.
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// A provider kind from its code; `hospital` means a general hospital.
+pub fn parse_provider_kind(text: &str) -> Result<kiban_model::ProviderKind, String> {
+    use kiban_model::ProviderKind;
+    let code = text.trim().to_ascii_lowercase().replace('-', "_");
+    if code == "hospital" {
+        return Ok(ProviderKind::GeneralHospital);
+    }
+    ProviderKind::from_code(&code).ok_or_else(|| {
+        let codes: Vec<&str> = ProviderKind::ALL.iter().map(|k| k.code()).collect();
+        format!(
+            "unknown provider kind; use one of: hospital, {}",
+            codes.join(", ")
+        )
+    })
 }
 
 /// Where the master key is.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct KeyArgs {
     /// Master key file. It must lie outside the data directory. Default: a file named after the
     /// data directory under `$XDG_CONFIG_HOME/kiban/keys/` (or `~/.config/kiban/keys/`),
@@ -106,11 +194,17 @@ pub struct IngestArgs {
 }
 
 /// Arguments of `kiban serve`.
+///
+/// With the store's master key (found as for `kiban ingest`), the FHIR intake API (`/fhir`)
+/// is served too; without it, only the read-only portal.
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
     /// Data directory of the store.
     #[arg(long = "data", value_name = "DATA_DIR")]
     pub data_dir: PathBuf,
+    /// Key location.
+    #[command(flatten)]
+    pub keys: KeyArgs,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,

@@ -84,6 +84,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     blob_path: format!("quarantine/{provider}-0.bin"),
                 }],
                 resource_versions: vec![],
+                held_lines: Vec::new(),
+                resources_held: 0,
+                resources_refused: 0,
                 item_counts: vec![
                     ("Condition".into(), scale * 4),
                     ("Observation".into(), scale * 9),

@@ -207,6 +207,98 @@ texts! {
     ServerErrorTitle: "サーバーエラー", "Server error";
     ServerErrorMessage: "データを読み取れませんでした。時間をおいて再度お試しいただくか、管理者に連絡してください。",
         "The data could not be read. Please try again later or contact the administrator.";
+
+    // ---- opt-out (提供停止) page for patients and the collection registers for staff ----
+    OptOutTitle: "医療情報の提供停止（オプトアウト）のお申し出", "Refusing the provision of your medical information (opt-out)";
+    OptOutSiteName: "医療情報の提供停止 受付窓口", "Opt-out desk for medical information";
+    OptOutIntroWhat: "あなたが受診した医療機関等（医療情報取扱事業者）は、次世代医療基盤法に基づき、診療の記録（病名、処方、検査結果など）を、国の認定を受けた事業者（認定作成事業者）に提供しています。認定作成事業者は、個人を特定できないよう加工したうえで、医療の研究や新しい治療法の開発に役立てます。",
+        "Under the Next-Generation Medical Infrastructure Act, the hospitals and clinics you visited (providers) give records of your care (diagnoses, prescriptions, test results, etc.) to an operator certified by the government. The operator processes them so that no person can be identified, and makes them available for medical research and the development of new treatments.";
+    OptOutIntroWho: "このページは、その提供を受ける認定作成事業者が運営しています。お申し出いただいた方の医療情報は、以後、提供を受けません。すでに受け取っていて、まだ加工に使っていない情報も使いません。",
+        "This page is run by the certified operator that receives the data. Once you refuse, your medical information is no longer received, and information already received but not yet processed is not used.";
+    OptOutIntroNoDisadvantage: "提供を停止しても、診療や医療機関での扱いに不利益が生じることは一切ありません。お申し出はいつでもできます。",
+        "Refusing has no disadvantage whatsoever for your care or how a hospital or clinic treats you. You can refuse at any time.";
+    OptOutIntroWhatYouNeed: "お手元の通知（医療機関等から受け取った書面）をご用意ください。医療機関名、患者ID（診察券番号など）と「通知に記載のコード」が記載されています。",
+        "Please have the notice you received from the hospital or clinic at hand. It shows the provider's name, your patient ID (e.g. the number on your patient card) and the code printed on the notice.";
+    OptOutFormHeading: "提供停止を申し出る", "Refuse the provision";
+    OptOutProvider: "医療機関等", "Hospital or clinic";
+    OptOutProviderChoose: "選択してください", "Please choose";
+    OptOutPatientId: "患者ID（診察券番号など）", "Patient ID (e.g. patient card number)";
+    OptOutBirthDate: "患者の生年月日", "Patient's date of birth";
+    OptOutNoticeCode: "通知に記載のコード", "Code printed on the notice";
+    OptOutNoticeCodeHint: "例: ABCDE-12345（大文字・小文字、ハイフンの有無は問いません）", "e.g. ABCDE-12345 (case and hyphens do not matter)";
+    OptOutWhoApplies: "お申し出になる方", "Who is applying";
+    OptOutRequesterPatient: "本人", "The patient";
+    OptOutRequesterBereaved: "遺族（患者が亡くなっている場合）", "A bereaved family member (the patient has died)";
+    OptOutRequesterGuardian: "親権者・法定代理人（患者が16歳未満の場合）", "A parent or legal guardian (the patient is under 16)";
+    OptOutConsent: "上記の内容を確認し、この患者の医療情報の提供停止を申し出ます。", "I have read the above and refuse the provision of this patient's medical information.";
+    OptOutSubmit: "提供停止を申し出る", "Submit the refusal";
+    OptOutNoProviders: "現在、受付できる医療機関等がありません。", "No hospital or clinic is registered yet.";
+    OptOutCheckHeading: "受付番号で確認する", "Check by receipt number";
+    OptOutCheckIntro: "お申し出の後に表示された受付番号で、受付状況を確認できます。", "You can check a refusal with the receipt number shown after you submitted it.";
+    OptOutReceiptNumber: "受付番号", "Receipt number";
+    OptOutCheckSubmit: "確認する", "Check";
+    OptOutReceiptTitle: "提供停止を受け付けました", "Your refusal has been recorded";
+    OptOutReceiptKeep: "受付番号を控えてください。この番号で受付状況をいつでも確認できます。", "Please keep the receipt number. You can check your refusal with it at any time.";
+    OptOutReceiptAlready: "この患者の提供停止は以前に受け付けています。そのときの受付番号を表示しています。", "A refusal for this patient had already been recorded; its receipt number is shown.";
+    OptOutReceiptCheckLink: "受付状況を確認する", "Check the status of this refusal";
+    OptOutRefusedOn: "受付日", "Refused on";
+    OptOutMismatchTitle: "確認できませんでした", "The details could not be confirmed";
+    OptOutMismatch: "入力された内容が、医療機関等から届いている情報と一致しませんでした。通知をご確認のうえ、もう一度入力してください。解決しない場合は、通知に記載の窓口にお問い合わせください。",
+        "The details you entered do not match what the hospital or clinic sent us. Please check the notice and try again. If this keeps happening, please contact the desk named on the notice.";
+    OptOutGuardianOfAdult: "親権者・法定代理人によるお申し出は、患者が16歳未満の場合に限られます。16歳以上の方はご本人がお申し出ください。",
+        "A parent or legal guardian can refuse only for a patient under 16. Patients aged 16 or over please apply themselves.";
+    OptOutMissingFields: "未入力の項目があります。すべての項目を入力し、確認欄にチェックを入れてください。", "Some fields are empty. Please fill in every field and tick the confirmation box.";
+    OptOutBadBirthDate: "生年月日を正しく入力してください。", "Please enter a valid date of birth.";
+    OptOutTryAgain: "入力画面に戻る", "Back to the form";
+    OptOutTooManyTitle: "しばらくお待ちください", "Please wait a while";
+    OptOutTooMany: "確認できなかった入力が続いたため、一時的に受付を停止しています。10分ほど時間をおいてから、もう一度お試しください。",
+        "Too many attempts could not be confirmed, so this form is paused for you. Please try again in about 10 minutes.";
+    OptOutStatusTitle: "受付状況", "Refusal status";
+    OptOutStatusFound: "この受付番号の提供停止は受け付けられています。", "The refusal with this receipt number is recorded.";
+    OptOutStatusNotFound: "この受付番号の記録はありません。番号をご確認ください。", "There is no refusal with this receipt number. Please check the number.";
+    OptOutRecordedAt: "記録日時", "Recorded at";
+    OptOutRequester: "申出者", "Requester";
+    OptOutChannel: "受付経路", "Channel";
+
+    RequesterPatient: "本人", "Patient";
+    RequesterBereaved: "遺族", "Bereaved family";
+    RequesterGuardian: "親権者・法定代理人", "Guardian";
+    RequesterProvider: "医療情報取扱事業者", "Provider";
+    RequesterStaff: "当事業者の職員（電話受付）", "Operator staff (by phone)";
+    ChannelWeb: "ウェブ", "Web";
+    ChannelApi: "API", "API";
+    ChannelCsv: "CSVファイル", "CSV file";
+    ChannelPhone: "電話", "Phone";
+
+    FormExpiredTitle: "フォームの有効期限切れ", "Form expired";
+    FormExpired: "このフォームは送信できませんでした。ページを開き直してから、もう一度送信してください。", "This form could not be submitted. Please reopen the page and submit it again.";
+    ReadOnlyTitle: "受付停止中", "Not available";
+    ReadOnly: "このサーバーは読み取り専用で起動しているため（鍵なし）、提供停止の受付と台帳は利用できません。", "This server runs read-only (started without a key), so refusals and the registers are not available.";
+
+    NavRefusals: "提供停止台帳", "Refusals";
+    NavPhoneRefusal: "電話受付", "Phone refusal";
+    NavEvents: "収集監査ログ", "Collection log";
+    RegistersSignInNote: "職員用ページです。サインイン機能（R-A2）の導入後は、権限のある職員のみが閲覧できます。", "Staff pages. Once sign-in (R-A2) is in place, only authorised staff can open them.";
+    RefusalsTitle: "提供停止台帳", "Refusal register";
+    RefusalsNote: "患者の特定につながる情報は表示しません。受付番号で管理します。", "No data identifying a patient is shown; refusals are kept by receipt number.";
+    RefusalsEmpty: "提供停止の記録はありません。", "No refusal has been recorded.";
+    RecordedBy: "記録者", "Recorded by";
+    EventsTitle: "収集監査ログ", "Collection audit log";
+    EventsNote: "収集台帳への変更と確認の失敗をすべて記録しています。患者は鍵付きダイジェストでのみ表示されます。", "Every change to the collection registers and every failed check is logged. Patients appear only as keyed digests.";
+    EventsEmpty: "記録はありません。", "Nothing has been logged.";
+    EventAt: "日時", "Time";
+    EventActor: "実行者", "Actor";
+    EventAction: "操作", "Action";
+    EventProvider: "事業者", "Provider";
+    EventSubject: "対象（ダイジェスト）", "Subject (digest)";
+    EventDetail: "詳細", "Detail";
+    PhoneRefusalTitle: "電話による提供停止の受付", "Record a refusal received by phone";
+    PhoneRefusalIntro: "電話で受けた提供停止を記録します。患者IDは医療機関等の患者IDを入力してください。受付番号を申出者にお伝えください。", "Records a refusal received by phone. Enter the provider's patient ID, then tell the caller the receipt number.";
+    PhoneRefusedOn: "申出日", "Day of the refusal";
+    PhoneSubmit: "記録する", "Record";
+    PhoneRecordedTitle: "提供停止を記録しました", "Refusal recorded";
+    PhoneDateInFuture: "申出日に未来の日付は指定できません。", "The day of the refusal cannot be in the future.";
+    PhoneUnknownProvider: "医療機関等を選択してください。", "Please choose a provider.";
 }
 
 #[cfg(test)]

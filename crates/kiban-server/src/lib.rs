@@ -35,11 +35,15 @@
 #![warn(missing_docs)]
 
 mod api;
+mod collection_pages;
 pub mod data;
 mod errors;
+pub mod fhir_api;
 mod format;
 pub mod i18n;
+pub mod operation_outcome;
 mod pages;
+pub mod rate_limit;
 
 use axum::Router;
 use axum::extract::Request;
@@ -47,8 +51,12 @@ use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use kiban_collection::Collection;
+use kiban_ingest::IngestOptions;
 use kiban_metadata::Metadata;
+use kiban_store::Store;
 use std::future::Future;
+use std::sync::Arc;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
@@ -78,6 +86,20 @@ pub struct AppState {
     pub meta: Metadata,
     /// Label of the data directory, shown in the footer and the summary.
     pub data_dir_label: String,
+    /// The encrypted store and the collection registers, when the server takes data in (the
+    /// intake API and the opt-out pages need them; a read-only portal does not).
+    pub collection: Option<CollectionState>,
+}
+
+/// What taking data in needs: the open store (with its keys) and the collection registers.
+#[derive(Clone)]
+pub struct CollectionState {
+    /// The encrypted store uploads are written to.
+    pub store: Arc<Store>,
+    /// Providers, tokens, notifications, refusals.
+    pub collection: Arc<Collection>,
+    /// Intake tuning (chunk size, longest line).
+    pub ingest_options: IngestOptions,
 }
 
 impl AppState {
@@ -86,7 +108,14 @@ impl AppState {
         Self {
             meta,
             data_dir_label: data_dir_label.into(),
+            collection: None,
         }
+    }
+
+    /// The same state, taking data in through `collection`.
+    pub fn with_collection(mut self, collection: CollectionState) -> Self {
+        self.collection = Some(collection);
+        self
     }
 }
 
@@ -110,11 +139,14 @@ pub fn router(state: AppState) -> Router {
         .fallback(api::not_found);
     Router::new()
         .merge(pages)
+        .merge(collection_pages::routes())
         .nest("/api/v1", api)
         .route("/healthz", get(healthz))
         .route("/static/kiban.css", get(stylesheet))
         .fallback(fallback)
         .layer(RequestBodyLimitLayer::new(REQUEST_BODY_LIMIT))
+        // After the small limit: the intake API applies its own, much larger one.
+        .merge(fhir_api::routes(fhir_api::FhirApiConfig::default()))
         .layer(TraceLayer::new_for_http())
         .layer(middleware::map_response(security_headers))
         .with_state(state)
@@ -131,9 +163,13 @@ pub async fn serve(
         Ok(addr) => tracing::info!(%addr, "kiban portal listening"),
         Err(err) => tracing::warn!(error = %err, "kiban portal listening on an unknown address"),
     }
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    // Client addresses reach handlers (the opt-out form limits failed attempts per client).
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await?;
     tracing::info!("kiban portal stopped");
     Ok(())
 }

@@ -66,6 +66,9 @@ async fn fixture() -> Fixture {
                 blob_path: "quarantine/q-0.bin".into(),
             }],
             resource_versions: vec![([1; 16], [2; 16])],
+            held_lines: Vec::new(),
+            resources_held: 0,
+            resources_refused: 0,
             item_counts: vec![
                 ("Condition".into(), 26),
                 ("Encounter".into(), 5),
