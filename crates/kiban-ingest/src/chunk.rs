@@ -517,14 +517,13 @@ pub(crate) fn apply_eligibility(
                 match eligibility.get(key) {
                     Some(Eligibility::Eligible { .. }) => {}
                     Some(Eligibility::Refused { .. }) => refused = true,
+                    // The latest date wins; an unknown date (no notification) wins over all.
                     Some(Eligibility::Held { until }) => {
-                        held = Some(match held {
-                            Some(Some(earlier)) => until.map(|u| u.max(earlier)),
-                            _ => *until,
+                        held = Some(match (held, until) {
+                            (Some(None), _) | (_, None) => None,
+                            (Some(Some(earlier)), Some(until)) => Some(earlier.max(*until)),
+                            (None, Some(until)) => Some(*until),
                         });
-                        if held == Some(None) && until.is_none() {
-                            held = Some(None);
-                        }
                     }
                     // Not asked (cannot happen: every key is asked): hold, never take.
                     None => held = Some(None),
