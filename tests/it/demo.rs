@@ -1,8 +1,9 @@
 //! `kiban demo` generates, ingests and serves the portal, and stops cleanly on Ctrl-C.
 
 use crate::support::kiban;
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 fn http_get(port: u16, path: &str) -> Option<String> {
@@ -38,9 +39,25 @@ fn demo_serves_the_portal_in_japanese_and_english_and_stops_on_ctrl_c() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    // The portal is up while the providers upload; wait until the demo says it is serving.
+    let printed = Arc::new(Mutex::new(String::new()));
+    let stdout = child.stdout.take().unwrap();
+    let reader = {
+        let printed = printed.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let mut printed = printed.lock().unwrap();
+                printed.push_str(&line);
+                printed.push('\n');
+            }
+        })
+    };
     let deadline = Instant::now() + Duration::from_secs(180);
     let page = loop {
-        if let Some(resp) = http_get(port, "/").filter(|r| r.starts_with("HTTP/1.1 200")) {
+        let serving = printed.lock().unwrap().contains("3/3 serve");
+        if let Some(resp) = http_get(port, "/").filter(|r| serving && r.starts_with("HTTP/1.1 200"))
+        {
             break resp;
         }
         if let Some(status) = child.try_wait().unwrap() {
@@ -84,7 +101,8 @@ fn demo_serves_the_portal_in_japanese_and_english_and_stops_on_ctrl_c() {
         std::thread::sleep(Duration::from_millis(100));
     };
     let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    reader.join().unwrap();
+    let stdout = printed.lock().unwrap().clone();
     assert!(
         exit.success(),
         "demo exit {exit:?}: {}",
@@ -94,4 +112,35 @@ fn demo_serves_the_portal_in_japanese_and_english_and_stops_on_ctrl_c() {
         stdout.contains("stopped"),
         "demo did not report a clean stop:\n{stdout}"
     );
+    // The providers uploaded through the intake API, and the opt-out rules showed.
+    assert!(
+        stdout.contains("/fhir/$import") && stdout.contains("held (patients notified today"),
+        "demo did not upload through the API:\n{stdout}"
+    );
+
+    // What the demo took can be extracted, without the identity table.
+    let extract_dir = tmp.path().join("extract");
+    let out = kiban()
+        .args(["extract", "--data"])
+        .arg(tmp.path().join("data"))
+        .arg("--key-file")
+        .arg(keys.path().join("demo.key"))
+        .arg("--out")
+        .arg(&extract_dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "extract failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let files: Vec<String> = std::fs::read_dir(&extract_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        files.contains(&"conditions.parquet".to_owned()),
+        "{files:?}"
+    );
+    assert!(!files.iter().any(|f| f.contains("identity")), "{files:?}");
 }

@@ -3,8 +3,12 @@
 //! They drive the real `kiban` binary (as a user would, from the README) and read the results
 //! back through the library crates.
 
+mod anonymize;
 mod cli;
 mod demo;
+mod fhir_examples;
+mod intake_load;
+mod link;
 mod optout_browser;
 mod privacy;
 mod resume;

@@ -4,6 +4,8 @@ use anyhow::{Context, Result, bail};
 use kiban_collection::{Collection, CollectionPolicy, SystemClock};
 use kiban_ingest::{IngestOptions, IngestProgress, IngestReport};
 use kiban_metadata::Metadata;
+use kiban_server::fhir_api::FhirApiConfig;
+use kiban_server::rate_limit::RateLimit;
 use kiban_server::{AppState, CollectionState};
 use kiban_store::Store;
 use kiban_synth::{SynthConfig, SynthSummary};
@@ -11,11 +13,12 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 use std::time::Instant;
 
 use crate::keys::{existing_master_key, open_master_key};
 use crate::progress::{bytes_bar, count_bar};
-use crate::{Command, DemoArgs, IngestArgs, KeygenArgs, ServeArgs, SynthArgs};
+use crate::{Command, DemoArgs, IngestArgs, IntakeApiArgs, KeygenArgs, ServeArgs, SynthArgs};
 
 /// Exit code of a run stopped by Ctrl-C (128 + SIGINT), as shells expect.
 const INTERRUPTED: u8 = 130;
@@ -23,12 +26,18 @@ const INTERRUPTED: u8 = 130;
 /// Runs one subcommand.
 pub async fn run(command: Command) -> Result<ExitCode> {
     match command {
+        Command::Synth(args) if args.identity_csv => {
+            identity_csv(args).await.map(|_| ExitCode::SUCCESS)
+        }
         Command::Synth(args) => synth(args).await.map(|_| ExitCode::SUCCESS),
         Command::Ingest(args) => ingest(args).await,
         Command::Serve(args) => serve(args).await.map(|_| ExitCode::SUCCESS),
         Command::Demo(args) => demo(args).await,
         Command::Keygen(args) => keygen(args),
         Command::Provider(command) => crate::provider::run(command).await,
+        Command::Extract(args) => crate::extract::run(args).await.map(|_| ExitCode::SUCCESS),
+        Command::Anonymize(args) => crate::anonymize::run(args).map(|_| ExitCode::SUCCESS),
+        Command::Link(args) => crate::link::run(args).map(|_| ExitCode::SUCCESS),
     }
 }
 
@@ -40,6 +49,37 @@ async fn synth(args: SynthArgs) -> Result<SynthSummary> {
         ..SynthConfig::default()
     };
     run_synth(config, &args.out).await
+}
+
+/// `kiban synth --identity-csv`: the same population's identity records in linkage CSV form.
+async fn identity_csv(args: SynthArgs) -> Result<()> {
+    let config = SynthConfig {
+        persons: args.persons,
+        seed: args.seed,
+        providers: args.providers,
+        ..SynthConfig::default()
+    };
+    let started = Instant::now();
+    let bar = count_bar(config.persons, "synth persons");
+    let out = args.out.clone();
+    let worker_bar = bar.clone();
+    let summary = tokio::task::spawn_blocking(move || {
+        kiban_synth::write_identity_csv(&config, &out, &|done| worker_bar.set_position(done))
+            .with_context(|| format!("identity records into {}", out.display()))
+    })
+    .await
+    .context("synthetic generator stopped unexpectedly")??;
+    bar.finish_and_clear();
+    println!(
+        "synth: {} persons, {} providers, {} identity records -> {} (truth: {}) in {:.1} s",
+        summary.persons,
+        summary.providers,
+        summary.records,
+        summary.records_path.display(),
+        summary.truth_path.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 async fn run_synth(config: SynthConfig, out: &Path) -> Result<SynthSummary> {
@@ -124,6 +164,17 @@ async fn run_ingest(
                 report.resources_rejected,
                 started.elapsed().as_secs_f64()
             );
+            println!(
+                "  opt-out: {} resources held until their notices are a month old, {} refused (patients opted out)",
+                report.resources_held, report.resources_refused
+            );
+            let release = &report.held_release;
+            if release.lines_released + release.lines_refused > 0 {
+                println!(
+                    "  held lines from earlier intakes: {} released, {} dropped after a refusal, {} still held",
+                    release.lines_released, release.lines_refused, release.lines_still_held
+                );
+            }
             for (table, rows) in &report.rows_per_table {
                 println!("  {table:<22} {rows:>10} rows");
             }
@@ -152,7 +203,12 @@ async fn ingest(args: IngestArgs) -> Result<ExitCode> {
     }
 }
 
-async fn run_server(data_dir: &Path, key_file: Option<&Path>, listen: SocketAddr) -> Result<()> {
+async fn run_server(
+    data_dir: &Path,
+    key_file: Option<&Path>,
+    listen: SocketAddr,
+    intake_api: &IntakeApiArgs,
+) -> Result<()> {
     if !data_dir.join(kiban_metadata::SQLITE_FILE).exists() {
         bail!(
             "{} is not a kiban data directory (no {}); run `kiban ingest` or `kiban demo` first",
@@ -163,8 +219,7 @@ async fn run_server(data_dir: &Path, key_file: Option<&Path>, listen: SocketAddr
     let meta = Metadata::open_in_dir(data_dir)
         .await
         .with_context(|| format!("metadata store in {}", data_dir.display()))?;
-    let mut state = AppState::new(meta.clone(), data_dir.display().to_string());
-    let intake = match existing_master_key(data_dir, key_file)? {
+    let (collection, intake) = match existing_master_key(data_dir, key_file)? {
         Some((keys, key_path)) => {
             let store = Arc::new(
                 Store::open(data_dir, keys)
@@ -176,15 +231,16 @@ async fn run_server(data_dir: &Path, key_file: Option<&Path>, listen: SocketAddr
                 Arc::new(SystemClock),
                 CollectionPolicy::default(),
             );
-            state = state.with_collection(CollectionState {
+            let state = CollectionState {
                 store,
                 collection: Arc::new(collection),
                 ingest_options: IngestOptions::default(),
-            });
-            Some(key_path)
+            };
+            (Some(state), Some(key_path))
         }
-        None => None,
+        None => (None, None),
     };
+    let state = app_state(&meta, data_dir, collection, intake_api);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -210,8 +266,39 @@ async fn run_server(data_dir: &Path, key_file: Option<&Path>, listen: SocketAddr
     Ok(())
 }
 
+/// The portal's state: with the collection registers (and so the intake API) when the master
+/// key is at hand.
+fn app_state(
+    meta: &Metadata,
+    data_dir: &Path,
+    collection: Option<CollectionState>,
+    intake_api: &IntakeApiArgs,
+) -> AppState {
+    let held_release = (intake_api.held_release_minutes > 0)
+        .then(|| Duration::from_secs(intake_api.held_release_minutes.saturating_mul(60)));
+    let state = AppState::new(meta.clone(), data_dir.display().to_string())
+        .with_fhir_api_config(FhirApiConfig {
+            max_body_bytes: intake_api.max_upload_mib.saturating_mul(1024 * 1024),
+            rate_limit: RateLimit {
+                per_second: intake_api.rate_limit,
+                burst: intake_api.rate_burst,
+            },
+        })
+        .with_held_release_interval(held_release);
+    match collection {
+        Some(collection) => state.with_collection(collection),
+        None => state,
+    }
+}
+
 async fn serve(args: ServeArgs) -> Result<()> {
-    run_server(&args.data_dir, args.keys.key_file.as_deref(), args.listen).await
+    run_server(
+        &args.data_dir,
+        args.keys.key_file.as_deref(),
+        args.listen,
+        &args.intake,
+    )
+    .await
 }
 
 async fn demo(args: DemoArgs) -> Result<ExitCode> {
@@ -251,29 +338,108 @@ async fn demo(args: DemoArgs) -> Result<ExitCode> {
             .with_context(|| format!("cannot write {}", marker.display()))?;
     }
     println!(
-        "2/3 ingest: FHIR bundles -> encrypted store {}",
+        "2/3 upload: the providers send their files to the FHIR intake API -> encrypted store {}",
         data_dir.display()
     );
-    match run_ingest(
-        &providers_dir,
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+    let (keys, key_path) = open_master_key(&data_dir, args.keys.key_file.as_deref())?;
+    let store = Arc::new(
+        Store::open(&data_dir, keys)
+            .with_context(|| format!("encrypted store in {}", data_dir.display()))?,
+    );
+    let meta = Metadata::open_in_dir(&data_dir)
+        .await
+        .with_context(|| format!("metadata store in {}", data_dir.display()))?;
+    // Files of an upload killed in an earlier run are not part of the store.
+    let committed = meta.committed_paths().await?;
+    store.remove_uncommitted(&committed)?;
+    let collection = Arc::new(Collection::new(
+        meta.clone(),
+        store.clone(),
+        Arc::new(SystemClock),
+        CollectionPolicy::default(),
+    ));
+    let state = app_state(
+        &meta,
         &data_dir,
-        args.keys.key_file.as_deref(),
-        1000,
-    )
-    .await?
-    {
-        Ingested::Done(_) => {}
-        Ingested::Interrupted => return Ok(ExitCode::from(INTERRUPTED)),
-    }
+        Some(CollectionState {
+            store,
+            collection: collection.clone(),
+            ingest_options: IngestOptions::default(),
+        }),
+        &args.intake,
+    );
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let base_url = format!("http://{}", listener.local_addr()?);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(kiban_server::serve(listener, state, async move {
+        let _ = stopped.await;
+    }));
+    println!(
+        "  master key {} (outside the data directory)",
+        key_path.display()
+    );
+    let started = Instant::now();
+    let bar = bytes_bar(0, "upload");
+    let uploaded = tokio::select! {
+        report = crate::demo_upload::run(&providers_dir, &collection, &base_url, &bar) => Some(report),
+        _ = tokio::signal::ctrl_c() => None,
+    };
+    bar.finish_and_clear();
+    let Some(uploaded) = uploaded else {
+        let _ = stop.send(());
+        let _ = server.await;
+        meta.close().await;
+        eprintln!(
+            "demo interrupted: every committed upload is kept; run the same command again to resume"
+        );
+        return Ok(ExitCode::from(INTERRUPTED));
+    };
+    let uploaded = uploaded?;
+    let intakes = meta.intake_log(i64::MAX).await?;
+    let sum = |f: fn(&kiban_metadata::Intake) -> i64| intakes.iter().map(f).sum::<i64>();
+    println!(
+        "  {} providers sent {} uploads ({:.1} MB) to {base_url}/fhir/$import in {:.1} s",
+        uploaded.providers,
+        uploaded.requests,
+        uploaded.bytes as f64 / 1e6,
+        started.elapsed().as_secs_f64()
+    );
+    println!(
+        "  store: {} resources taken, {} duplicates, {} quarantined; {} held (patients notified today: {}), {} refused",
+        sum(|i| i.resources_accepted),
+        sum(|i| i.resources_duplicate),
+        sum(|i| i.resources_rejected),
+        sum(|i| i.resources_held),
+        uploaded.recently_notified,
+        sum(|i| i.resources_refused)
+    );
+    println!(
+        "  opt-out: {} patients refused on the patient page ({base_url}/optout), {} through their providers' refusal lists",
+        uploaded.page_refusals, uploaded.listed_refusals
+    );
     if args.no_serve {
+        let _ = stop.send(());
+        server.await.context("web server")?.context("web server")?;
+        meta.close().await;
         println!(
             "3/3 serve: skipped (--no-serve); start it with `kiban serve --data {}`",
             data_dir.display()
         );
         return Ok(ExitCode::SUCCESS);
     }
-    println!("3/3 serve");
-    run_server(&data_dir, args.keys.key_file.as_deref(), args.listen).await?;
+    println!(
+        "3/3 serve: portal at {base_url}/ (日本語 / English), intake API at {base_url}/fhir; press Ctrl-C to stop"
+    );
+    // A failure to install the handler only means Ctrl-C kills the process instead.
+    let _ = tokio::signal::ctrl_c().await;
+    let _ = stop.send(());
+    server.await.context("web server")?.context("web server")?;
+    meta.close().await;
+    println!("serve: stopped");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -6,6 +6,9 @@
 //! | `kiban ingest` | takes provider files into the encrypted store | `kiban-ingest`, `kiban-store` |
 //! | `kiban serve` | serves the web portal, the read API and (with the master key) the FHIR intake API | `kiban-server` |
 //! | `kiban provider` | registers providers and manages their intake tokens | `kiban-collection` |
+//! | `kiban extract` | clinical tables as Parquet, without patients who opted out | `kiban-extract` |
+//! | `kiban anonymize` | k-anonymous release with measured loss and risk | `kiban-anonymize` |
+//! | `kiban link` | links identity records into persons | `kiban-linkage` |
 //! | `kiban demo` | all of the above on embedded defaults | all |
 //! | `kiban keygen` | creates a master key file | `kiban-store` |
 //!
@@ -14,8 +17,12 @@
 
 #![warn(missing_docs)]
 
+mod anonymize;
 mod commands;
+mod demo_upload;
+mod extract;
 mod keys;
+mod link;
 mod progress;
 mod provider;
 
@@ -64,6 +71,114 @@ pub enum Command {
     /// Register data providers and manage their intake API tokens.
     #[command(subcommand)]
     Provider(ProviderCommand),
+    /// Extract clinical tables as Parquet, leaving out every patient who opted out.
+    ///
+    /// The identity table is never extracted. The output is pseudonymous clinical data (keyed
+    /// patient digests, no names or ids): the input of anonymization and analysis, to be kept
+    /// inside the operator's secure environment.
+    Extract(ExtractArgs),
+    /// Anonymize a table: k-anonymity (with ℓ-diversity, t-closeness) by optimal full-domain
+    /// generalization over ARX-style hierarchies, with the information loss and risk reported.
+    ///
+    /// Either a TOML job file (`--config job.toml`) or the options, e.g.
+    /// `kiban anonymize adult.csv --sep ';' --hierarchies DIR --qi sex,age,race --k 5
+    /// --max-suppression 0.04 --metric entropy --out release.csv --report report.json`.
+    /// The release is written only when everything succeeded.
+    Anonymize(AnonymizeArgs),
+    /// Link identity records of many providers into persons (名寄せ), from a CSV with the
+    /// header `record_id,hospital_id,hospital_patient_id,name_kanji,name_kana,sex,birth_date,
+    /// postal_code,address,insurer_number,insured_symbol,insured_number,insured_branch`.
+    ///
+    /// Writes `record_id,person_id,match_probability`. Japanese-aware normalization (kanji
+    /// variants, kana, era dates, addresses, insurer check digits), blocking, a Fellegi–Sunter
+    /// model learned from the data by EM, and clustering with at most one record per provider
+    /// and person. `kiban synth --identity-csv` writes records and truth in this form.
+    Link(LinkArgs),
+}
+
+/// Arguments of `kiban link`.
+#[derive(Debug, clap::Args)]
+pub struct LinkArgs {
+    /// Identity records (CSV with the header above).
+    #[arg(long, value_name = "RECORDS_CSV")]
+    pub csv: PathBuf,
+    /// Links to write (`record_id,person_id,match_probability`).
+    #[arg(long, value_name = "LINKS_CSV")]
+    pub out: PathBuf,
+    /// Posterior match probability above which two records are linked.
+    #[arg(long, default_value_t = 0.9)]
+    pub threshold: f64,
+    /// A truth file (`record_id,person_id`) to score the links against.
+    #[arg(long, value_name = "TRUTH_CSV")]
+    pub truth: Option<PathBuf>,
+}
+
+/// Arguments of `kiban anonymize`.
+#[derive(Debug, clap::Args)]
+pub struct AnonymizeArgs {
+    /// Input table (delimited text with a header row).
+    #[arg(value_name = "INPUT", required_unless_present = "config")]
+    pub input: Option<PathBuf>,
+    /// A TOML job file instead of the options (paths in it are relative to it).
+    #[arg(long, value_name = "JOB_TOML", conflicts_with = "input")]
+    pub config: Option<PathBuf>,
+    /// Field separator of the input and the release.
+    #[arg(long, default_value_t = ';')]
+    pub sep: char,
+    /// Folder of ARX-style hierarchy files `<name>_hierarchy_<column>.csv`.
+    #[arg(long, value_name = "DIR")]
+    pub hierarchies: Option<PathBuf>,
+    /// Quasi-identifiers, comma-separated; the report's `levels` follow this order.
+    #[arg(long, value_delimiter = ',')]
+    pub qi: Vec<String>,
+    /// Sensitive attributes (for ℓ-diversity and t-closeness), comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub sensitive: Vec<String>,
+    /// Identifying attributes, removed from the release, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub identifying: Vec<String>,
+    /// k of k-anonymity.
+    #[arg(long, default_value_t = 5)]
+    pub k: usize,
+    /// Largest share of records that may be suppressed (0.04 = 4 %).
+    #[arg(long, default_value_t = 0.0)]
+    pub max_suppression: f64,
+    /// ℓ-diversity of every sensitive attribute: `distinct:L`, `entropy:L` or `recursive:C:L`.
+    #[arg(long, value_name = "MODEL")]
+    pub l_diversity: Option<String>,
+    /// t-closeness (equal-distance EMD) of every sensitive attribute.
+    #[arg(long, value_name = "T")]
+    pub t_closeness: Option<f64>,
+    /// Utility metric minimised: entropy (ARX's non-uniform entropy), loss, discernibility,
+    /// aecs, height or precision.
+    #[arg(long, default_value = "entropy")]
+    pub metric: String,
+    /// Release file to write.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// JSON report to write (levels, information loss, suppressed records, k, risk).
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Leave suppressed records out of the release instead of writing them as `*` rows.
+    #[arg(long)]
+    pub drop_suppressed: bool,
+}
+
+/// Arguments of `kiban extract`.
+#[derive(Debug, clap::Args)]
+pub struct ExtractArgs {
+    /// Store location.
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Output folder (created; must be absent or empty): one `<table>.parquet` per table.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Clinical tables to extract (comma-separated; default all).
+    #[arg(long, value_delimiter = ',')]
+    pub tables: Vec<String>,
+    /// Only these providers (comma-separated ids; default all).
+    #[arg(long, value_delimiter = ',')]
+    pub providers: Vec<String>,
 }
 
 /// `kiban provider` subcommands.
@@ -174,6 +289,10 @@ pub struct SynthArgs {
     /// Output folder (created; must be empty or absent).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// Write the identity records as linkage CSV instead (`identity_records.csv`, with the
+    /// true person of each record in `identity_truth.csv`), for `kiban link` and other tools.
+    #[arg(long)]
+    pub identity_csv: bool,
 }
 
 /// Arguments of `kiban ingest`.
@@ -208,6 +327,38 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// Limits of the FHIR intake API.
+    #[command(flatten)]
+    pub intake: IntakeApiArgs,
+}
+
+/// Limits of the FHIR intake API and the held-data release timer.
+#[derive(Debug, Clone, clap::Args)]
+pub struct IntakeApiArgs {
+    /// Largest upload accepted, in MiB (larger bodies get 413 and an OperationOutcome).
+    #[arg(long, default_value_t = 64, value_name = "MIB")]
+    pub max_upload_mib: usize,
+    /// Sustained uploads per second per provider (more get 429).
+    #[arg(long, default_value_t = 20.0, value_name = "PER_SECOND")]
+    pub rate_limit: f64,
+    /// Uploads a provider may send at once after being idle.
+    #[arg(long, default_value_t = 40)]
+    pub rate_burst: u32,
+    /// Minutes between releases of held data whose patients' notices have become a month
+    /// old (0: never while serving; `kiban ingest` still releases at its end).
+    #[arg(long, default_value_t = 10, value_name = "MINUTES")]
+    pub held_release_minutes: u64,
+}
+
+impl Default for IntakeApiArgs {
+    fn default() -> Self {
+        IntakeApiArgs {
+            max_upload_mib: 64,
+            rate_limit: 20.0,
+            rate_burst: 40,
+            held_release_minutes: 10,
+        }
+    }
 }
 
 /// Arguments of `kiban demo`.
@@ -231,6 +382,9 @@ pub struct DemoArgs {
     /// Stop after ingesting instead of serving the portal.
     #[arg(long)]
     pub no_serve: bool,
+    /// Limits of the FHIR intake API.
+    #[command(flatten)]
+    pub intake: IntakeApiArgs,
 }
 
 /// Arguments of `kiban keygen`.

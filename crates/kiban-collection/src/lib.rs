@@ -20,6 +20,9 @@
 //!   [notice code](Collection::notice_code) printed on the notice). A refusal wins over
 //!   everything: new data is refused, held data is excluded ([`Collection::refused_patient_keys`]).
 //!   The person gets a receipt number, which [`Collection::check_receipt`] looks up.
+//! - **Notification basis (R-C4)**: [`Collection::notification_basis_many`] gives the notice
+//!   (day and [`NotificationMeans`]) each patient's data is taken under, for the acquisition
+//!   record of an intake.
 //! - **Audit**: every state-changing call writes a collection event in the same transaction as
 //!   the change ([`Collection::events`]). Events and errors never carry identity data: patients
 //!   appear only as their keyed [`PatientKey`].
@@ -106,6 +109,23 @@ pub const GUARDIAN_AGE_LIMIT: u32 = 16;
 pub const NOTIFICATION_CSV_COLUMNS: &[&str] = &["provider_patient_id", "notified_on", "means"];
 /// Header of the refusal CSV (`<provider>/refusals.csv` of `kiban synth`).
 pub const REFUSAL_CSV_COLUMNS: &[&str] = &["provider_patient_id", "refused_on", "by"];
+
+/// The notice a patient's data is taken under (R-C4, Art. 33: the acquisition record names its
+/// notification basis): the first notice of the patient at the provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct NotificationBasis {
+    /// Day of the (first) notice.
+    pub notified_on: NaiveDate,
+    /// How it was given.
+    pub means: NotificationMeans,
+}
+
+/// The public id of an intake token (the part between `kbn_` and the secret), or `None` when
+/// `bearer` is not shaped like a kiban token. The id is not secret: sessions and logs may keep
+/// it to re-check the token later ([`Collection::provider_of_active_token`]).
+pub fn token_id_of_bearer(bearer: &str) -> Option<&str> {
+    token_id_of(bearer.trim())
+}
 
 /// Attempts at drawing a free provider id or receipt number before giving up.
 const DRAW_ATTEMPTS: usize = 8;
@@ -1069,6 +1089,48 @@ impl Collection {
                 (p.clone(), decided)
             })
             .collect())
+    }
+
+    /// The notification basis of each of many patients of one provider (their first notice:
+    /// day and means), for the acquisition record: one query per 400 patients. Patients
+    /// without a recorded notification are absent from the map. Read-only; logs nothing.
+    pub async fn notification_basis_many(
+        &self,
+        provider: &ProviderId,
+        patients: &[PatientKey],
+    ) -> Result<HashMap<PatientKey, NotificationBasis>> {
+        let keys: Vec<&str> = patients.iter().map(PatientKey::as_str).collect();
+        let found = self.meta.notifications_of(provider.as_str(), &keys).await?;
+        Ok(found
+            .into_values()
+            .map(|n| {
+                (
+                    PatientKey(n.patient_key),
+                    NotificationBasis {
+                        notified_on: n.notified_on,
+                        means: n.means,
+                    },
+                )
+            })
+            .collect())
+    }
+
+    /// The provider of a token, by the token's public id, while the token is still valid: not
+    /// revoked, and its provider filed. `None` otherwise. For sessions opened with a bearer
+    /// token ([`Collection::authenticate`]) that must end when the token is revoked.
+    pub async fn provider_of_active_token(&self, token_id: &str) -> Result<Option<ProviderId>> {
+        let Some(token) = self.meta.provider_token(token_id).await? else {
+            return Ok(None);
+        };
+        if token.revoked_at.is_some() {
+            return Ok(None);
+        }
+        let filed = self
+            .meta
+            .provider_registration(&token.provider_id)
+            .await?
+            .is_some_and(|r| r.filing_status == FilingStatus::Filed);
+        Ok(filed.then_some(ProviderId(token.provider_id)))
     }
 
     /// Every refused patient, to exclude their held data from releases and analyses.

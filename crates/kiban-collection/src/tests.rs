@@ -568,3 +568,103 @@ fn ages_count_whole_years() {
     assert_eq!(age_on(d("2012-02-29"), d("2026-03-01")), 14);
     assert_eq!(age_on(d("2030-01-01"), d("2026-03-01")), 0);
 }
+
+#[tokio::test]
+async fn notification_basis_is_the_first_notice_of_each_patient() {
+    let env = env_on("2026-03-20").await;
+    let c = &env.collection;
+    c.record_notification(
+        &env.provider,
+        "000123",
+        d("2026-01-10"),
+        NotificationMeans::Letter,
+        "cli",
+    )
+    .await
+    .unwrap();
+    // A later notice of the same patient changes nothing: the first one counts.
+    c.record_notification(
+        &env.provider,
+        "000123",
+        d("2026-02-10"),
+        NotificationMeans::Email,
+        "cli",
+    )
+    .await
+    .unwrap();
+    c.record_notification(
+        &env.provider,
+        "000456",
+        d("2026-03-15"),
+        NotificationMeans::Poster,
+        "cli",
+    )
+    .await
+    .unwrap();
+    let notified = c.patient_key(&env.provider, "000123");
+    let recent = c.patient_key(&env.provider, "000456");
+    let never = c.patient_key(&env.provider, "000789");
+    let basis = c
+        .notification_basis_many(
+            &env.provider,
+            &[notified.clone(), recent.clone(), never.clone()],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        basis[&notified],
+        NotificationBasis {
+            notified_on: d("2026-01-10"),
+            means: NotificationMeans::Letter
+        }
+    );
+    // Held patients have a basis too (the record says why they are held).
+    assert_eq!(basis[&recent].means, NotificationMeans::Poster);
+    assert!(!basis.contains_key(&never));
+    // Another provider's patient keys find nothing.
+    let (other, _) = c
+        .add_provider(
+            &NewProviderRegistration::new("西都病院", ProviderKind::GeneralHospital),
+            "staff:test",
+        )
+        .await
+        .unwrap();
+    assert!(
+        c.notification_basis_many(&other, &[notified])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn sessions_end_when_their_token_is_revoked_or_the_filing_lapses() {
+    let env = env_on("2026-03-20").await;
+    let c = &env.collection;
+    let token = c
+        .issue_token(&env.provider, Some("portal"), "staff:test")
+        .await
+        .unwrap();
+    let id = token_id_of_bearer(token.expose_secret())
+        .unwrap()
+        .to_owned();
+    assert_eq!(id, token.token_id());
+    assert_eq!(token_id_of_bearer("Bearer nonsense"), None);
+    assert_eq!(
+        c.provider_of_active_token(&id).await.unwrap(),
+        Some(env.provider.clone())
+    );
+    assert_eq!(
+        c.provider_of_active_token("000000000000").await.unwrap(),
+        None
+    );
+    c.update_provider(&env.provider, FilingStatus::Withdrawn, None, "staff:test")
+        .await
+        .unwrap();
+    assert_eq!(c.provider_of_active_token(&id).await.unwrap(), None);
+    c.update_provider(&env.provider, FilingStatus::Filed, None, "staff:test")
+        .await
+        .unwrap();
+    c.revoke_token(&id, "staff:test").await.unwrap();
+    assert_eq!(c.provider_of_active_token(&id).await.unwrap(), None);
+}

@@ -443,3 +443,21 @@ fn json_names_follow_fhir_spelling() {
     );
     assert_eq!(crate::datatypes::json_name!(id), "id");
 }
+
+#[test]
+fn a_coding_without_a_system_is_valid_r4() {
+    // Coding.system is 0..1 with no invariant: the official R4 examples send codes alone
+    // (Observation-example-genetics-2), and a base-R4-valid resource must not be refused.
+    let mut value = observation_json();
+    value["code"] = json!({"coding": [{"code": "LA6668-3", "display": "Pathogenic"}]});
+    let resource = round_trip(value);
+    assert!(validate(&resource).is_empty(), "{:?}", validate(&resource));
+    // A system that is not a URI is still an error.
+    let mut value = observation_json();
+    value["code"] = json!({"coding": [{"system": "not a uri", "code": "x"}]});
+    let issues = validate(&Resource::from_json_value(value).unwrap());
+    assert!(
+        issues.iter().any(|i| i.path.ends_with("coding[0].system")),
+        "{issues:?}"
+    );
+}

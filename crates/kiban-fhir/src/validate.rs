@@ -173,6 +173,9 @@ const TIMING_UNIT: &[&str] = &["s", "min", "h", "d", "wk", "mo", "a"];
 #[derive(Default)]
 struct Validator {
     issues: Vec<ValidationIssue>,
+    /// Spare path buffers. Why: every element visited needs its FHIR path in case it has an
+    /// issue; formatting a fresh String per element cost more than the checks themselves.
+    path_pool: Vec<String>,
 }
 
 fn join(path: &str, element: &str) -> String {
@@ -310,15 +313,39 @@ impl Validator {
         }
     }
 
+    /// `path.element` or `path.element[i]` in a pooled buffer; give it back with
+    /// [`Self::release_path`].
+    fn child_path(&mut self, path: &str, element: &str, i: Option<usize>) -> String {
+        let mut child = self.path_pool.pop().unwrap_or_default();
+        child.clear();
+        child.push_str(path);
+        child.push('.');
+        child.push_str(element);
+        if let Some(i) = i {
+            use std::fmt::Write as _;
+            // Writing into a String cannot fail.
+            let _ = write!(child, "[{i}]");
+        }
+        child
+    }
+
+    fn release_path(&mut self, path: String) {
+        self.path_pool.push(path);
+    }
+
     fn each<T>(&mut self, path: &str, element: &str, items: &[T], f: fn(&mut Self, &str, &T)) {
         for (i, item) in items.iter().enumerate() {
-            f(self, &index(path, element, i), item);
+            let child = self.child_path(path, element, Some(i));
+            f(self, &child, item);
+            self.release_path(child);
         }
     }
 
     fn opt<T>(&mut self, path: &str, element: &str, item: Option<&T>, f: fn(&mut Self, &str, &T)) {
         if let Some(item) = item {
-            f(self, &join(path, element), item);
+            let child = self.child_path(path, element, None);
+            f(self, &child, item);
+            self.release_path(child);
         }
     }
 
@@ -388,13 +415,9 @@ impl Validator {
         self.uri(path, "system", c.system.as_ref());
         self.code(path, "code", c.code.as_ref());
         self.string(path, "display", c.display.as_ref());
-        if c.code.is_some() && c.system.is_none() {
-            // Not an invariant in R4 core, but a code without its system cannot be interpreted.
-            self.issue(
-                join(path, "system"),
-                "a coding with a code must name its system",
-            );
-        }
+        // A code without its system is valid R4 (Coding.system is 0..1 with no invariant):
+        // the official examples send such codings (e.g. Observation-example-genetics-2), so it
+        // is not rejected here; kiban keeps the code and its text, uninterpreted.
     }
 
     fn codeable_concept(&mut self, path: &str, c: &CodeableConcept) {
@@ -556,7 +579,7 @@ impl Validator {
             Self::codeable_concept,
         );
         if let Some(t) = &d.timing {
-            let tp = join(path, "timing");
+            let tp = self.child_path(path, "timing", None);
             for (i, e) in t.event.iter().enumerate() {
                 if let Err(err) = parse_date_time(e) {
                     self.issue(index(&tp, "event", i), err.to_string());
@@ -564,7 +587,7 @@ impl Validator {
             }
             self.opt(&tp, "code", t.code.as_ref(), Self::codeable_concept);
             if let Some(r) = &t.repeat {
-                let rp = join(&tp, "repeat");
+                let rp = self.child_path(&tp, "repeat", None);
                 self.code_in(&rp, "periodUnit", r.period_unit.as_ref(), TIMING_UNIT);
                 self.opt(
                     &rp,
@@ -588,7 +611,7 @@ impl Validator {
         self.opt(path, "route", d.route.as_ref(), Self::codeable_concept);
         self.opt(path, "method", d.method.as_ref(), Self::codeable_concept);
         for (i, dr) in d.dose_and_rate.iter().enumerate() {
-            let drp = index(path, "doseAndRate", i);
+            let drp = self.child_path(path, "doseAndRate", Some(i));
             self.opt(&drp, "type", dr.type_.as_ref(), Self::codeable_concept);
             self.at_most_one(
                 &drp,
@@ -794,7 +817,7 @@ impl Validator {
         );
         self.opt(path, "subject", r.subject.as_ref(), Self::reference);
         for (i, p) in r.participant.iter().enumerate() {
-            let pp = index(path, "participant", i);
+            let pp = self.child_path(path, "participant", Some(i));
             self.each(&pp, "type", &p.type_, Self::codeable_concept);
             self.opt(&pp, "period", p.period.as_ref(), Self::period);
             self.opt(&pp, "individual", p.individual.as_ref(), Self::reference);
@@ -809,7 +832,7 @@ impl Validator {
             Self::reference,
         );
         for (i, d) in r.diagnosis.iter().enumerate() {
-            let dp = index(path, "diagnosis", i);
+            let dp = self.child_path(path, "diagnosis", Some(i));
             self.required(&dp, "condition", d.condition.is_some());
             self.opt(&dp, "condition", d.condition.as_ref(), Self::reference);
             self.opt(&dp, "use", d.use_.as_ref(), Self::codeable_concept);
@@ -818,7 +841,7 @@ impl Validator {
             }
         }
         if let Some(h) = &r.hospitalization {
-            let hp = join(path, "hospitalization");
+            let hp = self.child_path(path, "hospitalization", None);
             self.opt(
                 &hp,
                 "admitSource",
@@ -1016,7 +1039,7 @@ impl Validator {
             Self::dosage,
         );
         if let Some(d) = &r.dispense_request {
-            let dp = join(path, "dispenseRequest");
+            let dp = self.child_path(path, "dispenseRequest", None);
             self.opt(
                 &dp,
                 "validityPeriod",
@@ -1189,7 +1212,7 @@ impl Validator {
         );
         self.each(path, "hasMember", &r.has_member, Self::reference);
         for (i, c) in r.component.iter().enumerate() {
-            let cp = index(path, "component", i);
+            let cp = self.child_path(path, "component", Some(i));
             self.required(&cp, "code", c.code.is_some());
             self.opt(&cp, "code", c.code.as_ref(), Self::codeable_concept);
             let values = [
@@ -1296,7 +1319,7 @@ impl Validator {
         self.date_time(path, "lastOccurrence", r.last_occurrence.as_ref());
         self.each(path, "note", &r.note, Self::annotation);
         for (i, reaction) in r.reaction.iter().enumerate() {
-            let rp = index(path, "reaction", i);
+            let rp = self.child_path(path, "reaction", Some(i));
             self.opt(
                 &rp,
                 "substance",
@@ -1426,7 +1449,7 @@ impl Validator {
         self.string(path, "title", r.title.as_ref());
         self.code(path, "confidentiality", r.confidentiality.as_ref());
         for (i, a) in r.attester.iter().enumerate() {
-            let ap = index(path, "attester", i);
+            let ap = self.child_path(path, "attester", Some(i));
             self.required_code(&ap, "mode", a.mode.as_ref(), COMPOSITION_ATTESTATION_MODE);
             self.date_time(&ap, "time", a.time.as_ref());
             self.opt(&ap, "party", a.party.as_ref(), Self::reference);
@@ -1472,13 +1495,13 @@ impl Validator {
         );
         self.required(path, "content", !r.content.is_empty());
         for (i, c) in r.content.iter().enumerate() {
-            let cp = index(path, "content", i);
+            let cp = self.child_path(path, "content", Some(i));
             self.required(&cp, "attachment", c.attachment.is_some());
             self.opt(&cp, "attachment", c.attachment.as_ref(), Self::attachment);
             self.opt(&cp, "format", c.format.as_ref(), Self::coding);
         }
         if let Some(c) = &r.context {
-            let cp = join(path, "context");
+            let cp = self.child_path(path, "context", None);
             self.each(&cp, "encounter", &c.encounter, Self::reference);
             self.each(&cp, "event", &c.event, Self::codeable_concept);
             self.opt(&cp, "period", c.period.as_ref(), Self::period);
@@ -1523,7 +1546,7 @@ impl Validator {
         }
         self.each(path, "telecom", &r.telecom, Self::contact_point);
         for (i, a) in r.address.iter().enumerate() {
-            let ap = index(path, "address", i);
+            let ap = self.child_path(path, "address", Some(i));
             if a.use_.as_deref() == Some("home") {
                 self.issue(
                     &ap,
@@ -1608,7 +1631,7 @@ impl Validator {
         let needs_request = matches!(kind, "batch" | "transaction" | "history");
         let mut full_urls = HashSet::new();
         for (i, e) in r.entry.iter().enumerate() {
-            let ep = index(path, "entry", i);
+            let ep = self.child_path(path, "entry", Some(i));
             if let Some(url) = e.full_url.as_deref() {
                 if !is_fhir_uri(url) {
                     self.issue(
@@ -1627,7 +1650,7 @@ impl Validator {
                     .as_ref()
                     .and_then(resource_meta_version)
                     .unwrap_or_default();
-                if !full_urls.insert((url.to_owned(), version)) {
+                if !full_urls.insert((url, version)) {
                     self.issue(
                         join(&ep, "fullUrl"),
                         "bdl-7: fullUrl must be unique in a bundle, or else entries with the same fullUrl must have different meta.versionId",
@@ -1668,17 +1691,19 @@ impl Validator {
                 );
             }
             if let Some(req) = &e.request {
-                let rp = join(&ep, "request");
+                let rp = self.child_path(&ep, "request", None);
                 self.required_code(&rp, "method", req.method.as_ref(), HTTP_VERB);
                 self.required(&rp, "url", req.url.is_some());
                 self.uri(&rp, "url", req.url.as_ref());
             }
             if let Some(res) = &e.resource {
-                let res_path = join(&ep, "resource");
+                let res_path = self.child_path(&ep, "resource", None);
                 // Within a bundle the path keeps the entry position, and type-specific paths
                 // continue from it (e.g. Bundle.entry[1].resource.status).
                 self.resource(&res_path, res);
+                self.release_path(res_path);
             }
+            self.release_path(ep);
         }
     }
 }

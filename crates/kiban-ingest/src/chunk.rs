@@ -18,7 +18,7 @@ use kiban_model::{
 use kiban_store::{BlobArea, SegmentFile, Store, StoreError};
 use serde::Serialize;
 use serde_json::Value;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// Format tag of a quarantine blob.
 pub const QUARANTINE_FORMAT: &str = "kiban-quarantine/1";
@@ -137,6 +137,9 @@ pub(crate) struct ChunkOutcome {
     pub held: Vec<HeldRecord>,
     /// Resources refused because their patients opted out (nothing of them is kept).
     pub refused: Vec<RefusedRecord>,
+    /// Patients of whom at least one resource was taken (their notification basis goes into
+    /// the acquisition record, R-C4).
+    pub taken_patients: BTreeSet<String>,
 }
 
 /// A line held until its patients may be taken.
@@ -593,6 +596,9 @@ pub(crate) fn apply_eligibility(
                         continue;
                     };
                     out.accepted += 1;
+                    if !key.is_empty() && !out.taken_patients.contains(&key) {
+                        out.taken_patients.insert(key.clone());
+                    }
                     out.versions
                         .push((prepared.identity_digest, prepared.content_digest));
                     *out.item_counts

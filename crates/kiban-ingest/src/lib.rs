@@ -96,14 +96,14 @@ pub use chunk::QUARANTINE_FORMAT;
 pub use error::IngestError;
 pub use identity::PATIENT_ID_SYSTEM_PREFIX;
 pub use mapping::{LOINC_CHECKUP_REPORT, LOINC_DISCHARGE_SUMMARY, LOINC_REFERRAL_NOTE};
-pub use providers::PROVIDERS_FILE;
+pub use providers::{PROVIDERS_FILE, read_providers};
 
 use chunk::{
-    DecideContext, FileState, apply_eligibility, chunk_patient_keys, decide_chunk, decided_size,
-    write_chunk,
+    ChunkOutcome, DecideContext, FileState, apply_eligibility, chunk_patient_keys, decide_chunk,
+    decided_size, write_chunk,
 };
 use kiban_collection::{Collection, CollectionPolicy, Eligibility, SystemClock};
-use kiban_metadata::{IntakeStatus, Metadata};
+use kiban_metadata::{IntakePatientBasis, IntakeStatus, Metadata};
 use kiban_model::{PatientKey, ProviderId};
 use kiban_store::Store;
 use lines::{BoundedLines, SourceLine};
@@ -140,7 +140,8 @@ impl Default for IngestOptions {
     fn default() -> Self {
         Self {
             lines_per_chunk: 1000,
-            max_line_bytes: 32 * 1024 * 1024,
+            // As large as the intake API's body limit, so an accepted upload is never cut.
+            max_line_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -259,10 +260,17 @@ pub struct IngestReport {
     pub resources_duplicate: u64,
     /// Resources (or lines) rejected into the quarantine.
     pub resources_rejected: u64,
+    /// Resources held until their patients' notices are old enough (R-C1).
+    pub resources_held: u64,
+    /// Resources not taken because their patients opted out (R-C2).
+    pub resources_refused: u64,
     /// Rows stored per table.
     pub rows_per_table: BTreeMap<String, u64>,
     /// Each file, in the order read.
     pub files: Vec<FileReport>,
+    /// Lines held by earlier intakes that became eligible and were taken at the end of this
+    /// run (or dropped because their patients opted out meanwhile).
+    pub held_release: ReleaseReport,
 }
 
 impl IngestReport {
@@ -277,6 +285,8 @@ impl IngestReport {
         self.resources_accepted += file.resources_accepted;
         self.resources_duplicate += file.resources_duplicate;
         self.resources_rejected += file.resources_rejected;
+        self.resources_held += file.resources_held;
+        self.resources_refused += file.resources_refused;
         for (table, rows) in &file.rows_per_table {
             *self.rows_per_table.entry(table.clone()).or_insert(0) += rows;
         }
@@ -386,6 +396,8 @@ pub async fn ingest_dir_with(
         bytes_before += file.size;
         report.add(file_report);
     }
+    // Held data is released as soon as it may be taken (R-C1), not only when a server runs.
+    report.held_release = release_held(store, collection, options).await?;
     Ok(report)
 }
 
@@ -687,6 +699,41 @@ pub async fn release_held(
         report.intakes.push(intake);
     }
     Ok(report)
+}
+
+/// Records, for the acquisition record (R-C4, Art. 33), the notice under which each patient
+/// taken in a chunk was collected: day and means of the patient's first notification.
+async fn record_notification_basis(
+    collection: &Collection,
+    provider_id: &str,
+    intake_id: &str,
+    outcome: &ChunkOutcome,
+) -> Result<(), kiban_collection::CollectionError> {
+    if outcome.taken_patients.is_empty() {
+        return Ok(());
+    }
+    let keys: Vec<PatientKey> = outcome
+        .taken_patients
+        .iter()
+        .cloned()
+        .map(PatientKey)
+        .collect();
+    let basis = collection
+        .notification_basis_many(&ProviderId(provider_id.to_owned()), &keys)
+        .await?;
+    let rows: Vec<IntakePatientBasis> = basis
+        .into_iter()
+        .map(|(key, basis)| IntakePatientBasis {
+            patient_key: key.0,
+            notified_on: basis.notified_on,
+            means: basis.means,
+        })
+        .collect();
+    collection
+        .metadata()
+        .record_intake_notification_basis(intake_id, &rows)
+        .await?;
+    Ok(())
 }
 
 /// Where the bytes of an intake come from.
@@ -1033,6 +1080,14 @@ async fn ingest_file_with(
             Ok((outcome, commit))
         })
         .await?;
+        // Before the commit: a chunk committed is skipped on resume, so its basis must be
+        // recorded already; recording is idempotent, so a retried chunk adds nothing twice.
+        record_notification_basis(collection, provider_id, &intake.id, &outcome)
+            .await
+            .map_err(|error| IngestError::Collection {
+                source_name: source_name.to_owned(),
+                error: Box::new(error),
+            })?;
         meta.commit_chunk(&intake.id, &commit).await?;
         chunk_index += 1;
         report.chunks += 1;

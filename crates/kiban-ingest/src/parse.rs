@@ -7,6 +7,7 @@ use crate::text::content_sha256;
 use kiban_fhir::{Bundle, BundleEntry, Resource, ValidationIssue, parse_reference};
 use kiban_store::Store;
 use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 
 /// Domain of the keyed digest that identifies a resource: provider, type, source id.
@@ -335,6 +336,36 @@ fn prepare(
     })
 }
 
+/// The prepared form of a carried resource: recognised on re-delivery like any other, no rows.
+fn carried_entry(
+    carried: CarriedResource,
+    full_url: Option<&str>,
+    ctx: &ParseContext<'_>,
+) -> PreparedEntry {
+    let source_id = carried
+        .logical_id
+        .clone()
+        .or_else(|| full_url.and_then(parse_reference).map(|target| target.id))
+        .unwrap_or_else(|| hex::encode(&carried.content[..16]));
+    let provider = ctx.provider_id.as_bytes();
+    let type_bytes = carried.resource_type.as_bytes();
+    PreparedEntry {
+        identity_digest: ctx.store.keyed_digest(
+            RESOURCE_DIGEST_DOMAIN,
+            &[provider, type_bytes, source_id.as_bytes()],
+        ),
+        content_digest: ctx.store.keyed_digest(
+            CONTENT_DIGEST_DOMAIN,
+            &[provider, type_bytes, source_id.as_bytes(), &carried.content],
+        ),
+        resource_type: carried.resource_type,
+        logical_id: carried.logical_id,
+        subject: SubjectNeed::Nobody,
+        own_patient_key: None,
+        rows: Vec::new(),
+    }
+}
+
 /// An entry of a Bundle between parsing and mapping.
 struct RawEntry {
     full_url: Option<String>,
@@ -342,6 +373,45 @@ struct RawEntry {
     content: [u8; 32],
     parsed: Result<Resource, String>,
     shell: Option<BundleEntry>,
+    /// A well-formed resource of a type kiban does not map, carried by an all-or-nothing
+    /// Bundle (e.g. `Coverage` or `PractitionerRole` in a JP-CLINS document).
+    carried: Option<CarriedResource>,
+}
+
+/// A resource kiban takes with its Bundle without mapping it to rows. Why: a document or
+/// transaction is taken whole or not at all, and real clinical documents carry resources
+/// beyond kiban's model; refusing the whole document for them would lose its clinical content.
+#[derive(Debug, Clone)]
+struct CarriedResource {
+    resource_type: String,
+    logical_id: Option<String>,
+    content: [u8; 32],
+}
+
+/// The carried form of an unmapped resource, if it is well-formed: a JSON object whose `id`,
+/// when present, is a FHIR id.
+fn carried_resource(resource_type: &str, resource: &Value) -> Option<CarriedResource> {
+    let object = resource.as_object()?;
+    let logical_id = match object.get("id") {
+        None => None,
+        Some(Value::String(id)) if is_fhir_id(id) => Some(id.clone()),
+        Some(_) => return None,
+    };
+    // serde_json's map is ordered by key, so the bytes are canonical for the content digest.
+    let bytes = serde_json::to_vec(resource).ok()?;
+    Some(CarriedResource {
+        resource_type: resource_type.to_owned(),
+        logical_id,
+        content: Sha256::digest(&bytes).into(),
+    })
+}
+
+fn is_fhir_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
 }
 
 fn read_entry(index: usize, value: Value, mode: LineMode) -> RawEntry {
@@ -351,6 +421,7 @@ fn read_entry(index: usize, value: Value, mode: LineMode) -> RawEntry {
         content: [0; 32],
         parsed: Err(String::new()),
         shell: None,
+        carried: None,
     };
     let Value::Object(mut object) = value else {
         raw.parsed = Err(format!("Bundle.entry[{index}]: not a JSON object"));
@@ -396,9 +467,14 @@ fn read_entry(index: usize, value: Value, mode: LineMode) -> RawEntry {
         None => Err(format!(
             "Bundle.entry[{index}].resource.resourceType: missing, not a string, or not a FHIR resource type name"
         )),
-        Some(t) if !mapping::is_supported(t) => Err(format!(
-            "Bundle.entry[{index}].resource: resource type {t} not supported for intake"
-        )),
+        Some(t) if !mapping::is_supported(t) => {
+            if mode == LineMode::AllOrNothing {
+                raw.carried = carried_resource(t, &resource);
+            }
+            Err(format!(
+                "Bundle.entry[{index}].resource: resource type {t} not supported for intake"
+            ))
+        }
         Some(_) => Resource::from_json_value(resource)
             .map_err(|e| format!("Bundle.entry[{index}].resource: {e}")),
     };
@@ -422,6 +498,7 @@ fn typed_entry(index: usize, mut entry: BundleEntry, mode: LineMode) -> RawEntry
         content: [0; 32],
         parsed: Err(String::new()),
         shell: None,
+        carried: None,
     };
     raw.parsed = match resource {
         None => Err(format!(
@@ -443,9 +520,16 @@ fn typed_entry(index: usize, mut entry: BundleEntry, mode: LineMode) -> RawEntry
             None => Err(format!(
                 "Bundle.entry[{index}].resource.resourceType: missing, not a string, or not a FHIR resource type name"
             )),
-            Some(t) if !mapping::is_supported(t) => Err(format!(
-                "Bundle.entry[{index}].resource: resource type {t} not supported for intake"
-            )),
+            Some(t) if !mapping::is_supported(t) => {
+                if mode == LineMode::AllOrNothing
+                    && let Resource::Other { json, .. } = resource
+                {
+                    raw.carried = carried_resource(t, &Value::Object(json));
+                }
+                Err(format!(
+                    "Bundle.entry[{index}].resource: resource type {t} not supported for intake"
+                ))
+            }
             Some(_) => {
                 raw.content = content_sha256(&resource);
                 Ok(resource)
@@ -560,10 +644,12 @@ fn finish_bundle(
     // Validate the Bundle with the entries that parsed, keeping indices aligned.
     let mut outcomes: Vec<Result<(), String>> = Vec::with_capacity(raw.len());
     let mut contents = Vec::with_capacity(raw.len());
+    let mut carried = Vec::with_capacity(raw.len());
     bundle.entry = raw
         .into_iter()
         .map(|r| {
             contents.push(r.content);
+            carried.push(r.carried);
             let mut shell = r.shell.unwrap_or_default();
             match r.parsed {
                 Ok(resource) => {
@@ -612,10 +698,13 @@ fn finish_bundle(
         .collect();
     for (i, (entry, outcome)) in bundle.entry.iter().zip(outcomes).enumerate() {
         let parsed = &mut parsed_line.entries[i];
-        parsed.outcome = match (outcome, entry.resource.as_ref()) {
-            (Err(reason), _) => Err(reason),
-            (Ok(()), None) => Err(format!("Bundle.entry[{i}].resource: missing")),
-            (Ok(()), Some(resource)) => {
+        parsed.outcome = match (outcome, entry.resource.as_ref(), carried[i].take()) {
+            (Err(_), _, Some(carried)) => {
+                Ok(carried_entry(carried, entry.full_url.as_deref(), ctx))
+            }
+            (Err(reason), _, None) => Err(reason),
+            (Ok(()), None, _) => Err(format!("Bundle.entry[{i}].resource: missing")),
+            (Ok(()), Some(resource), _) => {
                 let source_id = source_id_of(resource, entry.full_url.as_deref(), &contents[i]);
                 prepare(resource, source_id, &contents[i], &source_ids, ctx)
                     .map_err(|reason| format!("Bundle.entry[{i}].resource: {reason}"))

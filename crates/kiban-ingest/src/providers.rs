@@ -28,7 +28,7 @@ fn is_valid_provider_id(id: &str) -> bool {
 }
 
 /// Reads and checks `providers.json`; errors name the file, the entry and the field.
-pub(crate) fn read_providers(path: &Path) -> Result<Vec<NewProvider>, IngestError> {
+pub fn read_providers(path: &Path) -> Result<Vec<NewProvider>, IngestError> {
     let bytes = std::fs::read(path).map_err(|source| IngestError::Io {
         path: path.to_owned(),
         action: "read",

@@ -1035,6 +1035,19 @@ async fn recent_notifications_hold_and_refusals_refuse() {
         .unwrap();
     assert_eq!(release.lines_released, 1);
     assert_eq!(release.intakes[0].resources_accepted, 9);
+    // The acquisition record names the notice under which the patient's data was taken.
+    let basis = env
+        .meta
+        .intake_notification_basis(&release.intakes[0].intake_id)
+        .await
+        .unwrap();
+    assert_eq!(basis.len(), 1, "{basis:?}");
+    assert_eq!(basis[0].means, kiban_collection::NotificationMeans::Letter);
+    assert_eq!(basis[0].patients, 1);
+    assert_eq!(
+        basis[0].earliest_notified_on,
+        chrono::NaiveDate::from_ymd_opt(2026, 11, 11).unwrap()
+    );
     assert_eq!(rows::<IdentityRow>(&env).await.len(), 1);
     assert!(env.meta.held_lines(10).await.unwrap().is_empty());
     assert!(!env.data.path().join(&held[0].record.blob_path).exists());

@@ -41,7 +41,7 @@ macro_rules! stored_code {
                 match code { $($code => Some($name::$variant),)+ _ => None }
             }
 
-            fn parse_stored(code: &str) -> Result<Self> {
+            pub(crate) fn parse_stored(code: &str) -> Result<Self> {
                 Self::from_code(code).ok_or_else(|| MetadataError::Invalid {
                     what: $what,
                     detail: code.to_owned(),
@@ -339,7 +339,7 @@ fn date_text(date: NaiveDate) -> String {
     date.format(DATE_FORMAT).to_string()
 }
 
-fn parse_date(what: &'static str, text: &str) -> Result<NaiveDate> {
+pub(crate) fn parse_date(what: &'static str, text: &str) -> Result<NaiveDate> {
     NaiveDate::parse_from_str(text, DATE_FORMAT).map_err(|_| MetadataError::Invalid {
         what,
         detail: "not a YYYY-MM-DD date".into(),
@@ -637,7 +637,7 @@ impl Metadata {
                           THEN excluded.recorded_by ELSE notifications.recorded_by END,
                   notified_on = CASE WHEN excluded.notified_on < notifications.notified_on
                           THEN excluded.notified_on ELSE notifications.notified_on END",
-                value_rows(batch.len(), 6)
+                self.bulk_rows(batch.len(), 6)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for r in batch {
@@ -784,21 +784,30 @@ impl Metadata {
     ) -> Result<HashMap<String, PatientCollectionState>> {
         let mut states: HashMap<String, PatientCollectionState> = HashMap::new();
         for batch in patient_keys.chunks(BATCH) {
-            // $1 is the provider, $2.. the keys, each bound once and used by both registers.
-            let keys = (2..batch.len() + 2)
-                .map(|i| format!("${i}"))
-                .collect::<Vec<_>>()
-                .join(", ");
+            // PostgreSQL: $1 is the provider, $2.. the keys, each bound once and used by both
+            // registers. SQLite: anonymous `?` (see `bulk_rows`), so each half binds its own.
+            let (provider, keys, halves) = if self.sqlite {
+                ("?".to_owned(), vec!["?"; batch.len()].join(", "), 2)
+            } else {
+                let keys = (2..batch.len() + 2)
+                    .map(|i| format!("${i}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                ("$1".to_owned(), keys, 1)
+            };
             let sql = format!(
                 "SELECT patient_key, 'n' AS register, notified_on AS value FROM notifications
-                 WHERE provider_id = $1 AND patient_key IN ({keys})
+                 WHERE provider_id = {provider} AND patient_key IN ({keys})
                  UNION ALL
                  SELECT patient_key, 'r' AS register, receipt_number AS value FROM refusals
-                 WHERE provider_id = $1 AND patient_key IN ({keys})"
+                 WHERE provider_id = {provider} AND patient_key IN ({keys})"
             );
-            let mut q = sqlx::query(AssertSqlSafe(sql)).bind(provider_id.to_owned());
-            for key in batch {
-                q = q.bind(key.to_string());
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for _ in 0..halves {
+                q = q.bind(provider_id.to_owned());
+                for key in batch {
+                    q = q.bind(key.to_string());
+                }
             }
             for row in q.fetch_all(&self.pool).await? {
                 let key: String = row.try_get("patient_key")?;
@@ -1347,6 +1356,14 @@ mod tests {
         // The intake commit path (segments, quarantine, dedupe keys, held lines).
         let meta = fresh_postgres(&url).await;
         crate::tests::check_chunks_commit_once_and_intakes_resume(meta.clone()).await;
+        meta.close().await;
+        // The provider portal's reads and the intakes' notification basis.
+        let meta = fresh_postgres(&url).await;
+        crate::provision::tests::check_provider_reads_are_scoped_and_basis_is_summarized(&meta)
+            .await;
+        meta.close().await;
+        let meta = fresh_postgres(&url).await;
+        crate::provision::tests::check_notifications_are_read_in_batches(&meta).await;
         meta.close().await;
     }
 }

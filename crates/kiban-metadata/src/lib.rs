@@ -10,6 +10,12 @@
 //! It holds no identity data: patient ids and resource ids reach it only as keyed digests, and
 //! quarantine reasons name fields and rules, never values.
 //!
+//! A provider reads only its own rows: [`Metadata::provider_intakes`],
+//! [`Metadata::provider_quarantine`] and [`Metadata::provider_quarantine_entry`] (its Art. 32
+//! provision record and its quarantine), and each intake's notification basis (R-C4) is kept
+//! with [`Metadata::record_intake_notification_basis`] and summarized per means by
+//! [`Metadata::intake_notification_basis`].
+//!
 //! SQLite (embedded, one file in the data directory) is the default; PostgreSQL works through the
 //! same code (`sqlx::Any`), with its own migrations.
 //!
@@ -41,6 +47,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 mod collection;
+mod provision;
 use collection::value_rows;
 pub use collection::{
     CollectionCounts, CollectionEvent, FilingStatus, NewCollectionEvent, NewProviderToken,
@@ -48,6 +55,7 @@ pub use collection::{
     ProviderRegistration, ProviderToken, Refusal, RefusalChannel, RefusalInsert, Requester,
     StoredResponse,
 };
+pub use provision::{IntakePatientBasis, NotificationBasisSummary, ProviderQuarantineEntry};
 
 /// File name of the embedded SQLite database inside a data directory.
 pub const SQLITE_FILE: &str = "kiban.db";
@@ -304,6 +312,8 @@ pub struct TableCount {
 #[derive(Debug, Clone)]
 pub struct Metadata {
     pool: AnyPool,
+    /// Whether the backend is SQLite: its bulk statements use anonymous `?` placeholders.
+    sqlite: bool,
 }
 
 fn now() -> String {
@@ -311,6 +321,18 @@ fn now() -> String {
 }
 
 impl Metadata {
+    /// Placeholders of a multi-row statement whose only parameters are these rows:
+    /// `($1, $2), ($3, $4)` on PostgreSQL, `(?, ?), (?, ?)` on SQLite. Why: SQLite looks a
+    /// named parameter up by a linear scan, so binding n `$k` parameters costs O(n²) and a
+    /// 1,200-parameter insert spent more time naming parameters than writing rows.
+    fn bulk_rows(&self, rows: usize, columns: usize) -> String {
+        if !self.sqlite {
+            return value_rows(rows, columns);
+        }
+        let row = format!("({})", vec!["?"; columns].join(", "));
+        vec![row; rows].join(", ")
+    }
+
     /// Opens (creating if needed) the embedded SQLite database of a data directory.
     pub async fn open_in_dir(data_dir: &Path) -> Result<Self> {
         let path = data_dir.join(SQLITE_FILE);
@@ -362,7 +384,10 @@ impl Metadata {
         } else {
             POSTGRES_MIGRATIONS.run(&pool).await?;
         }
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            sqlite: is_sqlite,
+        })
     }
 
     /// Closes the pool, waiting for connections to finish.
@@ -505,7 +530,7 @@ impl Metadata {
             let sql = format!(
                 "INSERT INTO segments (path, table_name, intake_id, chunk_index, row_count, byte_count, created_at) VALUES {}
                  ON CONFLICT (path) DO UPDATE SET row_count = excluded.row_count, byte_count = excluded.byte_count",
-                value_rows(batch.len(), 7)
+                self.bulk_rows(batch.len(), 7)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for s in batch {
@@ -524,7 +549,7 @@ impl Metadata {
             let sql = format!(
                 "INSERT INTO quarantine_entries (intake_id, line, entry_index, resource_type, reason, blob_path, created_at) VALUES {}
                  ON CONFLICT DO NOTHING",
-                value_rows(batch.len(), 7)
+                self.bulk_rows(batch.len(), 7)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for e in batch {
@@ -543,7 +568,7 @@ impl Metadata {
             let sql = format!(
                 "INSERT INTO resource_versions (identity_digest, content_digest, intake_id) VALUES {}
                  ON CONFLICT DO NOTHING",
-                value_rows(batch.len(), 3)
+                self.bulk_rows(batch.len(), 3)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for (identity, content) in batch {
@@ -564,7 +589,7 @@ impl Metadata {
             let sql = format!(
                 "INSERT INTO held_lines (blob_path, provider_id, intake_id, line, resource_count, patient_keys, eligible_on, created_at) VALUES {}
                  ON CONFLICT (blob_path) DO NOTHING",
-                value_rows(batch.len(), 8)
+                self.bulk_rows(batch.len(), 8)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for h in batch {
@@ -620,10 +645,9 @@ impl Metadata {
         };
         let mut known = HashMap::new();
         for batch in identities.chunks(BATCH) {
-            let placeholders: Vec<String> = (1..=batch.len()).map(|i| format!("${i}")).collect();
             let sql = format!(
-                "SELECT identity_digest, content_digest FROM resource_versions WHERE identity_digest IN ({})",
-                placeholders.join(", ")
+                "SELECT identity_digest, content_digest FROM resource_versions WHERE identity_digest IN {}",
+                self.bulk_rows(1, batch.len())
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for d in batch {

@@ -13,6 +13,11 @@
 //! - `GET|POST /registers/refusals/new`: records a refusal received by phone.
 //! - `GET /registers/events`: the collection audit log.
 //!
+//! Providers (signed in with their intake token, see `provider_pages`):
+//! - `GET /provider`, `POST /provider/signin`, `POST /provider/signout`;
+//! - `GET /provider/intakes` and `GET /provider/provision-record.csv` (Art. 32);
+//! - `GET /provider/quarantine?page=` and `GET /provider/quarantine/{entry_id}` (R-C5).
+//!
 //! Forms carry a double-submit CSRF token (a random value in a `SameSite=Strict; HttpOnly`
 //! cookie and in a hidden field, compared in constant time) and are refused when the browser
 //! says they come from another site. Failed identity checks and unknown receipt numbers are
@@ -62,9 +67,14 @@ const REGISTER_LIMIT: i64 = 500;
 /// Who records phone refusals until sign-in names the staff member.
 const PHONE_ACTOR: &str = "staff:portal";
 
-/// Every route of the opt-out and register pages (merged into the portal router).
+mod provider_pages;
+pub(crate) use provider_pages::{BasisView, basis_views};
+
+/// Every route of the opt-out, register and provider portal pages (merged into the portal
+/// router).
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
+        .merge(provider_pages::routes())
         .route("/optout", get(optout_form).post(optout_submit))
         .route("/optout/receipt", get(receipt_check))
         .route("/registers/refusals", get(refusals_register))
@@ -442,6 +452,8 @@ fn message_page(
 ) -> Response {
     let page = if visit.path.starts_with("/registers") {
         CollectionPage::staff(visit, title, StaffPage::Refusals)
+    } else if visit.path.starts_with("/provider") {
+        CollectionPage::provider(visit, title, None)
     } else {
         CollectionPage::patient(visit, title)
     };

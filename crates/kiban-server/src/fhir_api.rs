@@ -6,6 +6,29 @@
 //! | `POST /fhir` | a Bundle (`transaction`, `batch`, `collection`, `document`) | intake of the Bundle |
 //! | `POST /fhir/{type}` | one resource of that type | intake of the resource |
 //! | `POST /fhir/$import` | ndjson, one resource or Bundle a line | bulk intake |
+//! | `GET /fhir/$provision-record` | — | the provider's own provision record (Art. 32), CSV |
+//! | `GET /fhir/$quarantine?_count=&_offset=` | — | the provider's quarantine (R-C5), JSON, a page |
+//! | `GET /fhir/$quarantine/{entry_id}` | — | the original content of one quarantined entry |
+//!
+//! The three reads are system-level operations in the FHIR manner (`$name` on the base URL):
+//! kiban-specific, not FHIR searches, and they answer in the format a provider needs (CSV for a
+//! spreadsheet, JSON for a script). They take the same bearer token and rate limit as uploads
+//! and only ever show the token's own provider's data: another provider's entry id answers 404
+//! exactly like an unknown one.
+//!
+//! - `$provision-record`: `text/csv; charset=utf-8`, a header row, one row per intake of the
+//!   provider, most recent first; columns `intake_id, received_at, finished_at, source, status,
+//!   resources_accepted, resources_duplicate, resources_held, resources_refused,
+//!   resources_quarantined, items_by_category` (`Condition=3; Patient=2`), `payload_sha256,
+//!   notification_basis` (`letter: 2 patients, notified 2026-01-10..2026-02-01; ...`).
+//! - `$quarantine`: `{"total", "count", "offset", "entries": [{"entry_id", "intake_id",
+//!   "source", "line", "entry_index", "resource_type", "field_path", "reason",
+//!   "received_at"}]}`, the most recent first; `_count` 1 to 500 (default 100).
+//! - `$quarantine/{entry_id}`: the entry as listed plus `original` (the rejected JSON text),
+//!   `original_base64` (bytes that were not UTF-8) and `original_truncated`.
+//!
+//! Any other path under `/fhir` answers 404, and a known path with another method 405 with an
+//! `Allow` header; both with an OperationOutcome.
 //!
 //! Every upload is checked before anything is written, in this order: a registered, filed
 //! provider's bearer token (401, 403), the `Idempotency-Key` header (400), the content type
@@ -53,7 +76,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -135,8 +158,165 @@ pub fn routes(config: FhirApiConfig) -> Router<AppState> {
         .route("/fhir", post(post_bundle))
         .route("/fhir/metadata", get(capability_statement))
         .route("/fhir/$import", post(post_import))
+        .route("/fhir/$provision-record", get(provision_record))
+        .route("/fhir/$quarantine", get(quarantine_list))
+        .route("/fhir/$quarantine/{entry_id}", get(quarantine_original))
         .route("/fhir/{resource_type}", post(post_resource))
+        // After every route: it applies to the routes defined so far. axum adds `Allow`.
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(Extension(shared))
+}
+
+/// 404 of an unknown path under `/fhir`, as an OperationOutcome.
+pub(crate) async fn not_found() -> Response {
+    OperationOutcome::error(
+        IssueType::NotSupported,
+        "no such endpoint of this FHIR server: see GET /fhir/metadata for what it offers",
+    )
+    .into_response_with(StatusCode::NOT_FOUND)
+}
+
+/// 405 of a known path asked with another method, as an OperationOutcome (axum sets `Allow`).
+async fn method_not_allowed(method: axum::http::Method) -> Response {
+    OperationOutcome::error(
+        IssueType::NotSupported,
+        format!(
+            "{} is not supported on this endpoint: see the Allow header",
+            if method.as_str().len() <= 16
+                && method.as_str().bytes().all(|b| b.is_ascii_uppercase())
+            {
+                method.as_str()
+            } else {
+                "this method"
+            }
+        ),
+    )
+    .into_response_with(StatusCode::METHOD_NOT_ALLOWED)
+}
+
+/// The provider of a read request: token, then rate limit.
+async fn provider_of_read(
+    state: &AppState,
+    shared: &FhirShared,
+    headers: &HeaderMap,
+) -> Result<(CollectionState, ProviderId), Stop> {
+    let Some(intake) = state.collection.as_ref() else {
+        return Err(Stop::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            IssueType::NotSupported,
+            "this kiban server does not take data in (it was started without its master key)",
+        ));
+    };
+    let provider = authenticate(intake, headers).await?;
+    if let Err(wait) = shared.limiter.check(provider.as_str()) {
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let mut stop = Stop::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            IssueType::TooCostly,
+            format!("too many requests from this provider: retry after {secs} s"),
+        );
+        stop.retry_after_secs = Some(secs.max(1));
+        return Err(stop);
+    }
+    Ok((intake.clone(), provider))
+}
+
+/// `GET /fhir/$provision-record`: the provider's provision record as CSV.
+async fn provision_record(
+    State(state): State<AppState>,
+    Extension(shared): Extension<Arc<FhirShared>>,
+    headers: HeaderMap,
+) -> Response {
+    let (intake, provider) = match provider_of_read(&state, &shared, &headers).await {
+        Ok(found) => found,
+        Err(stop) => return stop.into_response(),
+    };
+    match crate::provision::provision_record_csv(intake.collection.metadata(), &provider).await {
+        Ok(csv) => crate::provision::csv_response(&provider, csv),
+        Err(err) => {
+            tracing::error!(provider = %provider, error = %err, "provision record read failed");
+            Stop::internal_read().into_response()
+        }
+    }
+}
+
+/// Paging of `GET /fhir/$quarantine`.
+#[derive(Debug, Deserialize)]
+struct PageQuery {
+    #[serde(rename = "_count")]
+    count: Option<i64>,
+    #[serde(rename = "_offset")]
+    offset: Option<i64>,
+}
+
+/// `GET /fhir/$quarantine`: one page of the provider's quarantine, JSON.
+async fn quarantine_list(
+    State(state): State<AppState>,
+    Extension(shared): Extension<Arc<FhirShared>>,
+    headers: HeaderMap,
+    query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let (intake, provider) = match provider_of_read(&state, &shared, &headers).await {
+        Ok(found) => found,
+        Err(stop) => return stop.into_response(),
+    };
+    let Ok(Query(page)) = query else {
+        return Stop::bad_request("_count and _offset must be whole numbers").into_response();
+    };
+    let count = page
+        .count
+        .unwrap_or(crate::provision::QUARANTINE_PAGE_DEFAULT);
+    let offset = page.offset.unwrap_or(0);
+    match crate::provision::quarantine_page(intake.collection.metadata(), &provider, count, offset)
+        .await
+    {
+        Ok(page) => json_response(&page),
+        Err(err) => {
+            tracing::error!(provider = %provider, error = %err, "quarantine read failed");
+            Stop::internal_read().into_response()
+        }
+    }
+}
+
+/// `GET /fhir/$quarantine/{entry_id}`: the original content of one entry of the provider.
+async fn quarantine_original(
+    State(state): State<AppState>,
+    Extension(shared): Extension<Arc<FhirShared>>,
+    Path(entry_id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let (intake, provider) = match provider_of_read(&state, &shared, &headers).await {
+        Ok(found) => found,
+        Err(stop) => return stop.into_response(),
+    };
+    match crate::provision::quarantined_original(&intake, &provider, &entry_id).await {
+        Ok(Some(original)) => json_response(&original),
+        Ok(None) => Stop::new(
+            StatusCode::NOT_FOUND,
+            IssueType::NotSupported,
+            "this provider has no quarantined entry with this id",
+        )
+        .into_response(),
+        Err(err) => {
+            tracing::error!(provider = %provider, error = %err, "quarantined entry read failed");
+            Stop::internal_read().into_response()
+        }
+    }
+}
+
+/// A JSON response (`application/json`); serializing plain data cannot fail, a 500 if it did.
+fn json_response<T: serde::Serialize>(value: &T) -> Response {
+    match serde_json::to_string(value) {
+        Ok(body) => {
+            let mut response = (StatusCode::OK, body).into_response();
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            response
+        }
+        Err(_) => Stop::internal_read().into_response(),
+    }
 }
 
 /// What an upload is, by its route.
@@ -227,6 +407,14 @@ impl Stop {
             IssueType::Exception,
             "the upload could not be processed because of an internal error; nothing of it was \
              lost: send it again later (with the same Idempotency-Key)",
+        )
+    }
+
+    fn internal_read() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            IssueType::Exception,
+            "the records could not be read because of an internal error: try again later",
         )
     }
 

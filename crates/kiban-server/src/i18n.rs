@@ -299,6 +299,48 @@ texts! {
     PhoneRecordedTitle: "提供停止を記録しました", "Refusal recorded";
     PhoneDateInFuture: "申出日に未来の日付は指定できません。", "The day of the refusal cannot be in the future.";
     PhoneUnknownProvider: "医療機関等を選択してください。", "Please choose a provider.";
+
+    // ---- provider portal (提供記録・隔離データ) ----
+    ProviderSiteName: "データ提供者ポータル", "Provider portal";
+    ProviderSignInTitle: "提供者のサインイン", "Provider sign-in";
+    ProviderSignInIntro: "当事業者が発行した提供用トークン（kbn_ で始まる文字列）を貼り付けてサインインしてください。トークンはこのブラウザに保存されません。サインインは1時間有効です。",
+        "Paste the intake token the operator issued to you (it starts with kbn_) to sign in. The token is not stored in this browser. A sign-in lasts one hour.";
+    ProviderToken: "提供用トークン", "Intake token";
+    ProviderSignInSubmit: "サインイン", "Sign in";
+    ProviderSignInFailed: "トークンを確認できませんでした（誤り、または失効しています）。", "The token could not be verified (wrong or revoked).";
+    ProviderNotFiled: "この事業者は現在データを提供できません（主務大臣への届出が有効ではありません）。", "This provider may not provide data at present: its filing with the minister is not in force.";
+    ProviderSignOut: "サインアウト", "Sign out";
+    ProviderSignedInAs: "サインイン中の事業者", "Signed in as";
+    NavProviderIntakes: "提供記録", "Provision record";
+    NavProviderQuarantine: "隔離データ", "Quarantine";
+    ProviderIntakesTitle: "提供記録（法第32条）", "Provision record (Art. 32)";
+    ProviderIntakesNote: "貴事業者から当事業者への医療情報の提供ごとの記録です。CSVは提供記録として保存できます。",
+        "One record per provision of medical information from your organisation to the operator. The CSV can be kept as your provision record.";
+    ProviderDownloadCsv: "提供記録をCSVでダウンロード", "Download the provision record (CSV)";
+    ColumnReceivedAt: "受領日時", "Received at";
+    ColumnHeld: "保留", "Held";
+    ColumnRefused: "提供停止", "Refused (opt-out)";
+    ColumnNotificationBasis: "通知の根拠", "Notification basis";
+    ColumnFieldPath: "項目", "Field";
+    ColumnOriginal: "元の内容", "Original";
+    ProviderQuarantineTitle: "隔離データ（受入不可）", "Quarantined entries";
+    ProviderQuarantineNote: "受け入れられなかったリソースと理由です。元の内容（JSON）をダウンロードし、修正して再送してください。元の内容は暗号化して保管しています。",
+        "Resources that could not be taken, with the reason. Download the original content (JSON), fix it and send it again. Originals are kept encrypted.";
+    ProviderDownloadOriginal: "ダウンロード", "Download";
+    PagePrevious: "前へ", "Previous";
+    PageNext: "次へ", "Next";
+    PageOf: "件中", "entries in total";
+    NotificationBasisHeading: "通知の根拠（オプトアウトの通知）", "Notification basis (opt-out notices)";
+    NotificationBasisNote: "この取得でデータを受け入れた患者が、どの方法で、いつ通知を受けていたかの集計です。",
+        "How and when the patients whose data this intake took had been notified.";
+    ColumnMeans: "通知方法", "Means";
+    ColumnPatients: "患者数", "Patients";
+    ColumnEarliestNotice: "最も早い通知日", "Earliest notice";
+    ColumnLatestNotice: "最も遅い通知日", "Latest notice";
+    MeansLetter: "書面", "Letter";
+    MeansEmail: "電子メール", "E-mail";
+    MeansPoster: "掲示", "Poster";
+    MeansWeb: "ウェブサイト", "Web site";
 }
 
 #[cfg(test)]

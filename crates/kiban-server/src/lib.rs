@@ -19,6 +19,11 @@
 //! `/api/v1/intakes/{id}`, `/api/v1/quarantine?provider=&limit=` (`{"quarantine": [...]}`).
 //! Errors are `{"error": "..."}` with the status code. `/healthz` answers `ok`.
 //!
+//! The FHIR intake API lives under `/fhir` ([`fhir_api`]); providers read their own provision
+//! record and quarantine there with their token, or on the provider portal under `/provider`
+//! (sign-in with the token, then a session cookie). [`serve`] also releases held lines on a
+//! timer ([`spawn_held_release`], [`AppState::held_release_interval`]).
+//!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use kiban_metadata::Metadata;
@@ -40,10 +45,14 @@ pub mod data;
 mod errors;
 pub mod fhir_api;
 mod format;
+mod held_release;
 pub mod i18n;
 pub mod operation_outcome;
 mod pages;
+mod provision;
 pub mod rate_limit;
+
+pub use held_release::{DEFAULT_HELD_RELEASE_INTERVAL, release_held_once, spawn_held_release};
 
 use axum::Router;
 use axum::extract::Request;
@@ -57,6 +66,7 @@ use kiban_metadata::Metadata;
 use kiban_store::Store;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
@@ -89,6 +99,15 @@ pub struct AppState {
     /// The encrypted store and the collection registers, when the server takes data in (the
     /// intake API and the opt-out pages need them; a read-only portal does not).
     pub collection: Option<CollectionState>,
+    /// Settings of the FHIR intake API (body and rate limits); [`FhirApiConfig::default`]
+    /// unless set with [`AppState::with_fhir_api_config`].
+    ///
+    /// [`FhirApiConfig::default`]: fhir_api::FhirApiConfig
+    pub fhir_api: fhir_api::FhirApiConfig,
+    /// How often [`serve`] releases held lines whose patients became eligible
+    /// ([`spawn_held_release`]); `None` (or zero) never does. Default
+    /// [`DEFAULT_HELD_RELEASE_INTERVAL`]. Only used when the server takes data in.
+    pub held_release_interval: Option<Duration>,
 }
 
 /// What taking data in needs: the open store (with its keys) and the collection registers.
@@ -109,7 +128,21 @@ impl AppState {
             meta,
             data_dir_label: data_dir_label.into(),
             collection: None,
+            fhir_api: fhir_api::FhirApiConfig::default(),
+            held_release_interval: Some(DEFAULT_HELD_RELEASE_INTERVAL),
         }
+    }
+
+    /// The same state with these intake API settings (body and rate limits).
+    pub fn with_fhir_api_config(mut self, config: fhir_api::FhirApiConfig) -> Self {
+        self.fhir_api = config;
+        self
+    }
+
+    /// The same state releasing held lines every `interval` (`None`: never).
+    pub fn with_held_release_interval(mut self, interval: Option<Duration>) -> Self {
+        self.held_release_interval = interval;
+        self
     }
 
     /// The same state, taking data in through `collection`.
@@ -146,7 +179,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(fallback)
         .layer(RequestBodyLimitLayer::new(REQUEST_BODY_LIMIT))
         // After the small limit: the intake API applies its own, much larger one.
-        .merge(fhir_api::routes(fhir_api::FhirApiConfig::default()))
+        .merge(fhir_api::routes(state.fhir_api.clone()))
         .layer(TraceLayer::new_for_http())
         .layer(middleware::map_response(security_headers))
         .with_state(state)
@@ -163,13 +196,24 @@ pub async fn serve(
         Ok(addr) => tracing::info!(%addr, "kiban portal listening"),
         Err(err) => tracing::warn!(error = %err, "kiban portal listening on an unknown address"),
     }
+    let held_release = match (&state.collection, state.held_release_interval) {
+        (Some(collection), Some(interval)) if !interval.is_zero() => {
+            Some(spawn_held_release(collection.clone(), interval))
+        }
+        _ => None,
+    };
     // Client addresses reach handlers (the opt-out form limits failed attempts per client).
-    axum::serve(
+    let served = axum::serve(
         listener,
         router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown)
-    .await?;
+    .await;
+    if let Some(task) = held_release {
+        // A release in progress stops between commits; the next start resumes it.
+        task.abort();
+    }
+    served?;
     tracing::info!("kiban portal stopped");
     Ok(())
 }
@@ -188,13 +232,15 @@ async fn stylesheet() -> impl IntoResponse {
     )
 }
 
-/// Unknown paths: JSON under `/api/`, a page elsewhere.
+/// Unknown paths: a FHIR OperationOutcome under `/fhir`, JSON under `/api/`, a page elsewhere.
 async fn fallback(
     state: axum::extract::State<AppState>,
     request: pages::PageRequest,
     uri: axum::http::Uri,
 ) -> Response {
-    if uri.path() == "/api" || uri.path().starts_with("/api/") {
+    if uri.path() == "/fhir" || uri.path().starts_with("/fhir/") {
+        fhir_api::not_found().await
+    } else if uri.path() == "/api" || uri.path().starts_with("/api/") {
         api::not_found().await.into_response()
     } else {
         pages::not_found(state, request).await.into_response()

@@ -566,6 +566,8 @@ struct IntakeTemplate {
     page: PageContext,
     intake: IntakeView,
     quarantine_href: String,
+    /// The notification basis of the intake (R-C4), one row per means.
+    basis: Vec<crate::collection_pages::BasisView>,
 }
 
 pub(crate) async fn intake(
@@ -576,9 +578,10 @@ pub(crate) async fn intake(
     let read = async {
         let record = data::intake(&state.meta, &intake_id).await?;
         let providers = state.meta.providers().await?;
-        Ok::<_, MetadataError>((record, providers))
+        let basis = state.meta.intake_notification_basis(&intake_id).await?;
+        Ok::<_, MetadataError>((record, providers, basis))
     };
-    let (record, providers) = read
+    let (record, providers, basis) = read
         .await
         .map_err(|e| PageError::from_metadata(e, &request, &state))?;
     let names = ProviderNames::new(&providers, request.lang);
@@ -589,6 +592,7 @@ pub(crate) async fn intake(
             percent_encode(&record.intake.provider_id)
         ),
         intake: IntakeView::with_items(&record, &names, request.lang),
+        basis: crate::collection_pages::basis_views(&basis, request.lang),
     };
     render(&template, &request, &state)
 }

@@ -10,6 +10,9 @@
 //!   `<provider_id>/refusals.csv` (`provider_patient_id,refused_on,by`);
 //! - `truth/truth.csv` (`provider_id,provider_patient_id,person_id`): the ground truth.
 //!
+//! [`write_identity_csv`] writes the identity records of the same population as one CSV (the
+//! interchange form of linkage tools) with its own truth file; see [`identity_csv`].
+//!
 //! Persons are generated in blocks of [`population::BLOCK_SIZE`] (households), each from its
 //! own ChaCha stream derived from the seed and the block index, in parallel chunks written in
 //! order: the same [`SynthConfig`] gives byte-identical output and memory stays bounded.
@@ -33,6 +36,7 @@
 #![warn(missing_docs)]
 
 pub mod codes;
+pub mod identity_csv;
 pub mod names;
 pub mod places;
 pub mod population;
@@ -50,6 +54,8 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+
+pub use identity_csv::{IdentityCsvSummary, write_identity_csv};
 
 /// What to generate.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -76,6 +76,8 @@ pub struct RecordOutput {
     pub refusal: Option<(NaiveDate, &'static str)>,
     /// Resources written.
     pub counts: ResourceCounts,
+    /// The identity as the provider recorded it (also inside the Patient of `bundles`).
+    pub identity: RecordedIdentity,
 }
 
 /// Shared, read-only context of the generation.
@@ -842,11 +844,25 @@ impl EntryList {
     }
 }
 
-/// The identity as this provider recorded it.
-struct RecordedIdentity {
-    family_kanji: String,
-    given_kanji: String,
-    kana: Option<(String, String)>,
+/// The identity as this provider recorded it (variants, kana style, typos and all).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedIdentity {
+    /// Family name in kanji.
+    pub family_kanji: String,
+    /// Given name in kanji.
+    pub given_kanji: String,
+    /// Family and given names in kana, in the provider's kana style; `None` when not recorded.
+    pub kana: Option<(String, String)>,
+    /// Whether the person is male (`gender` of the Patient).
+    pub male: bool,
+    /// Date of birth as recorded (a few carry typing errors).
+    pub birth_date: NaiveDate,
+    /// Postal code as recorded (with or without the hyphen).
+    pub postal_code: String,
+    /// The address text as recorded.
+    pub address: String,
+    /// The insurance card of the last visit, when recorded: (保険者番号, 記号, 番号, 枝番).
+    pub card: Option<(String, String, String, String)>,
 }
 
 fn kana_in_style(kana: &str, style: KanaStyle) -> String {
@@ -927,7 +943,7 @@ fn patient_resource(
     let address_spell = person.address_on(address_date);
     let address = &address_spell.address;
     let m = address.municipality();
-    let postal_code = if provider.postal_without_hyphen {
+    let recorded_postal_code = if provider.postal_without_hyphen {
         address.postal_code.replace('-', "")
     } else {
         address.postal_code.clone()
@@ -940,7 +956,7 @@ fn patient_resource(
         line,
         city: Some(m.city.to_owned()),
         state: Some(m.prefecture.to_owned()),
-        postal_code: Some(postal_code),
+        postal_code: Some(recorded_postal_code.clone()),
         country: Some("JP".to_owned()),
         ..Default::default()
     };
@@ -965,10 +981,17 @@ fn patient_resource(
     }
 
     let mut identifier = vec![Identifier::new(&provider.patient_id_system, patient_id)];
+    let mut recorded_card = None;
     // Insurance is checked at every visit, so it is the card of the last visit; a few lack it.
     if let Some(card) = person.insurance_on(last)
         && !rng.random_bool(0.02)
     {
+        recorded_card = Some((
+            card.insurer.clone(),
+            card.symbol.clone(),
+            card.number.clone(),
+            card.branch.clone(),
+        ));
         let member_id = card.member_id();
         let value = if provider.full_width_member_id {
             names::to_full_width_digits(&member_id)
@@ -1001,6 +1024,11 @@ fn patient_resource(
             family_kanji,
             given_kanji,
             kana,
+            male: person.male,
+            birth_date,
+            postal_code: recorded_postal_code,
+            address: address.text(),
+            card: recorded_card,
         },
     )
 }
@@ -1400,6 +1428,7 @@ fn allergy_resource(
 struct RecordContent {
     transaction: EntryList,
     documents: Vec<EntryList>,
+    identity: RecordedIdentity,
 }
 
 /// A document to write once the record's resources exist.
@@ -1993,6 +2022,7 @@ fn build_record(
     RecordContent {
         transaction: tx,
         documents,
+        identity,
     }
 }
 
@@ -2296,6 +2326,7 @@ pub fn person_records(
                 notification: notified,
                 refusal,
                 counts,
+                identity: content.identity,
             });
         }
     }

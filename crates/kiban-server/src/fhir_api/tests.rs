@@ -606,3 +606,332 @@ async fn a_patient_without_notification_is_held_not_rejected() {
         "{outcome}"
     );
 }
+
+// ---- fallback: unknown paths and wrong methods under /fhir ----
+
+/// Sends through the whole application router (with its fallback).
+async fn send_full(f: &Fixture, request: Request<Body>) -> (StatusCode, HeaderMap, Value) {
+    f.send(crate::router(f.state.clone()), request).await
+}
+
+#[tokio::test]
+async fn unknown_fhir_paths_are_404_and_wrong_methods_405_with_an_outcome() {
+    let f = fixture().await;
+    for path in [
+        "/fhir/",
+        "/fhir/Patient/123",
+        "/fhir/Patient/123/_history/1",
+        "/fhir/a/b/c",
+    ] {
+        let (status, headers, outcome) =
+            send_full(&f, Request::get(path).body(Body::empty()).unwrap()).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+        assert!(
+            headers[header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .starts_with(FHIR_JSON),
+            "{path}"
+        );
+        assert_eq!(issues(&outcome)[0]["severity"], "error", "{path}");
+    }
+    let cases: &[(&str, &str, &[&str])] = &[
+        ("GET", "/fhir", &["POST"]),
+        ("DELETE", "/fhir", &["POST"]),
+        ("GET", "/fhir/Patient", &["POST"]),
+        ("PUT", "/fhir/Patient", &["POST"]),
+        ("GET", "/fhir/$import", &["POST"]),
+        ("POST", "/fhir/metadata", &["GET", "HEAD"]),
+        ("POST", "/fhir/$provision-record", &["GET", "HEAD"]),
+        ("DELETE", "/fhir/$quarantine", &["GET", "HEAD"]),
+    ];
+    for (method, path, allowed) in cases {
+        let request = Request::builder()
+            .method(*method)
+            .uri(*path)
+            .body(Body::empty())
+            .unwrap();
+        let (status, headers, outcome) = send_full(&f, request).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+        let allow = headers[header::ALLOW].to_str().unwrap();
+        for m in *allowed {
+            assert!(allow.contains(m), "{method} {path}: Allow {allow}");
+        }
+        assert!(
+            headers[header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .starts_with(FHIR_JSON)
+        );
+        assert_eq!(
+            issues(&outcome)[0]["code"],
+            "not-supported",
+            "{method} {path}"
+        );
+    }
+    // The rest of the portal keeps its own 404s.
+    let (status, headers, _) = send_full(
+        &f,
+        Request::get("/api/v1/nothing").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        headers[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
+}
+
+// ---- the provider's own provision record and quarantine ----
+
+impl Fixture {
+    fn get_as(&self, path: &str, token: &str) -> Request<Body> {
+        Request::get(path)
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap()
+    }
+
+    async fn text(&self, request: Request<Body>) -> (StatusCode, HeaderMap, String) {
+        let response = crate::router(self.state.clone())
+            .oneshot(request)
+            .await
+            .unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (status, headers, String::from_utf8(bytes.to_vec()).unwrap())
+    }
+
+    /// Uploads the good transaction and a partly bad ndjson (one quarantined entry) as this
+    /// fixture's provider, and records a notification basis for the first intake.
+    async fn upload_with_quarantine(&self) {
+        let request = self.post("/fhir", FHIR_JSON, transaction().to_string());
+        let (status, _, outcome) = self.send(self.app(FhirApiConfig::default()), request).await;
+        assert_eq!(status, StatusCode::OK, "{outcome}");
+        let mut bad = transaction();
+        bad["type"] = json!("batch");
+        bad["entry"][1]["resource"]["id"] = json!("cond-2");
+        bad["entry"][1]["resource"]
+            .as_object_mut()
+            .unwrap()
+            .remove("subject");
+        let request = self.post(
+            "/fhir/$import",
+            "application/fhir+ndjson",
+            format!("{bad}\n"),
+        );
+        let (status, _, outcome) = self.send(self.app(FhirApiConfig::default()), request).await;
+        assert_eq!(status, StatusCode::OK, "{outcome}");
+    }
+}
+
+/// A second provider with its own token and one upload with a quarantined entry.
+async fn second_provider(f: &Fixture) -> (ProviderId, String) {
+    let (provider, token) = f
+        .collection
+        .add_provider(
+            &NewProviderRegistration::new("西都病院", ProviderKind::GeneralHospital),
+            "test",
+        )
+        .await
+        .unwrap();
+    f.collection
+        .record_notification(
+            &provider,
+            PATIENT_NUMBER,
+            "2026-01-10".parse().unwrap(),
+            NotificationMeans::Poster,
+            "test",
+        )
+        .await
+        .unwrap();
+    let mut bad = transaction();
+    bad["type"] = json!("batch");
+    bad["entry"][1]["resource"]["id"] = json!("cond-9");
+    bad["entry"][1]["resource"]
+        .as_object_mut()
+        .unwrap()
+        .remove("subject");
+    let request = Request::post("/fhir/$import")
+        .header(
+            header::AUTHORIZATION,
+            format!("Bearer {}", token.expose_secret()),
+        )
+        .header(header::CONTENT_TYPE, "application/fhir+ndjson")
+        .body(Body::from(format!("{bad}\n")))
+        .unwrap();
+    let (status, _, outcome) = f.send(f.app(FhirApiConfig::default()), request).await;
+    assert_eq!(status, StatusCode::OK, "{outcome}");
+    (provider, token.expose_secret().to_owned())
+}
+
+#[tokio::test]
+async fn a_provider_downloads_only_its_own_provision_record() {
+    let f = fixture().await;
+    f.upload_with_quarantine().await;
+    let (other, other_token) = second_provider(&f).await;
+    let mine = f
+        .meta
+        .provider_intakes(f.provider.as_str(), 10)
+        .await
+        .unwrap();
+    assert_eq!(mine.len(), 2);
+    let theirs = f.meta.provider_intakes(other.as_str(), 10).await.unwrap();
+    // What the lead's intake records (R-C4): the notice the patient's data was taken under.
+    let patient = f.collection.patient_key(&f.provider, PATIENT_NUMBER);
+    let basis = f
+        .collection
+        .notification_basis_many(&f.provider, std::slice::from_ref(&patient))
+        .await
+        .unwrap();
+    let taken = mine.iter().find(|i| i.resources_rejected == 0).unwrap();
+    f.meta
+        .record_intake_notification_basis(
+            &taken.id,
+            &[kiban_metadata::IntakePatientBasis {
+                patient_key: patient.0.clone(),
+                notified_on: basis[&patient].notified_on,
+                means: basis[&patient].means,
+            }],
+        )
+        .await
+        .unwrap();
+
+    let (status, headers, csv) = f.text(f.get_as("/fhir/$provision-record", &f.token)).await;
+    assert_eq!(status, StatusCode::OK, "{csv}");
+    assert_eq!(headers[header::CONTENT_TYPE], "text/csv; charset=utf-8");
+    assert!(
+        headers[header::CONTENT_DISPOSITION]
+            .to_str()
+            .unwrap()
+            .contains("attachment")
+    );
+    let lines: Vec<&str> = csv.trim_end().split("\r\n").collect();
+    assert_eq!(
+        lines[0],
+        "intake_id,received_at,finished_at,source,status,resources_accepted,resources_duplicate,\
+         resources_held,resources_refused,resources_quarantined,items_by_category,payload_sha256,\
+         notification_basis"
+    );
+    assert_eq!(lines.len(), 3, "{csv}");
+    let row = lines.iter().find(|l| l.starts_with(&taken.id)).unwrap();
+    assert!(row.contains(&taken.source_sha256), "{row}");
+    assert!(
+        row.contains("letter: 1 patient, notified 2026-01-10"),
+        "{row}"
+    );
+    assert!(row.contains("Condition=1"), "{row}");
+    assert!(row.contains(",completed,"), "{row}");
+    for intake in &theirs {
+        assert!(
+            !csv.contains(&intake.id),
+            "another provider's intake leaked"
+        );
+    }
+    assert!(!csv.contains(PATIENT_NUMBER) && !csv.contains(SECRET_NAME));
+
+    // The other provider sees only its own.
+    let (status, _, csv) = f
+        .text(f.get_as("/fhir/$provision-record", &other_token))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(csv.trim_end().split("\r\n").count(), 2);
+    assert!(!csv.contains(&taken.id));
+
+    // No token, a wrong token: 401 with an outcome.
+    let (status, headers, body) = f
+        .text(
+            Request::get("/fhir/$provision-record")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        headers[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with(FHIR_JSON)
+    );
+    assert!(body.contains("OperationOutcome"));
+    let (status, _, _) = f
+        .text(f.get_as("/fhir/$provision-record", "kbn_nonsense"))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_provider_lists_its_quarantine_and_reads_back_only_its_own_originals() {
+    let f = fixture().await;
+    f.upload_with_quarantine().await;
+    let (_other, other_token) = second_provider(&f).await;
+
+    let (status, headers, body) = f.text(f.get_as("/fhir/$quarantine", &f.token)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(headers[header::CONTENT_TYPE], "application/json");
+    let page: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(page["total"], 1, "{page}");
+    let entry = &page["entries"][0];
+    assert_eq!(entry["line"], 1);
+    assert_eq!(entry["entry_index"], 1);
+    assert_eq!(entry["resource_type"], "Condition");
+    assert!(
+        entry["reason"].as_str().unwrap().contains("subject"),
+        "{entry}"
+    );
+    assert!(entry["received_at"].as_str().is_some());
+    // The listing holds no identity value, only paths and rules.
+    assert!(!body.contains(PATIENT_NUMBER) && !body.contains(SECRET_NAME));
+    let entry_id = entry["entry_id"].as_str().unwrap().to_owned();
+
+    // Paging.
+    let (_, _, body) = f
+        .text(f.get_as("/fhir/$quarantine?_count=1&_offset=1", &f.token))
+        .await;
+    let page: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(page["entries"].as_array().unwrap().len(), 0);
+    assert_eq!(page["total"], 1);
+    let (status, _, body) = f
+        .text(f.get_as("/fhir/$quarantine?_count=many", &f.token))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+
+    // The original content, for the provider to fix and resend.
+    let path = format!("/fhir/$quarantine/{entry_id}");
+    let (status, _, body) = f.text(f.get_as(&path, &f.token)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let original: Value = serde_json::from_str(&body).unwrap();
+    let text = original["original"].as_str().unwrap();
+    let resource: Value = serde_json::from_str(text).unwrap();
+    assert_eq!(resource["resource"]["id"], "cond-2");
+    assert_eq!(original["entry_id"], entry_id.as_str());
+
+    // Another provider asking for it gets the same 404 as for an entry that does not exist.
+    let (status, _, body) = f.text(f.get_as(&path, &other_token)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body.contains("OperationOutcome") && !body.contains("cond-2"));
+    let (status, _, _) = f
+        .text(f.get_as("/fhir/$quarantine/not-an-entry", &f.token))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // And its own listing does not show the first provider's entry.
+    let (_, _, body) = f.text(f.get_as("/fhir/$quarantine", &other_token)).await;
+    let page: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(page["total"], 1);
+    assert_ne!(page["entries"][0]["entry_id"], entry_id.as_str());
+}
+
+#[tokio::test]
+async fn the_api_settings_come_from_the_state() {
+    let f = fixture().await;
+    let state = f.state.clone().with_fhir_api_config(FhirApiConfig {
+        max_body_bytes: 100,
+        rate_limit: RateLimit::default(),
+    });
+    let request = f.post("/fhir", FHIR_JSON, transaction().to_string());
+    let response = crate::router(state).oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+}

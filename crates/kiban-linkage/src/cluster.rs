@@ -1,0 +1,145 @@
+//! Clustering of linked pairs into persons: union-find over the pairs, strongest first, under the
+//! constraint that a provider holds at most one record per person.
+
+/// A scored pair of records.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ScoredPair {
+    /// First record index.
+    pub a: u32,
+    /// Second record index.
+    pub b: u32,
+    /// Match weight (bits, prior included).
+    pub weight: f64,
+}
+
+/// The persons found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Clustering {
+    /// Person number of each record (0-based, numbered by first record).
+    pub person: Vec<u32>,
+    /// Number of persons.
+    pub persons: u32,
+    /// Pairs that joined two clusters.
+    pub merges: u64,
+    /// Pairs whose merge was refused: it would have put two records of one provider into one person.
+    pub merges_refused_same_provider: u64,
+    /// The strongest weight of a pair that joined or confirmed each record's cluster
+    /// (`f64::NEG_INFINITY` for records linked to nothing).
+    pub best_link_weight: Vec<f64>,
+}
+
+fn find(parent: &mut [u32], mut x: u32) -> u32 {
+    while parent[x as usize] != x {
+        let up = parent[parent[x as usize] as usize];
+        parent[x as usize] = up;
+        x = up;
+    }
+    x
+}
+
+/// Joins `pairs` (all above the match threshold) into persons, strongest first, refusing a merge
+/// that would give one provider two records of the person. `provider` gives each record's
+/// provider.
+pub fn cluster(record_count: usize, provider: &[u32], mut pairs: Vec<ScoredPair>) -> Clustering {
+    pairs.sort_unstable_by(|x, y| {
+        y.weight
+            .total_cmp(&x.weight)
+            .then(x.a.cmp(&y.a))
+            .then(x.b.cmp(&y.b))
+    });
+    let mut parent: Vec<u32> = (0..record_count as u32).collect();
+    // Providers of each root's cluster (clusters are small: a handful of providers).
+    let mut providers: Vec<Vec<u32>> = provider.iter().map(|p| vec![*p]).collect();
+    let mut best = vec![f64::NEG_INFINITY; record_count];
+    let (mut merges, mut refused) = (0u64, 0u64);
+    for pair in pairs {
+        let (ra, rb) = (find(&mut parent, pair.a), find(&mut parent, pair.b));
+        if ra != rb {
+            let clash = providers[ra as usize]
+                .iter()
+                .any(|p| providers[rb as usize].contains(p));
+            if clash {
+                refused += 1;
+                continue;
+            }
+            let (big, small) = if providers[ra as usize].len() >= providers[rb as usize].len() {
+                (ra, rb)
+            } else {
+                (rb, ra)
+            };
+            let moved = std::mem::take(&mut providers[small as usize]);
+            providers[big as usize].extend(moved);
+            parent[small as usize] = big;
+            merges += 1;
+        }
+        for r in [pair.a, pair.b] {
+            let slot = &mut best[r as usize];
+            *slot = slot.max(pair.weight);
+        }
+    }
+    let mut person = vec![u32::MAX; record_count];
+    let mut number_of_root = vec![u32::MAX; record_count];
+    let mut persons = 0u32;
+    for r in 0..record_count as u32 {
+        let root = find(&mut parent, r) as usize;
+        if number_of_root[root] == u32::MAX {
+            number_of_root[root] = persons;
+            persons += 1;
+        }
+        person[r as usize] = number_of_root[root];
+    }
+    Clustering {
+        person,
+        persons,
+        merges,
+        merges_refused_same_provider: refused,
+        best_link_weight: best,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_provider_holds_at_most_one_record_per_person() {
+        // Records 0 and 2 come from provider 7; 1 from provider 8.
+        let pairs = vec![
+            ScoredPair {
+                a: 0,
+                b: 1,
+                weight: 20.0,
+            },
+            ScoredPair {
+                a: 1,
+                b: 2,
+                weight: 10.0,
+            },
+        ];
+        let c = cluster(3, &[7, 8, 7], pairs);
+        assert_eq!(c.person[0], c.person[1]);
+        assert_ne!(c.person[1], c.person[2]);
+        assert_eq!(c.merges_refused_same_provider, 1);
+        assert_eq!(c.persons, 2);
+    }
+
+    #[test]
+    fn the_strongest_pair_wins() {
+        let pairs = vec![
+            ScoredPair {
+                a: 1,
+                b: 2,
+                weight: 5.0,
+            },
+            ScoredPair {
+                a: 0,
+                b: 2,
+                weight: 30.0,
+            },
+        ];
+        let c = cluster(3, &[1, 1, 2], pairs);
+        assert_eq!(c.person[0], c.person[2]);
+        assert_ne!(c.person[1], c.person[2]);
+        assert_eq!(c.best_link_weight[1], f64::NEG_INFINITY);
+    }
+}

@@ -1,0 +1,67 @@
+//! Linkage of persons across providers (名寄せ): normalization of Japanese identity data and the
+//! comparison functions of probabilistic record linkage.
+//!
+//! - [`normalize`]: names ([`normalize::name::normalize_kanji_name`],
+//!   [`normalize::name::normalize_kana_name`]: NFKC, variation selectors, kanji variants
+//!   [`normalize::variants::KANJI_VARIANTS`], kana folding, the unknown wildcard
+//!   [`normalize::text::UNKNOWN`], the surname / given-name split); birth dates in Western and
+//!   Japanese-era forms ([`normalize::date::parse_birth_date`]); addresses and postal codes
+//!   ([`normalize::address`]); insurer numbers with their check digit, card fields and branch
+//!   numbers ([`normalize::insurance`]); sex ([`normalize::sex::parse_sex`]).
+//! - [`compare`]: Jaro-Winkler and Levenshtein on characters with the wildcard, and comparison
+//!   levels per field ([`compare::NameLevel`], [`compare::DateLevel`], [`compare::AddressLevel`],
+//!   [`compare::PostalLevel`], [`compare::CardLevel`]).
+//!
+//! - [`records`]: streaming load of the identity CSV of issue 5
+//!   ([`records::load_identity_csv`]) into compact normalized [`records::LinkRecord`]s, with typed
+//!   errors ([`records::LoadError`]) and the list of rows that cannot be linked.
+//! - [`blocking`]: the blocking rules whose union is the candidate set.
+//! - [`model`]: the Fellegi–Sunter model: comparison vectors (one name comparison of kanji and
+//!   kana together, birth date, sex, and one household comparison of card, branch, address and
+//!   postal code), u from random pairs, m from EM sessions over training blocks, the shared-card
+//!   levels conditioned on the household, term-frequency adjustment of exact name matches.
+//! - [`cluster`]: persons from the linked pairs, one record per provider and person.
+//! - [`link`]: the whole run, [`link::link_csv`] (CSV in, `record_id,person_id,match_probability`
+//!   out) and [`link::link_records`].
+//! - [`evaluate`]: pairwise and cluster precision and recall against a truth file.
+//!
+//! Errors name the file, line, field and rule, never the value (identity data stays out of logs).
+//!
+//! ```
+//! use kiban_linkage::compare::{DateLevel, NameLevel, compare_birth_dates, compare_names};
+//! use kiban_linkage::normalize::date::parse_birth_date;
+//! use kiban_linkage::normalize::name::{normalize_kana_name, normalize_kanji_name};
+//!
+//! let a = normalize_kanji_name("髙橋　一郎");
+//! let b = normalize_kanji_name("高橋一郎");
+//! assert_eq!(compare_names(&a.key, &b.key), NameLevel::Exact);
+//! assert_eq!((b.family.as_str(), b.given.as_str()), ("高橋", "一郎"));
+//! assert_eq!(normalize_kana_name("ﾀｶﾊｼ ｲﾁﾛｳ").key, normalize_kana_name("たかはし いちろう").key);
+//!
+//! let typed = parse_birth_date("S55.1.2")?;
+//! let western = parse_birth_date("1980-01-02")?;
+//! assert_eq!(compare_birth_dates(&typed, &western), DateLevel::Exact);
+//! # Ok::<(), kiban_linkage::normalize::date::DateError>(())
+//! ```
+//!
+//! Linking a CSV:
+//!
+//! ```no_run
+//! use kiban_linkage::link::{LinkOptions, link_csv};
+//! use std::path::Path;
+//!
+//! let report = link_csv(Path::new("records.csv"), Path::new("links.csv"), &LinkOptions::default())?;
+//! println!("{} records, {} persons", report.records, report.persons);
+//! # Ok::<(), kiban_linkage::link::LinkError>(())
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod blocking;
+pub mod cluster;
+pub mod compare;
+pub mod evaluate;
+pub mod link;
+pub mod model;
+pub mod normalize;
+pub mod records;

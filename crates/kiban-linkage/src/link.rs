@@ -1,0 +1,403 @@
+//! The whole linkage: load, block, fit the model, score, cluster, write.
+
+use crate::blocking::{RuleReport, TrainingRule, candidate_pairs, training_sample};
+use crate::cluster::{ScoredPair, cluster};
+use crate::model::{
+    EmSession, EmSettings, FIELD_COUNT, FIELDS, Field, FieldParameters, ModelParameters,
+    TermFrequencies, compare_records, condition_on_shared_card, count_patterns, estimate_u_random,
+    fit_em, fit_em_anchored, level_of, posteriors, probability_of_weight, starting_m,
+};
+use crate::records::{LoadError, LoadedRecords, UnlinkableRow, UnusableValues, load_identity_csv};
+use rayon::prelude::*;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Settings of a linkage run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinkOptions {
+    /// Pairs whose match probability is at least this are linked.
+    pub match_threshold: f64,
+    /// Blocks with more records than this are skipped (and reported).
+    pub max_block_size: usize,
+    /// Random record pairs sampled to estimate the u-probabilities.
+    pub random_pairs: usize,
+    /// EM iteration cap.
+    pub max_em_iterations: usize,
+    /// EM stops when no parameter moves more than this.
+    pub em_tolerance: f64,
+    /// Pairs sampled per EM training session.
+    pub training_pairs: usize,
+    /// Seed of the random pair sampling.
+    pub seed: u64,
+}
+
+impl Default for LinkOptions {
+    fn default() -> Self {
+        LinkOptions {
+            match_threshold: 0.9,
+            max_block_size: 1_000,
+            random_pairs: 1_000_000,
+            max_em_iterations: 500,
+            em_tolerance: 1e-7,
+            training_pairs: 2_000_000,
+            seed: 0x6b69_6261_6e00,
+        }
+    }
+}
+
+/// Why a linkage run failed. Messages name files, lines and columns, never values.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    /// The input could not be loaded.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// The output could not be written.
+    #[error("{path}: cannot write: {source}")]
+    Write {
+        /// The output file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// What a linkage run did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinkReport {
+    /// Records read.
+    pub records: u64,
+    /// Records that took part in linkage.
+    pub linkable_records: u64,
+    /// Rows that could not be linked (each is a person of its own in the output).
+    pub unlinkable: Vec<UnlinkableRow>,
+    /// Present but unusable values, treated as missing.
+    pub unusable_values: UnusableValues,
+    /// What each blocking rule produced.
+    pub blocking: Vec<RuleReport>,
+    /// Distinct candidate pairs compared.
+    pub pairs_compared: u64,
+    /// Distinct comparison vectors among them.
+    pub distinct_patterns: u64,
+    /// The fitted model (m and u per level, λ, EM iterations).
+    pub model: ModelParameters,
+    /// Pairs at or above the match threshold.
+    pub pairs_above_threshold: u64,
+    /// Merges made.
+    pub merges: u64,
+    /// Merges refused because a provider would have held two records of one person.
+    pub merges_refused_same_provider: u64,
+    /// Persons in the output.
+    pub persons: u64,
+    /// Wall time of the run.
+    pub elapsed: Duration,
+}
+
+/// The result of linking loaded records.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Linkage {
+    /// Person number of each record (0-based).
+    pub person: Vec<u32>,
+    /// Per record: for a linked record the probability of the strongest link that put it in its
+    /// person; for a record linked to nothing, 1 minus the probability of its strongest
+    /// candidate pair (how sure it is a person of its own); `None` for unlinkable rows.
+    pub match_probability: Vec<Option<f64>>,
+    /// The report (its `elapsed` covers linkage only, not loading).
+    pub report: LinkReport,
+}
+
+/// Links loaded records.
+pub fn link_records(loaded: &LoadedRecords, options: &LinkOptions) -> Linkage {
+    let started = Instant::now();
+    let records = &loaded.records;
+    let pool = &loaded.pool;
+    let linkable: Vec<u32> = (0..records.len() as u32)
+        .filter(|&i| loaded.linkable[i as usize])
+        .collect();
+    let candidates = candidate_pairs(pool, records, &linkable, options.max_block_size);
+    let patterns: Vec<u32> = candidates
+        .pairs
+        .par_iter()
+        .map(|&(a, b)| compare_records(pool, &records[a as usize], &records[b as usize]))
+        .collect();
+    let distinct_patterns = count_patterns(&patterns).len() as u64;
+    let model = train_model(loaded, &linkable, options);
+    let kanji_tf = TermFrequencies::new(linkable.iter().map(|&i| records[i as usize].kanji.key));
+    let kana_tf = TermFrequencies::new(linkable.iter().map(|&i| records[i as usize].kana.key));
+    let prior = model.prior_weight();
+    let name_field = Field::Name as usize;
+    let weights: Vec<f64> = candidates
+        .pairs
+        .par_iter()
+        .zip(&patterns)
+        .map(|(&(a, b), &pattern)| {
+            let (x, y) = (&records[a as usize], &records[b as usize]);
+            let mut weight = prior + model.pattern_weight(pattern);
+            // An exact name weighs by how common it is: the kanji name when it agrees, else the
+            // kana reading.
+            match level_of(pattern, name_field) {
+                0 | 1 | 3 => weight += kanji_tf.adjustment(x.kanji.key, y.kanji.key),
+                2 => weight += kana_tf.adjustment(x.kana.key, y.kana.key),
+                _ => {}
+            }
+            weight
+        })
+        .collect();
+    drop(patterns);
+    // The strongest candidate weight per record, for the records that end up alone.
+    let mut best_candidate = vec![f64::NEG_INFINITY; records.len()];
+    for (&(a, b), &w) in candidates.pairs.iter().zip(&weights) {
+        for r in [a, b] {
+            let slot = &mut best_candidate[r as usize];
+            *slot = slot.max(w);
+        }
+    }
+    let threshold_weight = (options.match_threshold / (1.0 - options.match_threshold)).log2();
+    let accepted: Vec<ScoredPair> = candidates
+        .pairs
+        .iter()
+        .zip(&weights)
+        .filter(|(_, w)| **w >= threshold_weight)
+        .map(|(&(a, b), &weight)| ScoredPair { a, b, weight })
+        .collect();
+    let pairs_above_threshold = accepted.len() as u64;
+    let pairs_compared = candidates.pairs.len() as u64;
+    drop(weights);
+    let providers: Vec<u32> = records.iter().map(|r| r.hospital).collect();
+    let clustering = cluster(records.len(), &providers, accepted);
+    let match_probability = (0..records.len())
+        .map(|r| {
+            if !loaded.linkable[r] {
+                None
+            } else if clustering.best_link_weight[r].is_finite() {
+                Some(probability_of_weight(clustering.best_link_weight[r]))
+            } else if best_candidate[r].is_finite() {
+                Some(1.0 - probability_of_weight(best_candidate[r]))
+            } else {
+                Some(1.0)
+            }
+        })
+        .collect();
+    let report = LinkReport {
+        records: records.len() as u64,
+        linkable_records: linkable.len() as u64,
+        unlinkable: loaded.unlinkable.clone(),
+        unusable_values: loaded.unusable.clone(),
+        blocking: candidates.rules,
+        pairs_compared,
+        distinct_patterns,
+        model,
+        pairs_above_threshold,
+        merges: clustering.merges,
+        merges_refused_same_provider: clustering.merges_refused_same_provider,
+        persons: u64::from(clustering.persons),
+        elapsed: started.elapsed(),
+    };
+    Linkage {
+        person: clustering.person,
+        match_probability,
+        report,
+    }
+}
+
+/// Fits the model: u from random pairs, then one EM session per training rule, each leaving out
+/// the fields its rule blocks on; m of a field is the mean over the sessions that estimated it.
+/// The prior λ follows from the birth-date session: its matches, divided by the share of matches
+/// that agree on the birth date (m of an exact date, from the name session), are all the matches.
+pub fn train_model(
+    loaded: &LoadedRecords,
+    linkable: &[u32],
+    options: &LinkOptions,
+) -> ModelParameters {
+    let records = &loaded.records;
+    let pool = &loaded.pool;
+    let (u, random_pairs) =
+        estimate_u_random(pool, records, linkable, options.random_pairs, options.seed);
+    let settings = EmSettings {
+        max_iterations: options.max_em_iterations,
+        tolerance: options.em_tolerance,
+    };
+    // Session 1 blocks on the birth date and learns name, sex and household. Session 2 blocks on
+    // the kanji name and learns the birth date, with the household's m from session 1 held fixed
+    // to anchor the match class (with two free fields EM may settle on another split). Sex is
+    // left out of session 2: given names are mostly one sex's, so people sharing a name share
+    // their sex far more often than random pairs do.
+    let sessions_spec = [
+        (
+            TrainingRule::BirthDate,
+            [true, false, true, true],
+            [true, false, true, true],
+        ),
+        (
+            TrainingRule::KanjiName,
+            [false, true, false, true],
+            [false, true, false, false],
+        ),
+    ];
+    let mut m_sum: Vec<Vec<f64>> = starting_m().iter().map(|v| vec![0.0; v.len()]).collect();
+    let mut trained_by: Vec<Vec<&'static str>> = vec![Vec::new(); FIELD_COUNT];
+    let mut sessions = Vec::new();
+    let mut m_learned = starting_m();
+    for (rule, used, estimated) in sessions_spec {
+        let sample = training_sample(
+            records,
+            linkable,
+            rule,
+            options.max_block_size,
+            options.training_pairs,
+        );
+        let patterns: Vec<u32> = sample
+            .pairs
+            .par_iter()
+            .map(|&(a, b)| compare_records(pool, &records[a as usize], &records[b as usize]))
+            .collect();
+        let fit = fit_em_anchored(
+            &count_patterns(&patterns),
+            &u,
+            used,
+            estimated,
+            m_learned.clone(),
+            settings,
+        );
+        for f in (0..FIELD_COUNT).filter(|f| estimated[*f]) {
+            for (sum, m) in m_sum[f].iter_mut().zip(&fit.m[f]) {
+                *sum += m;
+            }
+            m_learned[f].clone_from(&fit.m[f]);
+            trained_by[f].push(rule.name());
+        }
+        sessions.push(EmSession {
+            name: rule.name(),
+            pairs: sample.estimated_pairs,
+            sampled_pairs: sample.pairs.len() as u64,
+            match_share: fit.match_share,
+            iterations: fit.iterations,
+            converged: fit.converged,
+        });
+    }
+    let mut fields: Vec<FieldParameters> = FIELDS
+        .iter()
+        .enumerate()
+        .map(|(f, field)| {
+            let n = trained_by[f].len().max(1) as f64;
+            FieldParameters {
+                field: *field,
+                m: m_sum[f].iter().map(|x| x / n).collect(),
+                u: u[f].clone(),
+                trained_by: trained_by[f].clone(),
+            }
+        })
+        .collect();
+    // The household session: how branch numbers and residence differ within a card's household.
+    let card_used = [true, true, true, false];
+    let sample = training_sample(
+        records,
+        linkable,
+        TrainingRule::InsuranceCard,
+        options.max_block_size,
+        options.training_pairs,
+    );
+    let patterns: Vec<u32> = sample
+        .pairs
+        .par_iter()
+        .map(|&(a, b)| compare_records(pool, &records[a as usize], &records[b as usize]))
+        .collect();
+    let card_counts = count_patterns(&patterns);
+    let fit = fit_em(&card_counts, &u, card_used, settings);
+    let card_posteriors = posteriors(&card_counts, &fit, &u, card_used);
+    condition_on_shared_card(
+        &mut fields[Field::Household as usize],
+        &card_counts,
+        &card_posteriors,
+    );
+    sessions.push(EmSession {
+        name: TrainingRule::InsuranceCard.name(),
+        pairs: sample.estimated_pairs,
+        sampled_pairs: sample.pairs.len() as u64,
+        match_share: fit.match_share,
+        iterations: fit.iterations,
+        converged: fit.converged,
+    });
+    let date_exact = fields[Field::BirthDate as usize].m[0].max(1e-3);
+    let same_date_matches = sessions.first().map_or(0.0, |s| s.match_share * s.pairs);
+    let expected_matching_pairs = same_date_matches / date_exact;
+    let match_prior =
+        (expected_matching_pairs / cross_provider_pairs(loaded, linkable)).clamp(1e-12, 0.5);
+    ModelParameters {
+        match_prior,
+        expected_matching_pairs,
+        fields,
+        sessions,
+        random_pairs,
+    }
+}
+
+/// Pairs of linkable records of different providers.
+fn cross_provider_pairs(loaded: &LoadedRecords, linkable: &[u32]) -> f64 {
+    let mut per_provider: rustc_hash::FxHashMap<u32, f64> = rustc_hash::FxHashMap::default();
+    for &i in linkable {
+        *per_provider
+            .entry(loaded.records[i as usize].hospital)
+            .or_default() += 1.0;
+    }
+    let n = linkable.len() as f64;
+    let same: f64 = per_provider.values().map(|c| c * c).sum();
+    ((n * n - same) / 2.0).max(1.0)
+}
+
+/// The output's person id of a person number.
+pub fn person_id(person: u32) -> String {
+    format!("P{person:09}")
+}
+
+/// Links the identity CSV `input` (header of [`crate::records::IDENTITY_COLUMNS`]) and writes
+/// `output` with the header `record_id,person_id,match_probability`. The output is written to a
+/// temporary file beside it and renamed: it is never left partial. Unlinkable rows are persons of
+/// their own with an empty `match_probability`.
+pub fn link_csv(
+    input: &Path,
+    output: &Path,
+    options: &LinkOptions,
+) -> Result<LinkReport, LinkError> {
+    let started = Instant::now();
+    let loaded = load_identity_csv(input)?;
+    let linkage = link_records(&loaded, options);
+    write_links(output, &loaded, &linkage)?;
+    let mut report = linkage.report;
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+fn write_links(output: &Path, loaded: &LoadedRecords, linkage: &Linkage) -> Result<(), LinkError> {
+    let write_error = |source: std::io::Error| LinkError::Write {
+        path: output.to_owned(),
+        source,
+    };
+    let dir = match output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let temp = tempfile::NamedTempFile::new_in(dir).map_err(write_error)?;
+    {
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, temp.as_file());
+        let mut writer = csv::WriterBuilder::new().from_writer(&mut out);
+        let csv_error = |e: csv::Error| write_error(std::io::Error::other(e));
+        writer
+            .write_record(["record_id", "person_id", "match_probability"])
+            .map_err(csv_error)?;
+        for (r, id) in loaded.record_ids.iter().enumerate() {
+            let probability = linkage.match_probability[r]
+                .map(|p| format!("{p:.6}"))
+                .unwrap_or_default();
+            writer
+                .write_record([id.as_ref(), &person_id(linkage.person[r]), &probability])
+                .map_err(csv_error)?;
+        }
+        writer.flush().map_err(write_error)?;
+        drop(writer);
+        out.flush().map_err(write_error)?;
+    }
+    temp.as_file().sync_all().map_err(write_error)?;
+    temp.persist(output).map_err(|e| write_error(e.error))?;
+    Ok(())
+}

@@ -1,0 +1,827 @@
+//! The Fellegi–Sunter model: comparison vectors of record pairs, u-probabilities from random
+//! record pairs, m-probabilities (and the match prior) from unsupervised EM over the candidate
+//! pairs, match weights with a term-frequency adjustment on exact name matches.
+//!
+//! Four comparisons make the vector: the name (kanji and kana compared together, since a
+//! person's kana reading follows from the kanji name: counted apart, one name would weigh twice),
+//! the birth date, sex, and one
+//! **household** comparison that folds the insurance card (保険者番号・記号・番号・枝番), the address
+//! and the postal code together. A shared card and a shared address are one piece of evidence
+//! (they both say "the same household"), not two; the same card with another branch number (枝番)
+//! is a level of its own, which EM learns to be strong evidence of a different member of the
+//! household (a twin, a sibling, a spouse).
+
+use crate::compare::{
+    DateLevel, compare_birth_dates, equal_with_unknown, jaro_winkler, levenshtein,
+};
+use crate::normalize::date::BirthDate;
+use crate::normalize::text::UNKNOWN;
+use crate::records::{LinkRecord, NameIds, StringPool};
+use kiban_model::Sex;
+use rayon::prelude::*;
+use rustc_hash::FxHashMap;
+
+/// Number of comparisons in a vector.
+pub const FIELD_COUNT: usize = 4;
+
+/// Bits per comparison level in a packed [`Pattern`].
+const LEVEL_BITS: u32 = 4;
+
+/// The level of a comparison that could not be made (a side is empty); it carries no weight.
+pub const MISSING: u8 = 15;
+
+/// A comparison vector packed 4 bits per field (field `f` at bits `4f..4f+4`).
+pub type Pattern = u32;
+
+/// The comparisons, in vector order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Field {
+    /// Name: kanji (漢字氏名) and kana (カナ氏名) compared together.
+    Name,
+    /// Birth date.
+    BirthDate,
+    /// Sex.
+    Sex,
+    /// Household: insurance card with branch number, address and postal code together.
+    Household,
+}
+
+/// The fields in vector order.
+pub const FIELDS: [Field; FIELD_COUNT] =
+    [Field::Name, Field::BirthDate, Field::Sex, Field::Household];
+
+const NAME_LEVELS: [&str; 10] = [
+    "kanji and kana exact",
+    "kanji exact, kana missing",
+    "kana exact, kanji missing",
+    "kanji exact, kana differs",
+    "kana exact, kanji within one edit or similar",
+    "same given name, other family name",
+    "same family name, other given name",
+    "within one edit or similar",
+    "kana exact, kanji different",
+    "different",
+];
+const DATE_LEVELS: [&str; 7] = [
+    "exact",
+    "day and month swapped",
+    "wrong era",
+    "one digit differs (YYYYMMDD)",
+    "one of year, month, day differs",
+    "years within one",
+    "different",
+];
+const SEX_LEVELS: [&str; 2] = ["same", "different"];
+const HOUSEHOLD_LEVELS: [&str; 10] = [
+    "same card, same branch",
+    "same card, other branch",
+    "same card (branch unknown), same residence",
+    "same card (branch unknown), other residence",
+    "same address",
+    "nearly the same address",
+    "same postal code",
+    "same municipality",
+    "same prefecture or postal area",
+    "different",
+];
+
+impl Field {
+    /// The field's name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Field::Name => "name",
+            Field::BirthDate => "birth_date",
+            Field::Sex => "sex",
+            Field::Household => "household",
+        }
+    }
+
+    /// Descriptions of the comparison levels, by level number.
+    pub fn levels(self) -> &'static [&'static str] {
+        match self {
+            Field::Name => &NAME_LEVELS,
+            Field::BirthDate => &DATE_LEVELS,
+            Field::Sex => &SEX_LEVELS,
+            Field::Household => &HOUSEHOLD_LEVELS,
+        }
+    }
+}
+
+/// The level of field `f` in a pattern ([`MISSING`] when not compared).
+pub fn level_of(pattern: Pattern, field: usize) -> u8 {
+    ((pattern >> (LEVEL_BITS * field as u32)) & 0xF) as u8
+}
+
+fn pack(levels: [u8; FIELD_COUNT]) -> Pattern {
+    levels.iter().enumerate().fold(0, |p, (f, &l)| {
+        p | (u32::from(l) << (LEVEL_BITS * f as u32))
+    })
+}
+
+fn same_text(pool: &StringPool, a: u32, b: u32) -> bool {
+    if a == b {
+        return true;
+    }
+    let (x, y) = (pool.get(a), pool.get(b));
+    (x.contains(UNKNOWN) || y.contains(UNKNOWN)) && equal_with_unknown(x, y)
+}
+
+fn within_one_edit(pool: &StringPool, a: u32, b: u32) -> bool {
+    same_text(pool, a, b) || levenshtein(pool.get(a), pool.get(b)) <= 1
+}
+
+/// Compares two names: 0 exact, 1 typo, 2 same given name, 3 same family name, 4 similar,
+/// 5 different, [`MISSING`].
+pub fn name_level(pool: &StringPool, a: &NameIds, b: &NameIds) -> u8 {
+    if a.key == 0 || b.key == 0 {
+        return MISSING;
+    }
+    if same_text(pool, a.key, b.key) {
+        return 0;
+    }
+    // The family / given split is known on both sides: compare the parts.
+    let split_known = a.given != 0 && b.given != 0;
+    if split_known {
+        let family_same = same_text(pool, a.family, b.family);
+        let given_same = same_text(pool, a.given, b.given);
+        let family_close = family_same || within_one_edit(pool, a.family, b.family);
+        let given_close = given_same || within_one_edit(pool, a.given, b.given);
+        if family_close && given_close {
+            return 1;
+        }
+        if given_same {
+            return 2;
+        }
+        if family_same {
+            return 3;
+        }
+    }
+    let similarity = jaro_winkler(pool.get(a.key), pool.get(b.key));
+    if !split_known && similarity >= 0.92 {
+        1
+    } else if similarity >= 0.8 {
+        4
+    } else {
+        5
+    }
+}
+
+/// The joint name level of a kanji level and a kana level (each of [`name_level`]).
+pub fn joint_name_level(kanji: u8, kana: u8) -> u8 {
+    let approximate = |l: u8| l == 1 || l == 4;
+    match (kanji, kana) {
+        (MISSING, MISSING) => MISSING,
+        (0, 0) => 0,
+        (0, MISSING) => 1,
+        (MISSING, 0) => 2,
+        (0, _) => 3,
+        (k, 0) if approximate(k) => 4,
+        (k, n) if k == 2 || n == 2 => 5,
+        (k, n) if k == 3 || n == 3 => 6,
+        (k, n) if approximate(k) || approximate(n) => 7,
+        (_, 0) => 8,
+        _ => 9,
+    }
+}
+
+/// Compares two birth dates: the [`DateLevel`] order, with [`DateLevel::OneFieldDiffers`] split
+/// into "one digit of YYYYMMDD differs" (a keystroke) and "a whole field differs"; [`MISSING`]
+/// when a side has none.
+pub fn date_level(a: &LinkRecord, b: &LinkRecord) -> u8 {
+    let (Some(x), Some(y)) = (a.birth_date, b.birth_date) else {
+        return MISSING;
+    };
+    let level = compare_birth_dates(
+        &BirthDate {
+            date: x,
+            typed_era: None,
+        },
+        &BirthDate {
+            date: y,
+            typed_era: None,
+        },
+    );
+    match level {
+        DateLevel::Exact => 0,
+        DateLevel::DayMonthSwapped => 1,
+        DateLevel::WrongEra => 2,
+        DateLevel::OneFieldDiffers => {
+            use chrono::Datelike;
+            let number =
+                |d: chrono::NaiveDate| d.year().unsigned_abs() * 10_000 + d.month() * 100 + d.day();
+            let (mut p, mut q) = (number(x), number(y));
+            let mut differing = 0;
+            while p > 0 || q > 0 {
+                differing += usize::from(p % 10 != q % 10);
+                p /= 10;
+                q /= 10;
+            }
+            if differing == 1 { 3 } else { 4 }
+        }
+        DateLevel::YearWithinOne => 5,
+        DateLevel::Different => 6,
+    }
+}
+
+/// Compares sex: 0 same, 1 different, [`MISSING`] when unknown on a side.
+pub fn sex_level(a: &LinkRecord, b: &LinkRecord) -> u8 {
+    let known = |s: Sex| matches!(s, Sex::Male | Sex::Female);
+    if !known(a.sex) || !known(b.sex) {
+        MISSING
+    } else if a.sex == b.sex {
+        0
+    } else {
+        1
+    }
+}
+
+/// Residence levels, before they are folded with the card.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Residence {
+    Same,
+    Near,
+    SamePostalCode,
+    SameMunicipality,
+    SameRegion,
+    Different,
+    Missing,
+}
+
+fn residence(pool: &StringPool, a: &LinkRecord, b: &LinkRecord) -> Residence {
+    let (x, y) = (&a.address, &b.address);
+    let postal_same = a.postal_code.is_some() && a.postal_code == b.postal_code;
+    let postal_area = match (a.postal_code, b.postal_code) {
+        (Some(p), Some(q)) => p / 10_000 == q / 10_000,
+        _ => false,
+    };
+    if x.key != 0 && y.key != 0 {
+        if same_text(pool, x.key, y.key) {
+            return Residence::Same;
+        }
+        let same_municipality = x.municipality != 0 && x.municipality == y.municipality;
+        let compatible_prefecture =
+            x.prefecture == 0 || y.prefecture == 0 || x.prefecture == y.prefecture;
+        if same_municipality && compatible_prefecture {
+            if levenshtein(pool.get(x.rest), pool.get(y.rest)) <= 2 {
+                return Residence::Near;
+            }
+            return if postal_same {
+                Residence::SamePostalCode
+            } else {
+                Residence::SameMunicipality
+            };
+        }
+        if postal_same {
+            return Residence::SamePostalCode;
+        }
+        if (x.prefecture != 0 && x.prefecture == y.prefecture) || postal_area {
+            return Residence::SameRegion;
+        }
+        return Residence::Different;
+    }
+    match (a.postal_code, b.postal_code) {
+        (Some(_), Some(_)) if postal_same => Residence::SamePostalCode,
+        (Some(_), Some(_)) if postal_area => Residence::SameRegion,
+        (Some(_), Some(_)) => Residence::Different,
+        _ => Residence::Missing,
+    }
+}
+
+/// Compares the household evidence (card, branch, address, postal code) as one comparison; the
+/// levels are those of [`Field::Household`]'s [`Field::levels`], [`MISSING`] when nothing can be
+/// compared.
+pub fn household_level(pool: &StringPool, a: &LinkRecord, b: &LinkRecord) -> u8 {
+    let residence = residence(pool, a, b);
+    let same_card = a.card.is_present()
+        && b.card.is_present()
+        && a.card.insurer == b.card.insurer
+        && a.card.symbol == b.card.symbol
+        && a.card.number == b.card.number;
+    if same_card {
+        return match (a.card.branch, b.card.branch) {
+            (Some(x), Some(y)) if x == y => 0,
+            (Some(_), Some(_)) => 1,
+            _ if residence <= Residence::Near => 2,
+            _ => 3,
+        };
+    }
+    match residence {
+        Residence::Same => 4,
+        Residence::Near => 5,
+        Residence::SamePostalCode => 6,
+        Residence::SameMunicipality => 7,
+        Residence::SameRegion => 8,
+        Residence::Different => 9,
+        Residence::Missing => MISSING,
+    }
+}
+
+/// The comparison vector of two records.
+pub fn compare_records(pool: &StringPool, a: &LinkRecord, b: &LinkRecord) -> Pattern {
+    pack([
+        joint_name_level(
+            name_level(pool, &a.kanji, &b.kanji),
+            name_level(pool, &a.kana, &b.kana),
+        ),
+        date_level(a, b),
+        sex_level(a, b),
+        household_level(pool, a, b),
+    ])
+}
+
+/// m- and u-probabilities of one field, by level.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldParameters {
+    /// The field.
+    pub field: Field,
+    /// P(level | match), from EM.
+    pub m: Vec<f64>,
+    /// P(level | non-match), from random record pairs.
+    pub u: Vec<f64>,
+    /// The EM sessions whose m-estimates were averaged for this field.
+    pub trained_by: Vec<&'static str>,
+}
+
+impl FieldParameters {
+    /// The match weight log2(m/u) of a level (0 for [`MISSING`]).
+    pub fn weight(&self, level: u8) -> f64 {
+        match (
+            self.m.get(usize::from(level)),
+            self.u.get(usize::from(level)),
+        ) {
+            (Some(m), Some(u)) => (m / u).log2(),
+            _ => 0.0,
+        }
+    }
+}
+
+/// One EM training session: the pairs of one training blocking rule, the fields it blocks on left
+/// out of the model (their agreement there is forced by blocking, not evidence).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmSession {
+    /// The session's name (its training rule).
+    pub name: &'static str,
+    /// Pairs in the rule's blocks (estimated from the sample when sampled).
+    pub pairs: f64,
+    /// Pairs sampled and fed to EM.
+    pub sampled_pairs: u64,
+    /// Estimated share of matches among the session's pairs.
+    pub match_share: f64,
+    /// EM iterations run.
+    pub iterations: usize,
+    /// Whether EM converged before the iteration cap.
+    pub converged: bool,
+}
+
+/// The fitted model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelParameters {
+    /// Prior probability that two random records (of different providers) match (λ).
+    pub match_prior: f64,
+    /// Expected matching pairs among all pairs of records.
+    pub expected_matching_pairs: f64,
+    /// Per-field parameters, in [`FIELDS`] order.
+    pub fields: Vec<FieldParameters>,
+    /// The EM sessions.
+    pub sessions: Vec<EmSession>,
+    /// Random record pairs sampled for the u-probabilities.
+    pub random_pairs: u64,
+}
+
+impl ModelParameters {
+    /// Sum of the per-field weights of a pattern, without the prior.
+    pub fn pattern_weight(&self, pattern: Pattern) -> f64 {
+        self.fields
+            .iter()
+            .enumerate()
+            .map(|(f, p)| p.weight(level_of(pattern, f)))
+            .sum()
+    }
+
+    /// The prior log-odds log2(λ / (1 − λ)).
+    pub fn prior_weight(&self) -> f64 {
+        (self.match_prior / (1.0 - self.match_prior)).log2()
+    }
+}
+
+/// The probability of a match from a total weight (prior included).
+pub fn probability_of_weight(weight: f64) -> f64 {
+    1.0 / (1.0 + (-weight).exp2())
+}
+
+fn level_count(field: Field) -> usize {
+    field.levels().len()
+}
+
+/// SplitMix64, a small deterministic generator for sampling pairs.
+fn splitmix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Estimates u-probabilities from `samples` random pairs of the given records (indexes into
+/// `records`); returns per field the level shares and the number of pairs sampled.
+pub fn estimate_u_random(
+    pool: &StringPool,
+    records: &[LinkRecord],
+    linkable: &[u32],
+    samples: usize,
+    seed: u64,
+) -> (Vec<Vec<f64>>, u64) {
+    let n = linkable.len() as u64;
+    if n < 2 {
+        return (
+            FIELDS
+                .iter()
+                .map(|f| vec![1.0 / level_count(*f) as f64; level_count(*f)])
+                .collect(),
+            0,
+        );
+    }
+    let chunks = 64usize;
+    let per_chunk = samples.div_ceil(chunks);
+    let counts: Vec<Vec<Vec<u64>>> = (0..chunks)
+        .into_par_iter()
+        .map(|chunk| {
+            let mut state = seed ^ (chunk as u64).wrapping_mul(0xA24B_AED4_963E_E407);
+            let mut counts: Vec<Vec<u64>> =
+                FIELDS.iter().map(|f| vec![0; level_count(*f)]).collect();
+            for _ in 0..per_chunk {
+                let i = splitmix(&mut state) % n;
+                let mut j = splitmix(&mut state) % (n - 1);
+                if j >= i {
+                    j += 1;
+                }
+                let a = &records[linkable[i as usize] as usize];
+                let b = &records[linkable[j as usize] as usize];
+                let pattern = compare_records(pool, a, b);
+                for (f, c) in counts.iter_mut().enumerate() {
+                    let level = level_of(pattern, f);
+                    if level != MISSING {
+                        c[usize::from(level)] += 1;
+                    }
+                }
+            }
+            counts
+        })
+        .collect();
+    let mut total: Vec<Vec<u64>> = FIELDS.iter().map(|f| vec![0; level_count(*f)]).collect();
+    for chunk in counts {
+        for (t, c) in total.iter_mut().zip(chunk) {
+            for (x, y) in t.iter_mut().zip(c) {
+                *x += y;
+            }
+        }
+    }
+    // Half a pair of pseudo-count per level: a level never seen among random pairs (a shared
+    // card, say) is rare, not impossible.
+    let shares = total
+        .iter()
+        .map(|c| {
+            let sum: u64 = c.iter().sum();
+            c.iter()
+                .map(|&x| (x as f64 + 0.5) / (sum as f64 + 0.5 * c.len() as f64))
+                .collect()
+        })
+        .collect();
+    (shares, (per_chunk * chunks) as u64)
+}
+
+/// Counts the distinct comparison vectors of the candidate pairs.
+pub fn count_patterns(patterns: &[Pattern]) -> Vec<(Pattern, u64)> {
+    let map = patterns
+        .par_chunks(1 << 16)
+        .map(|chunk| {
+            let mut m: FxHashMap<Pattern, u64> = FxHashMap::default();
+            for &p in chunk {
+                *m.entry(p).or_default() += 1;
+            }
+            m
+        })
+        .reduce(FxHashMap::default, |mut a, b| {
+            for (k, v) in b {
+                *a.entry(k).or_default() += v;
+            }
+            a
+        });
+    let mut counts: Vec<(Pattern, u64)> = map.into_iter().collect();
+    counts.sort_unstable();
+    counts
+}
+
+/// Starting m-probabilities: agreement likely for a match, disagreement rare.
+fn prior_m(field: Field) -> Vec<f64> {
+    let raw: &[f64] = match field {
+        Field::Name => &[0.8, 0.05, 0.02, 0.03, 0.02, 0.01, 0.01, 0.03, 0.01, 0.02],
+        Field::BirthDate => &[0.92, 0.01, 0.01, 0.02, 0.02, 0.01, 0.01],
+        Field::Sex => &[0.97, 0.03],
+        Field::Household => &[0.2, 0.01, 0.1, 0.05, 0.2, 0.05, 0.05, 0.1, 0.1, 0.14],
+    };
+    let sum: f64 = raw.iter().sum();
+    raw.iter().map(|x| x / sum).collect()
+}
+
+/// EM settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EmSettings {
+    /// Iteration cap.
+    pub max_iterations: usize,
+    /// Stop when no parameter moves more than this.
+    pub tolerance: f64,
+}
+
+/// What one EM run found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmFit {
+    /// Share of matches among the pairs.
+    pub match_share: f64,
+    /// m per field and level (the starting values for fields not used).
+    pub m: Vec<Vec<f64>>,
+    /// Iterations run.
+    pub iterations: usize,
+    /// Whether the parameters converged before the cap.
+    pub converged: bool,
+}
+
+/// The posterior match probability of each pattern under a fit (fields not used left out).
+pub fn posteriors(
+    counts: &[(Pattern, u64)],
+    fit: &EmFit,
+    u: &[Vec<f64>],
+    used: [bool; FIELD_COUNT],
+) -> Vec<f64> {
+    counts
+        .iter()
+        .map(|&(pattern, _)| {
+            let mut log_ratio = (fit.match_share / (1.0 - fit.match_share)).log2();
+            for f in (0..FIELD_COUNT).filter(|f| used[*f]) {
+                let l = usize::from(level_of(pattern, f));
+                if let (Some(mf), Some(uf)) = (fit.m[f].get(l), u[f].get(l)) {
+                    log_ratio += (mf / uf).log2();
+                }
+            }
+            probability_of_weight(log_ratio)
+        })
+        .collect()
+}
+
+/// The household level "same card, other branch number".
+pub const OTHER_BRANCH: usize = 1;
+
+/// Household levels that mean "the same insurance card" (with or without branch numbers).
+pub const SHARED_CARD_LEVELS: std::ops::Range<usize> = 0..4;
+
+/// Makes the shared-card levels of the household comparison household-aware.
+///
+/// Random pairs almost never share a card, so against random pairs any shared card looks like
+/// strong evidence, another branch number included. But the non-matches that share a card are
+/// the household's other members, and among them another branch number is the rule. So the
+/// probability of each shared-card level is split into P(shared card) (from the main estimates)
+/// times P(level | shared card), the latter learned separately for matches and non-matches from
+/// the posterior-weighted pairs of the same-card training session (`card_counts` with their
+/// `card_posteriors`).
+///
+/// The level "same card, other branch" is scored within the household only: its m and u are
+/// P(other branch | shared card) for matches and non-matches. Sharing the card is household
+/// evidence that cannot tell the household's members apart (it is not evidence for the pair
+/// being one person), so it is not counted on top of the branch evidence; the branch comparison
+/// is what tells members apart. (Its m and u therefore do not sum to one with the other levels.)
+pub fn condition_on_shared_card(
+    household: &mut FieldParameters,
+    card_counts: &[(Pattern, u64)],
+    card_posteriors: &[f64],
+) {
+    let field = Field::Household as usize;
+    let n = SHARED_CARD_LEVELS.len();
+    let (mut matches, mut non_matches) = (vec![0.0; n], vec![0.0; n]);
+    for (&(pattern, count), &p) in card_counts.iter().zip(card_posteriors) {
+        let level = usize::from(level_of(pattern, field));
+        if SHARED_CARD_LEVELS.contains(&level) {
+            matches[level] += p * count as f64;
+            non_matches[level] += (1.0 - p) * count as f64;
+        }
+    }
+    let share = |acc: &[f64]| -> Vec<f64> {
+        let sum: f64 = acc.iter().sum::<f64>() + 0.5 * acc.len() as f64;
+        acc.iter().map(|x| (x + 0.5) / sum).collect()
+    };
+    let (within_m, within_u) = (share(&matches), share(&non_matches));
+    let m_card: f64 = household.m[SHARED_CARD_LEVELS].iter().sum();
+    let u_card: f64 = household.u[SHARED_CARD_LEVELS].iter().sum();
+    for level in SHARED_CARD_LEVELS {
+        household.m[level] = m_card * within_m[level];
+        household.u[level] = u_card * within_u[level];
+    }
+    household.m[OTHER_BRANCH] = within_m[OTHER_BRANCH];
+    household.u[OTHER_BRANCH] = within_u[OTHER_BRANCH];
+}
+
+/// Starting m-probabilities of every field.
+pub fn starting_m() -> Vec<Vec<f64>> {
+    FIELDS.iter().map(|f| prior_m(*f)).collect()
+}
+
+/// Fits the match share and the m-probabilities of the `used` fields by EM over pattern counts,
+/// u fixed (from random pairs). Fields not used are left out of the likelihood.
+pub fn fit_em(
+    counts: &[(Pattern, u64)],
+    u: &[Vec<f64>],
+    used: [bool; FIELD_COUNT],
+    settings: EmSettings,
+) -> EmFit {
+    fit_em_anchored(counts, u, used, used, starting_m(), settings)
+}
+
+/// [`fit_em`] with starting m-probabilities `m_start`, of which the `used` fields enter the
+/// likelihood and only the `estimated` ones are re-estimated (the others stay fixed: they anchor
+/// the match class, e.g. to what another session learned).
+pub fn fit_em_anchored(
+    counts: &[(Pattern, u64)],
+    u: &[Vec<f64>],
+    used: [bool; FIELD_COUNT],
+    estimated: [bool; FIELD_COUNT],
+    m_start: Vec<Vec<f64>>,
+    settings: EmSettings,
+) -> EmFit {
+    let mut m = m_start;
+    let mut share: f64 = 0.1;
+    let mut iterations = 0;
+    let mut converged = false;
+    let total: f64 = counts.iter().map(|(_, c)| *c as f64).sum();
+    while iterations < settings.max_iterations && total > 0.0 {
+        iterations += 1;
+        let mut m_acc: Vec<Vec<f64>> = m.iter().map(|v| vec![0.0; v.len()]).collect();
+        let mut matches = 0.0;
+        for &(pattern, count) in counts {
+            let mut log_ratio = (share / (1.0 - share)).log2();
+            for f in (0..FIELD_COUNT).filter(|f| used[*f]) {
+                let l = usize::from(level_of(pattern, f));
+                if let (Some(mf), Some(uf)) = (m[f].get(l), u[f].get(l)) {
+                    log_ratio += (mf / uf).log2();
+                }
+            }
+            let posterior = probability_of_weight(log_ratio);
+            let c = count as f64;
+            matches += posterior * c;
+            for f in (0..FIELD_COUNT).filter(|f| used[*f]) {
+                let l = usize::from(level_of(pattern, f));
+                if l < m_acc[f].len() {
+                    m_acc[f][l] += posterior * c;
+                }
+            }
+        }
+        let new_m: Vec<Vec<f64>> = m_acc
+            .iter()
+            .zip(&m)
+            .zip(estimated)
+            .map(|((acc, old), estimated)| {
+                if !estimated {
+                    return old.clone();
+                }
+                // A small pseudo-count keeps every level possible (no infinite weights).
+                let sum: f64 = acc.iter().sum::<f64>() + 0.01 * acc.len() as f64;
+                acc.iter().map(|x| (x + 0.01) / sum).collect()
+            })
+            .collect();
+        let new_share = (matches / total).clamp(1e-12, 1.0 - 1e-9);
+        let mut change = ((new_share - share) / share.max(1e-6)).abs();
+        for (old, new) in m.iter().zip(&new_m) {
+            for (a, b) in old.iter().zip(new) {
+                change = change.max((a - b).abs());
+            }
+        }
+        m = new_m;
+        share = new_share;
+        if change < settings.tolerance {
+            converged = true;
+            break;
+        }
+    }
+    EmFit {
+        match_share: share,
+        m,
+        iterations,
+        converged,
+    }
+}
+
+/// Term frequencies of name keys: how much rarer (or commoner) a name is than the average name
+/// two random records share.
+#[derive(Debug, Clone)]
+pub struct TermFrequencies {
+    counts: FxHashMap<u32, u32>,
+    records: f64,
+    /// Σ f², the chance that two random records share a name.
+    mean_agreement: f64,
+}
+
+/// Bound on a term-frequency adjustment, in bits (a name seen once cannot outweigh the rest).
+const TF_LIMIT: f64 = 8.0;
+
+impl TermFrequencies {
+    /// Counts the given name keys (0 = empty, not counted).
+    pub fn new(keys: impl Iterator<Item = u32>) -> TermFrequencies {
+        let mut counts: FxHashMap<u32, u32> = FxHashMap::default();
+        let mut records = 0u64;
+        for key in keys.filter(|k| *k != 0) {
+            *counts.entry(key).or_default() += 1;
+            records += 1;
+        }
+        let n = records.max(1) as f64;
+        let mean_agreement = counts
+            .values()
+            .map(|&c| (f64::from(c) / n).powi(2))
+            .sum::<f64>();
+        TermFrequencies {
+            counts,
+            records: n,
+            mean_agreement,
+        }
+    }
+
+    /// The adjustment in bits for an exact match on these keys: log2(Σf² / f(name)), using the
+    /// commoner of the two keys (they differ only under the unknown wildcard).
+    pub fn adjustment(&self, a: u32, b: u32) -> f64 {
+        let count = |k: u32| self.counts.get(&k).copied().unwrap_or(1).max(1);
+        let f = f64::from(count(a).max(count(b))) / self.records;
+        if self.mean_agreement <= 0.0 {
+            return 0.0;
+        }
+        (self.mean_agreement / f).log2().clamp(-TF_LIMIT, TF_LIMIT)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_pack_and_unpack() {
+        let p = pack([3, MISSING, 1, 9]);
+        assert_eq!(level_of(p, 0), 3);
+        assert_eq!(level_of(p, 1), MISSING);
+        assert_eq!(level_of(p, 2), 1);
+        assert_eq!(level_of(p, 3), 9);
+    }
+
+    #[test]
+    fn kanji_and_kana_make_one_name_comparison() {
+        assert_eq!(joint_name_level(0, 0), 0);
+        assert_eq!(joint_name_level(0, MISSING), 1);
+        assert_eq!(joint_name_level(1, 0), 4);
+        assert_eq!(joint_name_level(3, 3), 6);
+        assert_eq!(joint_name_level(5, 0), 8);
+        assert_eq!(joint_name_level(5, 5), 9);
+        assert_eq!(joint_name_level(MISSING, MISSING), MISSING);
+    }
+
+    #[test]
+    fn common_names_weigh_less_than_rare_ones() {
+        // Key 1 is common (佐藤花子-like), 2..=101 appear once each.
+        let keys = std::iter::repeat_n(1u32, 100).chain(2..=101);
+        let tf = TermFrequencies::new(keys);
+        assert!(tf.adjustment(1, 1) < 0.0);
+        assert!(tf.adjustment(50, 50) > 0.0);
+    }
+
+    #[test]
+    fn em_separates_matches_from_non_matches() {
+        // Matches agree on everything, non-matches disagree on names and household.
+        let agree = pack([0, 0, 0, 0]);
+        let disagree = pack([9, 0, 0, 9]);
+        let counts = vec![(agree, 1_000), (disagree, 9_000)];
+        let u: Vec<Vec<f64>> = FIELDS
+            .iter()
+            .map(|f| {
+                // Random pairs mostly land on the last ("different") level.
+                let n = level_count(*f);
+                (0..n)
+                    .map(|l| match l {
+                        0 => 0.01,
+                        l if l == n - 1 => 0.98,
+                        _ => 0.01 / (n - 2).max(1) as f64,
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut used = [true; FIELD_COUNT];
+        used[1] = false; // the blocked field
+        used[2] = false; // sex agrees on both patterns: no information here
+        let fit = fit_em(
+            &counts,
+            &u,
+            used,
+            EmSettings {
+                max_iterations: 200,
+                tolerance: 1e-9,
+            },
+        );
+        assert!((fit.match_share - 0.1).abs() < 0.01, "{}", fit.match_share);
+        assert!(fit.m[0][0] > 0.99, "{:?}", fit.m[0]);
+        assert!(fit.m[3][0] > 0.99, "{:?}", fit.m[3]);
+        assert_eq!(fit.m[1], starting_m()[1]);
+    }
+}
