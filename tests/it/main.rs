@@ -13,3 +13,4 @@ mod optout_browser;
 mod privacy;
 mod resume;
 mod support;
+mod upload_kill;
