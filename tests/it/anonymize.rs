@@ -50,8 +50,12 @@ fn options_form_releases_a_k_anonymous_table_and_a_report() {
             .args(["--metric", "entropy", "--out"])
             .arg(&release)
             .arg("--report")
-            .arg(&report),
+            .arg(&report)
+            .arg("--report-html")
+            .arg(out.path().join("report.html")),
     );
+    let html = std::fs::read_to_string(out.path().join("report.html")).unwrap();
+    assert!(html.contains("<svg") && html.contains("情報損失"));
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     let (rows, suppressed, smallest) = recount(&release);

@@ -13,6 +13,7 @@ use crate::error::{AnonymizeError, Result};
 use crate::hierarchy::{Hierarchy, SUPPRESSED};
 use crate::metric::{Metric, MetricTables};
 use crate::privacy::{LDiversity, PrivacyModels, entropy, equal_distance_emd};
+use crate::risk::RiskSummary;
 use crate::search::{Problem, SearchConfig, SearchStrategy, search};
 
 /// Roles of the columns of a data set; columns not named are insensitive.
@@ -37,6 +38,9 @@ pub struct Settings {
     pub search: SearchConfig,
     /// Prosecutor risk above which a record counts as "at risk" in the report.
     pub risk_threshold: f64,
+    /// Share of the population that the input data is, in `(0, 1]`, for the
+    /// population-uniqueness estimates (see [`crate::DEFAULT_SAMPLING_FRACTION`]).
+    pub sampling_fraction: f64,
 }
 
 /// Number of released records per class size.
@@ -59,19 +63,6 @@ pub struct SensitiveAchieved {
     pub entropy_l: f64,
     /// Largest equal-distance EMD of a released class to the overall distribution (t).
     pub t: f64,
-}
-
-/// Re-identification risk of the released records (prosecutor model: 1 / class size).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RiskSummary {
-    /// Highest prosecutor risk of a released record.
-    pub prosecutor_max: f64,
-    /// Mean prosecutor risk over released records.
-    pub prosecutor_mean: f64,
-    /// Threshold used for `records_at_risk`.
-    pub threshold: f64,
-    /// Released records whose risk exceeds the threshold.
-    pub records_at_risk: usize,
 }
 
 /// What was done and what the release achieves. Every privacy figure is measured on the release.
@@ -116,6 +107,8 @@ pub struct Report {
     pub finest_classes: usize,
     /// Wall time of encoding, search and report, in milliseconds.
     pub elapsed_ms: f64,
+    /// The privacy models that were required (the targets the achieved figures answer).
+    pub privacy: PrivacyModels,
 }
 
 /// A finished anonymization: the report plus what is needed to write the release.
@@ -169,6 +162,11 @@ pub fn anonymize<'a>(
     settings
         .models
         .validate(dataset.row_count(), roles.sensitive.len())?;
+    if !(settings.sampling_fraction > 0.0 && settings.sampling_fraction <= 1.0) {
+        return Err(AnonymizeError::InvalidParameter(
+            "sampling_fraction must be within (0, 1]".into(),
+        ));
+    }
     let mut qi_columns = Vec::new();
     let mut ordered = Vec::new();
     let mut qi_codes = Vec::new();
@@ -270,26 +268,17 @@ fn build_report(
         .filter(|(_, k)| **k)
         .map(|(&s, _)| s as usize)
         .collect();
-    let released: usize = kept_sizes.iter().sum();
     let mut histogram: BTreeMap<usize, usize> = BTreeMap::new();
     for &s in &kept_sizes {
         *histogram.entry(s).or_insert(0) += 1;
     }
     let k = kept_sizes.iter().copied().min().unwrap_or(0);
-    let threshold = settings.risk_threshold;
-    let risk = RiskSummary {
-        prosecutor_max: if k > 0 { 1.0 / k as f64 } else { 0.0 },
-        prosecutor_mean: if released > 0 {
-            kept_sizes.len() as f64 / released as f64
-        } else {
-            0.0
-        },
-        threshold,
-        records_at_risk: kept_sizes
-            .iter()
-            .filter(|&&s| 1.0 / s as f64 > threshold)
-            .sum(),
-    };
+    let risk = RiskSummary::from_class_sizes(
+        &histogram,
+        dataset.row_count(),
+        settings.sampling_fraction,
+        settings.risk_threshold,
+    );
     let sensitive: Vec<SensitiveAchieved> = roles
         .sensitive
         .iter()
@@ -358,6 +347,7 @@ fn build_report(
         risk,
         finest_classes: classes.len(),
         elapsed_ms: search.started.elapsed().as_secs_f64() * 1000.0,
+        privacy: settings.models.clone(),
     }
 }
 

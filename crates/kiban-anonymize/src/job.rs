@@ -9,8 +9,10 @@ use crate::anonymize::{AttributeRoles, Report, Settings, anonymize, write_report
 use crate::data::Dataset;
 use crate::error::{AnonymizeError, Result};
 use crate::hierarchy::{Hierarchy, HierarchySpec};
+use crate::html::write_report_html;
 use crate::metric::Metric;
 use crate::privacy::PrivacyModels;
+use crate::risk::DEFAULT_SAMPLING_FRACTION;
 use crate::search::SearchConfig;
 
 /// Where the hierarchy of one quasi-identifier comes from.
@@ -72,6 +74,17 @@ pub struct JobConfig {
     /// Prosecutor risk above which a record counts as at risk.
     #[serde(default = "default_risk_threshold")]
     pub risk_threshold: f64,
+    /// Share of the population that the input is, in `(0, 1]`, for the population-uniqueness
+    /// estimates; default [`DEFAULT_SAMPLING_FRACTION`] (1 %).
+    #[serde(default = "default_sampling_fraction")]
+    pub sampling_fraction: f64,
+    /// HTML report file to write, if any (bilingual, self-contained, with SVG plots).
+    #[serde(default)]
+    pub report_html: Option<PathBuf>,
+}
+
+fn default_sampling_fraction() -> f64 {
+    DEFAULT_SAMPLING_FRACTION
 }
 
 fn default_separator() -> char {
@@ -105,6 +118,8 @@ impl JobConfig {
             search: SearchConfig::default(),
             drop_suppressed: false,
             risk_threshold: default_risk_threshold(),
+            sampling_fraction: default_sampling_fraction(),
+            report_html: None,
         }
     }
 
@@ -170,8 +185,8 @@ impl JobConfig {
     }
 }
 
-/// Runs a job: reads the input, anonymizes, writes the release (and the JSON report if
-/// configured) atomically, and returns the report. Nothing is written if any step fails.
+/// Runs a job: reads the input, anonymizes, writes the release (and the JSON and HTML reports
+/// if configured) atomically, and returns the report. Nothing is written if any step fails.
 pub fn run(job: &JobConfig) -> Result<Report> {
     let separator = job.separator_byte()?;
     let dataset = Dataset::read_delimited(&job.input, separator)?;
@@ -192,12 +207,16 @@ pub fn run_on(job: &JobConfig, dataset: &Dataset) -> Result<Report> {
         metric: job.metric,
         search: job.search.clone(),
         risk_threshold: job.risk_threshold,
+        sampling_fraction: job.sampling_fraction,
     };
     let result = anonymize(dataset, &roles, hierarchies, &settings)?;
     result.write_release(&job.output, separator, job.drop_suppressed)?;
     let report = result.report().clone();
     if let Some(path) = &job.report {
         write_report_json(&report, path)?;
+    }
+    if let Some(path) = &job.report_html {
+        write_report_html(&report, path)?;
     }
     Ok(report)
 }

@@ -9,7 +9,9 @@
 //! * [`PrivacyModels`], [`Metric`], [`SearchConfig`] — what to protect and what to optimize.
 //! * [`anonymize`] → [`Anonymization`] (report + [`Anonymization::write_release`]).
 //! * [`JobConfig`] + [`run`] — the whole job (what `kiban anonymize` calls), returning a
-//!   [`Report`].
+//!   [`Report`]; [`write_report_json`] and [`write_report_html`] write it.
+//! * [`RiskSummary`] — prosecutor, journalist and marketer risk, sample uniques and
+//!   population-uniqueness estimates (Zayatz, Pitman, SNB, Dankar's rule).
 //!
 //! How it works: the rows are grouped once into their finest equivalence classes (all
 //! quasi-identifiers at level 0, with counts and sensitive-value histograms); every node of the
@@ -45,6 +47,7 @@
 //!     metric: Metric::Entropy,
 //!     search: SearchConfig::default(),
 //!     risk_threshold: 0.2,
+//!     sampling_fraction: kiban_anonymize::DEFAULT_SAMPLING_FRACTION,
 //! };
 //! let hierarchies = BTreeMap::from([("age".to_string(), age), ("sex".to_string(), sex)]);
 //! let result = anonymize(&data, &roles, hierarchies, &settings)?;
@@ -59,19 +62,27 @@ mod data;
 mod engine;
 mod error;
 mod hierarchy;
+mod html;
 mod job;
 mod metric;
 mod privacy;
+mod risk;
 mod search;
 
 pub use anonymize::{
-    Anonymization, AttributeRoles, ClassSizeBin, Report, RiskSummary, SensitiveAchieved, Settings,
-    anonymize, write_report_json,
+    Anonymization, AttributeRoles, ClassSizeBin, Report, SensitiveAchieved, Settings, anonymize,
+    write_report_json,
 };
 pub use data::{AttributeRole, Dataset, EncodedColumn};
 pub use error::{AnonymizeError, MAX_LISTED_MISSING_VALUES, Result};
 pub use hierarchy::{GroupingSpec, Hierarchy, HierarchySpec, IntervalSpec, MaskSpec, SUPPRESSED};
+pub use html::{render_report_html, write_report_html};
 pub use job::{HierarchySource, JobConfig, arx_hierarchy_path, run, run_on};
 pub use metric::Metric;
 pub use privacy::{LDiversity, PrivacyModels};
+pub use risk::{
+    DEFAULT_SAMPLING_FRACTION, JOURNALIST_WITHOUT_POPULATION, PROSECUTOR_RISK_BIN_EDGES,
+    PopulationUniqueness, RiskBin, RiskSummary, UniquenessModel, pitman_uniques,
+    population_uniqueness, shlosser_classes, snb_uniques, zayatz_uniques,
+};
 pub use search::{SearchConfig, SearchStrategy};

@@ -60,12 +60,33 @@ fn assert_report_matches_release(report: &Report, release: &Path, qis: &[&str], 
         .map(|b| (b.size, b.classes))
         .collect();
     assert_eq!(
-        m.class_sizes.into_iter().collect::<Vec<_>>(),
+        m.class_sizes.clone().into_iter().collect::<Vec<_>>(),
         histogram,
         "class sizes"
     );
     assert!((m.prosecutor_max - report.risk.prosecutor_max).abs() < 1e-12);
     assert!((m.prosecutor_mean - report.risk.prosecutor_mean).abs() < 1e-12);
+    assert!((m.marketer - report.risk.marketer).abs() < 1e-9, "marketer");
+    assert!((m.sample_uniques - report.risk.sample_uniques).abs() < 1e-12);
+    // Records at risk and the risk distribution, from the measured class sizes.
+    let at_risk: usize = m
+        .class_sizes
+        .iter()
+        .filter(|(size, _)| 1.0 / **size as f64 > report.risk.threshold)
+        .map(|(size, classes)| size * classes)
+        .sum();
+    assert_eq!(at_risk, report.risk.records_at_risk, "records at risk");
+    let binned: usize = report
+        .risk
+        .records_by_prosecutor_risk
+        .iter()
+        .map(|b| b.records)
+        .sum();
+    assert_eq!(
+        binned,
+        m.rows - m.suppressed,
+        "risk distribution covers every record"
+    );
     assert_eq!(m.sensitive.len(), report.sensitive.len());
     for ((distinct, entropy_l, t), claimed) in m.sensitive.iter().zip(&report.sensitive) {
         assert_eq!(*distinct, claimed.distinct_l, "distinct ℓ");
@@ -418,4 +439,140 @@ fn identifying_columns_are_dropped_and_built_hierarchies_work() {
     );
     assert_eq!(m.k, report.k);
     assert_eq!(m.classes, report.equivalence_classes);
+}
+
+// ---- risk estimates and the HTML report ----
+
+#[test]
+fn adult_risk_report_has_population_estimates() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("release.csv");
+    // k = 1 leaves sample uniques, so that every estimator has something to estimate.
+    let mut job = job(&out, &EIGHT, 1, 0.0);
+    job.sampling_fraction = 0.05;
+    let report = run(&job).unwrap();
+    assert_report_matches_release(&report, &out, &EIGHT, &[]);
+    let risk = &report.risk;
+    assert!(risk.sample_uniques > 0.0);
+    let population = &risk.population_uniqueness;
+    assert_eq!(population.sampling_fraction, 0.05);
+    assert!((population.population_size - report.records as f64 / 0.05).abs() < 1e-6);
+    // Population uniques cannot exceed the sample uniques scaled to the population.
+    let bound = risk.sample_uniques * (report.records - report.suppressed_records) as f64
+        / population.population_size
+        / 0.05;
+    for estimate in [population.zayatz, population.dankar] {
+        let e = estimate.expect("estimate available");
+        assert!(e > 0.0 && e <= bound * (1.0 + 1e-9), "{e} vs {bound}");
+    }
+    assert_eq!(
+        population.dankar_model,
+        Some(if population.pitman.is_some_and(|p| p > 0.0) {
+            kiban_anonymize::UniquenessModel::Pitman
+        } else {
+            kiban_anonymize::UniquenessModel::Zayatz
+        })
+    );
+    assert_eq!(risk.journalist_max, risk.prosecutor_max);
+}
+
+#[test]
+fn sampling_fraction_out_of_range_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut job = small_job(dir.path(), "age;sex\n30;F\n31;F\n", AGES);
+    job.sampling_fraction = 0.0;
+    assert!(matches!(
+        run(&job).unwrap_err(),
+        AnonymizeError::InvalidParameter(_)
+    ));
+    no_output_left(dir.path());
+}
+
+/// Every `<` of the page opens a tag, a comment or the doctype: none comes from data.
+fn assert_markup_only(html: &str) {
+    for (i, _) in html.match_indices('<') {
+        let next = html[i + 1..].chars().next().unwrap();
+        assert!(
+            next.is_ascii_alphabetic() || next == '/' || next == '!',
+            "stray '<' at {i}: {}",
+            &html[i..(i + 40).min(html.len())]
+        );
+    }
+}
+
+#[test]
+fn html_report_is_self_contained_and_escapes_data() {
+    let dir = tempfile::tempdir().unwrap();
+    // A hostile column name: it reaches the page through the quasi-identifier list.
+    let data = "a<g>e&;sex\n30;F\n31;F\n40;M\n41;M\n";
+    std::fs::write(dir.path().join("small.csv"), data).unwrap();
+    std::fs::write(dir.path().join("small_hierarchy_sex.csv"), "F;*\nM;*\n").unwrap();
+    std::fs::write(dir.path().join("ages.csv"), AGES).unwrap();
+    let mut job = JobConfig::new(
+        dir.path().join("small.csv"),
+        dir.path().join("release.csv"),
+        vec!["a<g>e&".into(), "sex".into()],
+        PrivacyModels::k_anonymity(2, 0.0),
+    );
+    job.hierarchy_dir = Some(dir.path().to_path_buf());
+    job.hierarchies.insert(
+        "a<g>e&".into(),
+        kiban_anonymize::HierarchySource::File {
+            file: dir.path().join("ages.csv"),
+        },
+    );
+    let html_path = dir.path().join("report.html");
+    job.report_html = Some(html_path.clone());
+    let report = run(&job).unwrap();
+    let html = std::fs::read_to_string(&html_path).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    assert!(html.trim_end().ends_with("</html>"));
+    assert!(html.contains("a&lt;g&gt;e&amp;") && !html.contains("a<g>e"));
+    assert_markup_only(&html);
+    // Self-contained: no script, no external reference.
+    assert!(!html.contains("<script") && !html.contains("src=") && !html.contains("<link"));
+    assert!(!html.contains("http://") || html.matches("http://").count() == 2); // SVG namespaces
+    assert_eq!(html.matches("<svg").count(), 2);
+    assert_eq!(html.matches("</svg>").count(), 2);
+    // Bilingual headings and the figures of the report.
+    for text in [
+        "情報損失 / Information loss",
+        "削除レコード数 / Suppressed records",
+        "マーケターリスク / Marketer risk",
+        "母集団一意（Dankar） / Population uniques (Dankar)",
+        "k-匿名性 / k-anonymity",
+        "✓ 充足 / holds",
+    ] {
+        assert!(html.contains(text), "missing {text}");
+    }
+    assert!(html.contains(&report.information_loss.to_string()));
+    assert_eq!(report.levels, vec![1, 0]);
+    assert!(html.contains("<td class=\"num\">1</td>"));
+    // One bar per class size (all classes have 2 records) and per risk bin.
+    assert_eq!(
+        html.matches("<rect").count(),
+        1 + kiban_anonymize::PROSECUTOR_RISK_BIN_EDGES.len()
+    );
+}
+
+#[test]
+fn html_report_is_not_written_on_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut job = small_job(dir.path(), "age;sex\n30;F\n31;F\n", AGES);
+    job.privacy.k = 3;
+    job.report_html = Some(dir.path().join("release.html"));
+    assert!(run(&job).is_err());
+    no_output_left(dir.path());
+    // A failing write (the target is a directory) leaves neither the page nor a temporary file.
+    let job = small_job(dir.path(), "age;sex\n30;F\n31;F\n", AGES);
+    let report = run(&job).unwrap();
+    let target = dir.path().join("report.html");
+    std::fs::create_dir(&target).unwrap();
+    assert!(kiban_anonymize::write_report_html(&report, &target).is_err());
+    let partial: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("partial"))
+        .collect();
+    assert!(partial.is_empty(), "{partial:?}");
 }

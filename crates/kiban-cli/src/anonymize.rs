@@ -30,7 +30,16 @@ pub fn run(args: AnonymizeArgs) -> Result<()> {
         report.risk.records_at_risk,
         report.risk.threshold
     );
-    if let Some(path) = &job.report {
+    let uniqueness = &report.risk.population_uniqueness;
+    println!(
+        "  marketer risk {:.4}; sample uniques {:.4}; population uniques (Dankar) {}",
+        report.risk.marketer,
+        report.risk.sample_uniques,
+        uniqueness
+            .dankar
+            .map_or_else(|| "not estimable".to_owned(), |u| format!("{u:.6}"))
+    );
+    for path in [&job.report, &job.report_html].into_iter().flatten() {
         println!("  report: {}", path.display());
     }
     Ok(())
@@ -48,6 +57,7 @@ fn job_of(args: &AnonymizeArgs) -> Result<JobConfig> {
         job.input = base.join(&job.input);
         job.output = base.join(&job.output);
         job.report = job.report.map(|r| base.join(r));
+        job.report_html = job.report_html.map(|r| base.join(r));
         job.hierarchy_dir = job.hierarchy_dir.map(|d| base.join(d));
         return Ok(job);
     }
@@ -72,6 +82,8 @@ fn job_of(args: &AnonymizeArgs) -> Result<JobConfig> {
     job.identifying = args.identifying.clone();
     job.hierarchy_dir = args.hierarchies.clone();
     job.report = args.report.clone();
+    job.report_html = args.report_html.clone();
+    job.sampling_fraction = args.sampling_fraction;
     job.metric = parse_metric(&args.metric)?;
     job.drop_suppressed = args.drop_suppressed;
     Ok(job)

@@ -159,6 +159,13 @@ pub struct AnonymizeArgs {
     /// JSON report to write (levels, information loss, suppressed records, k, risk).
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// HTML report to write (Japanese and English, with the class-size and risk plots).
+    #[arg(long, value_name = "FILE")]
+    pub report_html: Option<PathBuf>,
+    /// Share of the population the input is a sample of, for the population-uniqueness
+    /// estimates (Pitman, Zayatz, SNB; Dankar's rule picks one).
+    #[arg(long, default_value_t = kiban_anonymize::DEFAULT_SAMPLING_FRACTION)]
+    pub sampling_fraction: f64,
     /// Leave suppressed records out of the release instead of writing them as `*` rows.
     #[arg(long)]
     pub drop_suppressed: bool,

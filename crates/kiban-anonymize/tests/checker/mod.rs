@@ -17,6 +17,12 @@ pub struct Measured {
     pub sensitive: Vec<(usize, f64, f64)>,
     pub prosecutor_max: f64,
     pub prosecutor_mean: f64,
+    /// Marketer risk: expected share of released records re-identified when an attacker links
+    /// every released record to one of its class at random (Σ over records of 1/|class|,
+    /// divided by the released records).
+    pub marketer: f64,
+    /// Share of released records alone in their class.
+    pub sample_uniques: f64,
 }
 
 /// Reads `release` (`separator`-delimited, header) and measures it. Rows whose quasi-identifiers
@@ -60,6 +66,13 @@ pub fn measure(release: &Path, separator: u8, qis: &[&str], sensitive: &[&str]) 
     }
     let k = groups.values().map(Vec::len).min().unwrap_or(0);
     let released = rows - suppressed;
+    // Summed per record, not per class, so that it is a different computation from the
+    // engine's classes / records.
+    let expected_matches: f64 = groups
+        .values()
+        .flat_map(|members| std::iter::repeat_n(1.0 / members.len() as f64, members.len()))
+        .sum();
+    let alone = groups.values().filter(|m| m.len() == 1).count();
     let sensitive_measures = (0..sensitive.len())
         .map(|s| {
             let total: usize = overall[s].values().sum();
@@ -102,6 +115,16 @@ pub fn measure(release: &Path, separator: u8, qis: &[&str], sensitive: &[&str]) 
         prosecutor_max: if k > 0 { 1.0 / k as f64 } else { 0.0 },
         prosecutor_mean: if released > 0 {
             groups.len() as f64 / released as f64
+        } else {
+            0.0
+        },
+        marketer: if released > 0 {
+            expected_matches / released as f64
+        } else {
+            0.0
+        },
+        sample_uniques: if released > 0 {
+            alone as f64 / released as f64
         } else {
             0.0
         },
