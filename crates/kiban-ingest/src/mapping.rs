@@ -693,11 +693,18 @@ fn map_procedure(r: &Procedure, common: RowCommon) -> Result<ProcedureRow, Strin
 // ----- documents -----
 
 /// The kind of a document from its type code (LOINC) or, failing that, its profile.
+/// JP-CLINS's document type code system (LOINC codes: 57133-1, 18842-5, 53576-5, ...).
+const JP_CLINS_DOCUMENT_TYPE_CODES: &str = "http://jpfhir.jp/fhir/Common/CodeSystem/doc-typecodes";
+
 fn document_kind(type_: Option<&CodeableConcept>, profiles_declared: &[String]) -> DocumentKind {
     if let Some(t) = type_ {
         for coding in &t.coding {
             let code = coding.code.as_deref().unwrap_or("");
-            let loinc = coding.system.as_deref() == Some(LOINC);
+            // JP-CLINS codes document types with the same LOINC codes under its own system.
+            let loinc = matches!(
+                coding.system.as_deref(),
+                Some(LOINC) | Some(JP_CLINS_DOCUMENT_TYPE_CODES)
+            );
             if loinc && code == LOINC_REFERRAL_NOTE {
                 return DocumentKind::ReferralLetter;
             }
@@ -920,5 +927,30 @@ mod tests {
             panic!()
         };
         assert_eq!(d.death_date, None);
+    }
+}
+
+#[cfg(test)]
+mod document_kind_tests {
+    use super::*;
+
+    fn type_coded(system: &str, code: &str) -> CodeableConcept {
+        serde_json::from_value(serde_json::json!({"coding": [{"system": system, "code": code}]}))
+            .unwrap()
+    }
+
+    #[test]
+    fn jp_clins_document_type_codes_name_the_kind_like_loinc() {
+        for system in [LOINC, JP_CLINS_DOCUMENT_TYPE_CODES] {
+            let kind = |code| document_kind(Some(&type_coded(system, code)), &[]);
+            assert_eq!(kind(LOINC_REFERRAL_NOTE), DocumentKind::ReferralLetter);
+            assert_eq!(
+                kind(LOINC_DISCHARGE_SUMMARY),
+                DocumentKind::DischargeSummary
+            );
+            assert_eq!(kind(LOINC_CHECKUP_REPORT), DocumentKind::CheckupReport);
+        }
+        let other = type_coded("http://example.org/local-codes", LOINC_REFERRAL_NOTE);
+        assert_eq!(document_kind(Some(&other), &[]), DocumentKind::Other);
     }
 }

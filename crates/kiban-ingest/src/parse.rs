@@ -336,6 +336,25 @@ fn prepare(
     })
 }
 
+/// In a document, an Encounter without a subject is about the document's subject (the
+/// Composition's, which `bdl-11` puts first): JP-CLINS documents leave it out there.
+fn inherit_document_subject(bundle: &mut Bundle) {
+    let subject = match bundle.entry.first().and_then(|e| e.resource.as_ref()) {
+        Some(Resource::Composition(composition)) => composition.subject.clone(),
+        _ => None,
+    };
+    let Some(subject) = subject else {
+        return;
+    };
+    for entry in &mut bundle.entry {
+        if let Some(Resource::Encounter(encounter)) = entry.resource.as_mut()
+            && encounter.subject.is_none()
+        {
+            encounter.subject = Some(subject.clone());
+        }
+    }
+}
+
 /// The prepared form of a carried resource: recognised on re-delivery like any other, no rows.
 fn carried_entry(
     carried: CarriedResource,
@@ -663,9 +682,12 @@ fn finish_bundle(
         .collect();
     let validated = Resource::Bundle(Box::new(bundle));
     let issues = kiban_fhir::validate(&validated);
-    let Resource::Bundle(bundle) = validated else {
+    let Resource::Bundle(mut bundle) = validated else {
         unreachable!("constructed as a Bundle just above")
     };
+    if bundle_type.as_deref() == Some("document") {
+        inherit_document_subject(&mut bundle);
+    }
     let (entry_issues, bundle_issues): (Vec<_>, Vec<_>) = issues
         .iter()
         .partition(|i| issue_entry_index(&i.path).is_some());

@@ -1058,3 +1058,42 @@ async fn recent_notifications_hold_and_refusals_refuse() {
         .unwrap();
     assert_eq!(again, ReleaseReport::default());
 }
+
+/// JP-CLINS habits: the document's Encounter leaves out its subject (it is the Composition's),
+/// and the document carries resources kiban has no table for (Coverage). The document is taken
+/// whole: the Encounter lands under the document's patient, the Coverage is carried.
+#[tokio::test]
+async fn a_document_encounter_takes_the_document_subject_and_unmapped_entries_are_carried() {
+    let env = env().await;
+    let input = tempfile::tempdir().unwrap();
+    let mut document = referral_document(4);
+    let patient_url = document["entry"][1]["fullUrl"].clone();
+    let entries = document["entry"].as_array_mut().unwrap();
+    entries.push(json!({"fullUrl": urn(980), "resource": {
+        "resourceType": "Encounter", "id": "enc-doc-4", "status": "finished",
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+        "period": {"start": "2024-01-20", "end": "2024-01-20"}}}));
+    entries.push(json!({"fullUrl": urn(981), "resource": {
+        "resourceType": "Coverage", "id": "cov-4", "status": "active",
+        "beneficiary": {"reference": patient_url},
+        "payor": [{"display": "全国健康保険協会"}]}}));
+    write_intake_dir(input.path(), &[document.to_string()]);
+    let report = ingest_dir(
+        env.store.clone(),
+        &env.meta,
+        input.path(),
+        &IngestOptions::default(),
+        &no_progress(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.resources_rejected, 0, "{:?}", quarantine(&env).await);
+    assert_eq!(report.resources_accepted, 5);
+    let identity: Vec<IdentityRow> = rows(&env).await;
+    let encounters: Vec<EncounterRow> = rows(&env).await;
+    assert_eq!(encounters.len(), 1);
+    assert_eq!(
+        encounters[0].common.patient_key,
+        identity[0].common.patient_key
+    );
+}
