@@ -17,6 +17,7 @@ use std::time::Duration;
 use std::time::Instant;
 
 use crate::keys::{existing_master_key, open_master_key};
+use crate::lock::IntakeLock;
 use crate::progress::{bytes_bar, count_bar};
 use crate::{Command, DemoArgs, IngestArgs, IntakeApiArgs, KeygenArgs, ServeArgs, SynthArgs};
 
@@ -119,8 +120,7 @@ async fn run_ingest(
     chunk_lines: usize,
 ) -> Result<Ingested> {
     let started = Instant::now();
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+    let _lock = IntakeLock::acquire(data_dir)?;
     let (keys, key_path) = open_master_key(data_dir, key_file)?;
     let store = Arc::new(
         Store::open(data_dir, keys)
@@ -219,8 +219,10 @@ async fn run_server(
     let meta = Metadata::open_in_dir(data_dir)
         .await
         .with_context(|| format!("metadata store in {}", data_dir.display()))?;
+    let mut lock = None;
     let (collection, intake) = match existing_master_key(data_dir, key_file)? {
         Some((keys, key_path)) => {
+            lock = Some(IntakeLock::acquire(data_dir)?);
             let store = Arc::new(
                 Store::open(data_dir, keys)
                     .with_context(|| format!("encrypted store in {}", data_dir.display()))?,
@@ -262,6 +264,8 @@ async fn run_server(
     .await
     .context("web server")?;
     meta.close().await;
+    // Held to here: another intake process may use the directory from now on.
+    drop(lock);
     println!("serve: stopped");
     Ok(())
 }
@@ -341,8 +345,7 @@ async fn demo(args: DemoArgs) -> Result<ExitCode> {
         "2/3 upload: the providers send their files to the FHIR intake API -> encrypted store {}",
         data_dir.display()
     );
-    std::fs::create_dir_all(&data_dir)
-        .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+    let _lock = IntakeLock::acquire(&data_dir)?;
     let (keys, key_path) = open_master_key(&data_dir, args.keys.key_file.as_deref())?;
     let store = Arc::new(
         Store::open(&data_dir, keys)

@@ -23,6 +23,7 @@ mod demo_upload;
 mod extract;
 mod keys;
 mod link;
+mod lock;
 mod progress;
 mod provider;
 
