@@ -92,6 +92,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     println!(
+        "true pairs         {} (predicted {}, correct {})",
+        evaluation.true_pairs, evaluation.predicted_pairs, evaluation.correct_pairs
+    );
+    println!(
         "pairwise precision {:.5} recall {:.5}",
         evaluation.pairwise_precision, evaluation.pairwise_recall
     );

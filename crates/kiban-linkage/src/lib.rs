@@ -19,7 +19,9 @@
 //! - [`model`]: the Fellegi–Sunter model: comparison vectors (one name comparison of kanji and
 //!   kana together, birth date, sex, and one household comparison of card, branch, address and
 //!   postal code), u from random pairs, m from EM sessions over training blocks, the shared-card
-//!   levels conditioned on the household, term-frequency adjustment of exact name matches.
+//!   levels conditioned on the household, term-frequency adjustment of exact name matches
+//!   (within the birth cohort and sex when the birth dates agree too,
+//!   [`model::CohortNameFrequencies`]).
 //! - [`cluster`]: persons from the linked pairs, one record per provider and person.
 //! - [`link`]: the whole run, [`link::link_csv`] (CSV in, `record_id,person_id,match_probability`
 //!   out) and [`link::link_records`].

@@ -3,11 +3,14 @@
 use crate::blocking::{RuleReport, TrainingRule, candidate_pairs, training_sample};
 use crate::cluster::{ScoredPair, cluster};
 use crate::model::{
-    EmSession, EmSettings, FIELD_COUNT, FIELDS, Field, FieldParameters, ModelParameters,
-    TermFrequencies, compare_records, condition_on_shared_card, count_patterns, estimate_u_random,
-    fit_em, fit_em_anchored, level_of, posteriors, probability_of_weight, starting_m,
+    CohortNameFrequencies, EmSession, EmSettings, FIELD_COUNT, FIELDS, Field, FieldParameters,
+    ModelParameters, Pattern, TermFrequencies, compare_records, condition_on_shared_card,
+    count_patterns, estimate_u_random, estimate_u_within_cohorts, fit_em, fit_em_anchored,
+    level_of, posteriors, probability_of_weight, starting_m,
 };
-use crate::records::{LoadError, LoadedRecords, UnlinkableRow, UnusableValues, load_identity_csv};
+use crate::records::{
+    LinkRecord, LoadError, LoadedRecords, UnlinkableRow, UnusableValues, load_identity_csv,
+};
 use rayon::prelude::*;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -35,7 +38,7 @@ pub struct LinkOptions {
 impl Default for LinkOptions {
     fn default() -> Self {
         LinkOptions {
-            match_threshold: 0.9,
+            match_threshold: 0.7,
             max_block_size: 1_000,
             random_pairs: 1_000_000,
             max_em_iterations: 500,
@@ -121,28 +124,24 @@ pub fn link_records(loaded: &LoadedRecords, options: &LinkOptions) -> Linkage {
         .map(|&(a, b)| compare_records(pool, &records[a as usize], &records[b as usize]))
         .collect();
     let distinct_patterns = count_patterns(&patterns).len() as u64;
-    let model = train_model(loaded, &linkable, options);
-    let kanji_tf = TermFrequencies::new(linkable.iter().map(|&i| records[i as usize].kanji.key));
-    let kana_tf = TermFrequencies::new(linkable.iter().map(|&i| records[i as usize].kana.key));
-    let prior = model.prior_weight();
-    let name_field = Field::Name as usize;
-    let weights: Vec<f64> = candidates
+    let mut model = train_model(loaded, &linkable, options);
+    let name_frequencies = NameFrequencies::new(records, &linkable);
+    // The evidence of each pair, without the prior.
+    let mut weights: Vec<f64> = candidates
         .pairs
         .par_iter()
         .zip(&patterns)
         .map(|(&(a, b), &pattern)| {
             let (x, y) = (&records[a as usize], &records[b as usize]);
-            let mut weight = prior + model.pattern_weight(pattern);
-            // An exact name weighs by how common it is: the kanji name when it agrees, else the
-            // kana reading.
-            match level_of(pattern, name_field) {
-                0 | 1 | 3 => weight += kanji_tf.adjustment(x.kanji.key, y.kanji.key),
-                2 => weight += kana_tf.adjustment(x.kana.key, y.kana.key),
-                _ => {}
-            }
-            weight
+            model.pattern_weight(pattern) + name_frequencies.adjustment(pattern, x, y)
         })
         .collect();
+    let all_pairs = cross_provider_pairs(loaded, &linkable);
+    let expected_matching_pairs = estimate_matching_pairs(&model, &patterns, &weights, all_pairs);
+    model.expected_matching_pairs = expected_matching_pairs;
+    model.match_prior = (expected_matching_pairs / all_pairs).clamp(1e-12, 0.5);
+    let prior = model.prior_weight();
+    weights.par_iter_mut().for_each(|w| *w += prior);
     drop(patterns);
     // The strongest candidate weight per record, for the records that end up alone.
     let mut best_candidate = vec![f64::NEG_INFINITY; records.len()];
@@ -200,10 +199,50 @@ pub fn link_records(loaded: &LoadedRecords, options: &LinkOptions) -> Linkage {
     }
 }
 
+/// The term-frequency adjustment of exact name matches: 佐藤 and 鈴木 are weak evidence, rare
+/// names strong.
+#[derive(Debug, Clone)]
+pub struct NameFrequencies {
+    kanji: TermFrequencies,
+    kana: TermFrequencies,
+    cohort: CohortNameFrequencies,
+}
+
+impl NameFrequencies {
+    /// Counts the names of the `linkable` records.
+    pub fn new(records: &[LinkRecord], linkable: &[u32]) -> NameFrequencies {
+        NameFrequencies {
+            kanji: TermFrequencies::new(linkable.iter().map(|&i| records[i as usize].kanji.key)),
+            kana: TermFrequencies::new(linkable.iter().map(|&i| records[i as usize].kana.key)),
+            cohort: CohortNameFrequencies::new(linkable.iter().map(|&i| &records[i as usize])),
+        }
+    }
+
+    /// The adjustment in bits of a pair with comparison vector `pattern`: an exact kanji name
+    /// weighs by how common it is (among people of the pair's cohort and sex when the birth dates
+    /// agree too), an exact kana name alone by how common its reading is; 0 otherwise.
+    pub fn adjustment(&self, pattern: Pattern, x: &LinkRecord, y: &LinkRecord) -> f64 {
+        match level_of(pattern, Field::Name as usize) {
+            0 | 1 | 3 => {
+                let cohort = match level_of(pattern, Field::BirthDate as usize) {
+                    0 | 1 | 3 => self.cohort.adjustment(x, y),
+                    _ => None,
+                };
+                cohort.unwrap_or_else(|| self.kanji.adjustment(x.kanji.key, y.kanji.key))
+            }
+            2 => self.kana.adjustment(x.kana.key, y.kana.key),
+            _ => 0.0,
+        }
+    }
+}
+
 /// Fits the model: u from random pairs, then one EM session per training rule, each leaving out
 /// the fields its rule blocks on; m of a field is the mean over the sessions that estimated it.
-/// The prior λ follows from the birth-date session: its matches, divided by the share of matches
-/// that agree on the birth date (m of an exact date, from the name session), are all the matches.
+/// The birth-date session measures the other fields against random pairs of one birth cohort
+/// ([`estimate_u_within_cohorts`]), the non-matches of its blocks. The prior λ here follows
+/// from the birth-date session: its matches, divided by the share of matches that agree on the
+/// birth date (m of an exact date, from the name session), are all the matches; [`link_records`]
+/// refines it on the candidate pairs with [`estimate_matching_pairs`].
 pub fn train_model(
     loaded: &LoadedRecords,
     linkable: &[u32],
@@ -238,7 +277,15 @@ pub fn train_model(
     let mut trained_by: Vec<Vec<&'static str>> = vec![Vec::new(); FIELD_COUNT];
     let mut sessions = Vec::new();
     let mut m_learned = starting_m();
+    // The birth-date session measures the other fields against pairs of the same cohort.
+    let (u_cohort, _) =
+        estimate_u_within_cohorts(pool, records, linkable, options.random_pairs, options.seed);
     for (rule, used, estimated) in sessions_spec {
+        let session_u = if rule == TrainingRule::BirthDate {
+            &u_cohort
+        } else {
+            &u
+        };
         let sample = training_sample(
             records,
             linkable,
@@ -253,7 +300,7 @@ pub fn train_model(
             .collect();
         let fit = fit_em_anchored(
             &count_patterns(&patterns),
-            &u,
+            session_u,
             used,
             estimated,
             m_learned.clone(),
@@ -332,6 +379,63 @@ pub fn train_model(
     }
 }
 
+/// Whether a comparison vector agrees exactly on the name (kanji and kana), the birth date and
+/// does not disagree on sex: the pairs of [`estimate_matching_pairs`].
+fn agrees_exactly(pattern: Pattern) -> bool {
+    level_of(pattern, Field::Name as usize) == 0
+        && level_of(pattern, Field::BirthDate as usize) == 0
+        && level_of(pattern, Field::Sex as usize) != 1
+}
+
+/// Estimates the number of matching pairs among all pairs from the candidate pairs that agree
+/// exactly on name, birth date and sex (every blocking rule on the birth date finds them, so
+/// they are all among the candidates).
+///
+/// Their matches are counted by EM with the m- and u-probabilities fixed and only the number of
+/// matches free: each pair's posterior under the current estimate, summed; the sum divided by
+/// the share of all matches that agree so exactly (recall, from the m-probabilities) is the next
+/// estimate of all matches. Counting the pairs themselves (a deterministic rule) would count
+/// namesakes as matches, and namesakes grow with the square of the population while matches
+/// grow with it. `evidence` is each candidate's weight without the prior, `all_pairs` the number
+/// of pairs of records of different providers; the model's own estimate is the starting point.
+pub fn estimate_matching_pairs(
+    model: &ModelParameters,
+    patterns: &[Pattern],
+    evidence: &[f64],
+    all_pairs: f64,
+) -> f64 {
+    let start = model.expected_matching_pairs;
+    let field = |f: Field| &model.fields[f as usize];
+    let recall = field(Field::Name).m[0]
+        * field(Field::BirthDate).m[0]
+        * (1.0 - field(Field::Sex).m.get(1).copied().unwrap_or(0.0));
+    let exact: Vec<f64> = patterns
+        .iter()
+        .zip(evidence)
+        .filter(|(p, _)| agrees_exactly(**p))
+        .map(|(_, w)| *w)
+        .collect();
+    if exact.is_empty() || recall <= 0.0 || all_pairs < 2.0 {
+        return start;
+    }
+    let mut matches = start.max(1.0);
+    for _ in 0..100 {
+        let prior = matches / all_pairs;
+        let prior_weight = (prior / (1.0 - prior)).log2();
+        let found: f64 = exact
+            .par_iter()
+            .map(|w| probability_of_weight(w + prior_weight))
+            .sum();
+        let next = (found / recall).clamp(1.0, all_pairs * 0.5);
+        let moved = (next - matches).abs() / matches;
+        matches = next;
+        if moved < 1e-6 {
+            break;
+        }
+    }
+    matches
+}
+
 /// Pairs of linkable records of different providers.
 fn cross_provider_pairs(loaded: &LoadedRecords, linkable: &[u32]) -> f64 {
     let mut per_provider: rustc_hash::FxHashMap<u32, f64> = rustc_hash::FxHashMap::default();
@@ -400,4 +504,46 @@ fn write_links(output: &Path, loaded: &LoadedRecords, linkage: &Linkage) -> Resu
     temp.as_file().sync_all().map_err(write_error)?;
     temp.persist(output).map_err(|e| write_error(e.error))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model(m_name: f64, m_date: f64) -> ModelParameters {
+        let field = |field: Field, m: Vec<f64>| FieldParameters {
+            field,
+            u: vec![1.0 / m.len() as f64; m.len()],
+            m,
+            trained_by: Vec::new(),
+        };
+        ModelParameters {
+            match_prior: 1e-3,
+            expected_matching_pairs: 5_000.0,
+            fields: vec![
+                field(Field::Name, vec![m_name, 1.0 - m_name]),
+                field(Field::BirthDate, vec![m_date, 1.0 - m_date]),
+                field(Field::Sex, vec![1.0, 0.0]),
+                field(Field::Household, vec![0.5, 0.5]),
+            ],
+            sessions: Vec::new(),
+            random_pairs: 0,
+        }
+    }
+
+    #[test]
+    fn matching_pairs_are_counted_on_exact_agreement_without_namesakes() {
+        // Name and date agree exactly on 80 % of matching pairs. 800 such pairs carry strong
+        // evidence (matches); 2 000 namesakes carry little, so they do not count.
+        let model = model(0.9, 0.9 / 1.0125);
+        let exact: Pattern = 0;
+        let other: Pattern = 1 | (1 << 4);
+        let mut patterns = vec![exact; 2_800];
+        let mut evidence = vec![40.0; 800];
+        evidence.extend(vec![2.0; 2_000]);
+        patterns.extend(vec![other; 100]);
+        evidence.extend(vec![40.0; 100]);
+        let matches = estimate_matching_pairs(&model, &patterns, &evidence, 1e9);
+        assert!((matches - 1_000.0).abs() < 5.0, "{matches}");
+    }
 }

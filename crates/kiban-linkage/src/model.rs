@@ -72,7 +72,7 @@ const DATE_LEVELS: [&str; 7] = [
     "different",
 ];
 const SEX_LEVELS: [&str; 2] = ["same", "different"];
-const HOUSEHOLD_LEVELS: [&str; 10] = [
+const HOUSEHOLD_LEVELS: [&str; 12] = [
     "same card, same branch",
     "same card, other branch",
     "same card (branch unknown), same residence",
@@ -83,6 +83,8 @@ const HOUSEHOLD_LEVELS: [&str; 10] = [
     "same municipality",
     "same prefecture or postal area",
     "different",
+    "same insurer (other card), same prefecture or postal area",
+    "same insurer (other card), residence different",
 ];
 
 impl Field {
@@ -297,6 +299,8 @@ pub fn household_level(pool: &StringPool, a: &LinkRecord, b: &LinkRecord) -> u8 
         && a.card.insurer == b.card.insurer
         && a.card.symbol == b.card.symbol
         && a.card.number == b.card.number;
+    let same_insurer =
+        a.card.is_present() && b.card.is_present() && a.card.insurer == b.card.insurer;
     if same_card {
         return match (a.card.branch, b.card.branch) {
             (Some(x), Some(y)) if x == y => 0,
@@ -310,6 +314,10 @@ pub fn household_level(pool: &StringPool, a: &LinkRecord, b: &LinkRecord) -> u8 
         Residence::Near => 5,
         Residence::SamePostalCode => 6,
         Residence::SameMunicipality => 7,
+        // The same insurer on two cards: the same employer's or municipality's scheme, which a
+        // person who moved may have kept; evidence only where the residence says little.
+        Residence::SameRegion if same_insurer => 10,
+        Residence::Different if same_insurer => 11,
         Residence::SameRegion => 8,
         Residence::Different => 9,
         Residence::Missing => MISSING,
@@ -431,8 +439,54 @@ pub fn estimate_u_random(
     samples: usize,
     seed: u64,
 ) -> (Vec<Vec<f64>>, u64) {
-    let n = linkable.len() as u64;
-    if n < 2 {
+    let groups = [linkable.to_vec()];
+    estimate_u_in_groups(pool, records, &groups, samples, seed)
+}
+
+/// Estimates u-probabilities from random pairs of records born in the same cohort (five birth
+/// years): the non-matches of a block on the birth date are such pairs, and given names follow
+/// fashion, so that two people born the same year share a given name far more often than two
+/// random people. EM over a birth-date block measures the other fields against these.
+pub fn estimate_u_within_cohorts(
+    pool: &StringPool,
+    records: &[LinkRecord],
+    linkable: &[u32],
+    samples: usize,
+    seed: u64,
+) -> (Vec<Vec<f64>>, u64) {
+    use chrono::Datelike;
+    let mut by_cohort: FxHashMap<i32, Vec<u32>> = FxHashMap::default();
+    for &i in linkable {
+        if let Some(date) = records[i as usize].birth_date {
+            by_cohort
+                .entry(date.year().div_euclid(COHORT_YEARS))
+                .or_default()
+                .push(i);
+        }
+    }
+    let mut groups: Vec<Vec<u32>> = by_cohort.into_values().filter(|g| g.len() >= 2).collect();
+    groups.sort_unstable();
+    estimate_u_in_groups(pool, records, &groups, samples, seed)
+}
+
+/// u-probabilities from random pairs of records of one group, groups drawn in proportion to
+/// their records.
+fn estimate_u_in_groups(
+    pool: &StringPool,
+    records: &[LinkRecord],
+    groups: &[Vec<u32>],
+    samples: usize,
+    seed: u64,
+) -> (Vec<Vec<f64>>, u64) {
+    let groups: Vec<&Vec<u32>> = groups.iter().filter(|g| g.len() >= 2).collect();
+    // Group of each sampled first record: cumulative sizes.
+    let mut cumulative = Vec::with_capacity(groups.len());
+    let mut total_records = 0u64;
+    for g in &groups {
+        total_records += g.len() as u64;
+        cumulative.push(total_records);
+    }
+    if total_records < 2 {
         return (
             FIELDS
                 .iter()
@@ -450,13 +504,17 @@ pub fn estimate_u_random(
             let mut counts: Vec<Vec<u64>> =
                 FIELDS.iter().map(|f| vec![0; level_count(*f)]).collect();
             for _ in 0..per_chunk {
-                let i = splitmix(&mut state) % n;
+                let at = splitmix(&mut state) % total_records;
+                let g = cumulative.partition_point(|&c| c <= at);
+                let group = groups[g];
+                let n = group.len() as u64;
+                let i = at - (cumulative[g] - n);
                 let mut j = splitmix(&mut state) % (n - 1);
                 if j >= i {
                     j += 1;
                 }
-                let a = &records[linkable[i as usize] as usize];
-                let b = &records[linkable[j as usize] as usize];
+                let a = &records[group[i as usize] as usize];
+                let b = &records[group[j as usize] as usize];
                 let pattern = compare_records(pool, a, b);
                 for (f, c) in counts.iter_mut().enumerate() {
                     let level = level_of(pattern, f);
@@ -518,7 +576,9 @@ fn prior_m(field: Field) -> Vec<f64> {
         Field::Name => &[0.8, 0.05, 0.02, 0.03, 0.02, 0.01, 0.01, 0.03, 0.01, 0.02],
         Field::BirthDate => &[0.92, 0.01, 0.01, 0.02, 0.02, 0.01, 0.01],
         Field::Sex => &[0.97, 0.03],
-        Field::Household => &[0.2, 0.01, 0.1, 0.05, 0.2, 0.05, 0.05, 0.1, 0.1, 0.14],
+        Field::Household => &[
+            0.2, 0.01, 0.1, 0.05, 0.2, 0.05, 0.05, 0.1, 0.1, 0.14, 0.01, 0.01,
+        ],
     };
     let sum: f64 = raw.iter().sum();
     raw.iter().map(|x| x / sum).collect()
@@ -754,6 +814,103 @@ impl TermFrequencies {
     }
 }
 
+/// Birth years per cohort of [`CohortNameFrequencies`]: given names go in and out of fashion
+/// over a few years.
+const COHORT_YEARS: i32 = 5;
+
+/// Records of a sex and cohort below which its given-name frequencies are not trusted and the
+/// population-wide frequency of the whole name is used instead.
+const MIN_COHORT_RECORDS: u32 = 200;
+
+/// Frequencies of kanji names within a birth cohort and sex.
+///
+/// Given names follow fashion (and are mostly one sex's): two people born the same year share a
+/// given name far more often than two random people. When a pair agrees on the name *and* on the
+/// birth date, the chance that two different people agree on both is P(same date) × P(same name |
+/// born then, same sex), not P(same date) × P(same name): a name common in its cohort is weaker
+/// evidence than its population-wide frequency says. The name's frequency in the cohort is
+/// estimated as the family name's population-wide frequency times the given name's frequency among
+/// the records of that sex and cohort (family names do not follow fashion).
+#[derive(Debug, Clone)]
+pub struct CohortNameFrequencies {
+    family: FxHashMap<u32, u32>,
+    named_records: f64,
+    given: FxHashMap<(u32, i32, u8), u32>,
+    cohort_records: FxHashMap<(i32, u8), u32>,
+    /// Σ f² of whole kanji names: the chance that two random records share a name.
+    mean_agreement: f64,
+}
+
+fn cohort_of(record: &LinkRecord) -> Option<(i32, u8)> {
+    use chrono::Datelike;
+    let sex = match record.sex {
+        Sex::Male => 1,
+        Sex::Female => 2,
+        _ => return None,
+    };
+    Some((record.birth_date?.year().div_euclid(COHORT_YEARS), sex))
+}
+
+impl CohortNameFrequencies {
+    /// Counts the kanji names of the given records.
+    pub fn new<'a>(records: impl Iterator<Item = &'a LinkRecord>) -> CohortNameFrequencies {
+        let mut family: FxHashMap<u32, u32> = FxHashMap::default();
+        let mut whole: FxHashMap<u32, u32> = FxHashMap::default();
+        let mut given: FxHashMap<(u32, i32, u8), u32> = FxHashMap::default();
+        let mut cohort_records: FxHashMap<(i32, u8), u32> = FxHashMap::default();
+        let mut named = 0u64;
+        for record in records {
+            let name = &record.kanji;
+            if name.key == 0 {
+                continue;
+            }
+            *whole.entry(name.key).or_default() += 1;
+            if name.given == 0 || name.family == 0 {
+                continue;
+            }
+            named += 1;
+            *family.entry(name.family).or_default() += 1;
+            if let Some((cohort, sex)) = cohort_of(record) {
+                *given.entry((name.given, cohort, sex)).or_default() += 1;
+                *cohort_records.entry((cohort, sex)).or_default() += 1;
+            }
+        }
+        let total = whole.values().map(|&c| f64::from(c)).sum::<f64>().max(1.0);
+        let mean_agreement = whole
+            .values()
+            .map(|&c| (f64::from(c) / total).powi(2))
+            .sum();
+        CohortNameFrequencies {
+            family,
+            named_records: named.max(1) as f64,
+            given,
+            cohort_records,
+            mean_agreement,
+        }
+    }
+
+    /// The adjustment in bits for two records that agree on the kanji name and were born in the
+    /// same cohort: log2(Σf² / f(name | cohort, sex)); `None` when the records are of different
+    /// cohorts or sexes, the name split is unknown or the cohort is too small to say.
+    pub fn adjustment(&self, a: &LinkRecord, b: &LinkRecord) -> Option<f64> {
+        let cohort = cohort_of(a)?;
+        if cohort_of(b)? != cohort || a.kanji.given == 0 || a.kanji.family == 0 {
+            return None;
+        }
+        let in_cohort = *self.cohort_records.get(&cohort)?;
+        if in_cohort < MIN_COHORT_RECORDS || self.mean_agreement <= 0.0 {
+            return None;
+        }
+        let count = |map_count: Option<&u32>| f64::from(map_count.copied().unwrap_or(1).max(1));
+        let given = count(self.given.get(&(a.kanji.given, cohort.0, cohort.1)))
+            .max(count(self.given.get(&(b.kanji.given, cohort.0, cohort.1))));
+        let family =
+            count(self.family.get(&a.kanji.family)).max(count(self.family.get(&b.kanji.family)));
+        let f = (family / self.named_records) * (given / f64::from(in_cohort));
+        Some((self.mean_agreement / f).log2().clamp(-TF_LIMIT, TF_LIMIT))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -798,10 +955,12 @@ mod tests {
             .map(|f| {
                 // Random pairs mostly land on the last ("different") level.
                 let n = level_count(*f);
+                // The household's "different" level is followed by the same-insurer ones.
+                let different = if *f == Field::Household { 9 } else { n - 1 };
                 (0..n)
                     .map(|l| match l {
                         0 => 0.01,
-                        l if l == n - 1 => 0.98,
+                        l if l == different => 0.98,
                         _ => 0.01 / (n - 2).max(1) as f64,
                     })
                     .collect()
@@ -823,5 +982,64 @@ mod tests {
         assert!(fit.m[0][0] > 0.99, "{:?}", fit.m[0]);
         assert!(fit.m[3][0] > 0.99, "{:?}", fit.m[3]);
         assert_eq!(fit.m[1], starting_m()[1]);
+    }
+
+    fn person(given: u32, year: i32, sex: Sex) -> LinkRecord {
+        LinkRecord {
+            hospital: 1,
+            kanji: NameIds {
+                key: 1000 + given,
+                family: 7,
+                given,
+            },
+            kana: NameIds::default(),
+            birth_date: chrono::NaiveDate::from_ymd_opt(year, 4, 1),
+            sex,
+            postal_code: None,
+            address: Default::default(),
+            card: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_name_in_fashion_in_its_cohort_weighs_less() {
+        // Given name 1 is the fashion of the 1990 cohort; 2..=300 are rare there.
+        let mut records: Vec<LinkRecord> = (0..300).map(|_| person(1, 1990, Sex::Female)).collect();
+        records.extend((2..=300).map(|g| person(g, 1990, Sex::Female)));
+        // In 1960 the fashion was another.
+        records.extend((0..300).map(|g| person(1000 + g, 1960, Sex::Female)));
+        let tf = CohortNameFrequencies::new(records.iter());
+        let common = tf.adjustment(&records[0], &records[1]).unwrap();
+        let rare = tf.adjustment(&records[300], &records[300]).unwrap();
+        assert!(common < rare, "{common} {rare}");
+        // Records of different cohorts or sexes fall back to the population-wide frequency.
+        assert_eq!(tf.adjustment(&records[0], &records[700]), None);
+        assert_eq!(
+            tf.adjustment(&records[0], &person(1, 1990, Sex::Male)),
+            None
+        );
+    }
+
+    #[test]
+    fn cohort_pairs_share_given_names_more_than_random_pairs() {
+        let mut pool = StringPool::new();
+        let family = pool.intern("山田");
+        let mut records = Vec::new();
+        for (year, given) in [(1950, "和子"), (2000, "美咲")] {
+            let given = pool.intern(given);
+            let key = pool.intern(&format!("{}{}", pool.get(family), pool.get(given)));
+            for day in 1..=28 {
+                let mut r = person(given, year, Sex::Female);
+                r.kanji = NameIds { key, family, given };
+                r.birth_date = chrono::NaiveDate::from_ymd_opt(year, 1, day);
+                records.push(r);
+            }
+        }
+        let linkable: Vec<u32> = (0..records.len() as u32).collect();
+        let (random, _) = estimate_u_random(&pool, &records, &linkable, 20_000, 1);
+        let (cohort, _) = estimate_u_within_cohorts(&pool, &records, &linkable, 20_000, 1);
+        // Within a cohort everyone shares the (kanji) name; across the population half the pairs do.
+        assert!(cohort[0][1] > 0.99, "{:?}", cohort[0]);
+        assert!((random[0][1] - 0.5).abs() < 0.05, "{:?}", random[0]);
     }
 }
