@@ -125,3 +125,283 @@ fn recount_three(release: &Path) -> (usize, usize, usize) {
         classes.values().copied().min().unwrap_or(0),
     )
 }
+
+/// Released rows of a `;` release as (QI tuple, sensitive value), suppressed rows flagged.
+fn released_rows(release: &Path, qis: &[&str], sensitive: &str) -> Vec<(Vec<String>, String)> {
+    let text = std::fs::read_to_string(release).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(';').collect();
+    let at = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let qi_at: Vec<usize> = qis.iter().map(|q| at(q)).collect();
+    let s_at = at(sensitive);
+    lines
+        .map(|l| {
+            let f: Vec<&str> = l.split(';').collect();
+            (
+                qi_at.iter().map(|&i| f[i].to_string()).collect(),
+                f[s_at].to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn typed_ordered_t_closeness_kl_metric_and_k_map_from_the_command_line() {
+    let out = tempfile::tempdir().unwrap();
+    let release = out.path().join("release.csv");
+    let report = out.path().join("report.json");
+    let qis = ["sex", "race", "marital-status", "education"];
+    run_ok(
+        kiban()
+            .arg("anonymize")
+            .arg(adult_dir().join("adult_subset.csv"))
+            .arg("--hierarchies")
+            .arg(adult_dir())
+            .args(["--qi", &qis.join(","), "--sensitive", "age"])
+            .args(["--types", "age=integer", "--t-closeness", "ordered:0.15"])
+            .args(["--k", "3", "--max-suppression", "0.05"])
+            .args(["--metric", "kl-divergence", "--k-map", "25", "--population"])
+            .arg(adult_dir().join("adult.csv"))
+            .arg("--out")
+            .arg(&release)
+            .arg("--report")
+            .arg(&report),
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(json["t_distance"], "ordered");
+    assert_eq!(json["metric"], "kl_divergence");
+    let levels: Vec<usize> = json["levels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_u64().unwrap() as usize)
+        .collect();
+    // Ordered-distance t recomputed from the release alone.
+    let rows = released_rows(&release, &qis, "age");
+    let mut overall: HashMap<i64, f64> = HashMap::new();
+    let mut classes: HashMap<Vec<String>, Vec<i64>> = HashMap::new();
+    for (key, age) in &rows {
+        let age: i64 = age.parse().unwrap();
+        *overall.entry(age).or_insert(0.0) += 1.0 / rows.len() as f64;
+        if !key.iter().all(|v| v == "*") {
+            classes.entry(key.clone()).or_default().push(age);
+        }
+    }
+    let mut order: Vec<i64> = overall.keys().copied().collect();
+    order.sort_unstable();
+    let t = classes
+        .values()
+        .map(|ages| {
+            let (mut cumulative, mut sum) = (0.0, 0.0);
+            for v in &order {
+                let p = ages.iter().filter(|a| *a == v).count() as f64 / ages.len() as f64;
+                cumulative += p - overall[v];
+                sum += f64::abs(cumulative);
+            }
+            sum / (order.len() - 1) as f64
+        })
+        .fold(0.0, f64::max);
+    assert!(t <= 0.15 + 1e-9, "released ordered t = {t}");
+    assert!((t - json["t"].as_f64().unwrap()).abs() < 1e-9);
+    // k-map recomputed: every released class in the population generalized by the files.
+    let trees: Vec<HashMap<String, Vec<String>>> = qis
+        .iter()
+        .map(|q| {
+            std::fs::read_to_string(adult_dir().join(format!("adult_hierarchy_{q}.csv")))
+                .unwrap()
+                .lines()
+                .map(|l| {
+                    let labels: Vec<String> = l.split(';').map(String::from).collect();
+                    (labels[0].clone(), labels)
+                })
+                .collect()
+        })
+        .collect();
+    let population = released_rows(&adult_dir().join("adult.csv"), &qis, "age");
+    let mut members: HashMap<Vec<String>, usize> = HashMap::new();
+    for (key, _) in &population {
+        let generalized: Vec<String> = key
+            .iter()
+            .enumerate()
+            .map(|(j, v)| trees[j][v][levels[j]].clone())
+            .collect();
+        *members.entry(generalized).or_insert(0) += 1;
+    }
+    let k_map = classes
+        .keys()
+        .map(|c| members.get(c).copied().unwrap_or(0))
+        .min()
+        .unwrap();
+    assert!(
+        k_map >= 25,
+        "a released class has {k_map} population members"
+    );
+    assert_eq!(json["k_map"].as_u64().unwrap() as usize, k_map);
+}
+
+#[test]
+fn a_badly_typed_value_is_named_by_line_not_by_value() {
+    let out = tempfile::tempdir().unwrap();
+    let data = out.path().join("data.csv");
+    std::fs::write(&data, "age;sex\n31;F\n3l;M\n").unwrap();
+    let bad = kiban()
+        .arg("anonymize")
+        .arg(&data)
+        .args(["--qi", "sex", "--types", "age=integer", "--out"])
+        .arg(out.path().join("release.csv"))
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        stderr.contains("line 3") && stderr.contains("`age`"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("3l"), "{stderr}");
+    assert!(!out.path().join("release.csv").exists());
+}
+
+#[test]
+fn delta_presence_and_microaggregation_from_the_command_line() {
+    let out = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(adult_dir().join("adult_subset.csv")).unwrap();
+    let mut people = String::new();
+    for (i, line) in text.lines().enumerate() {
+        let flag = match i {
+            0 => "study",
+            _ if i % 4 == 0 => "1",
+            _ => "0",
+        };
+        people.push_str(&format!("{line};{flag}\n"));
+    }
+    let input = out.path().join("people.csv");
+    std::fs::write(&input, people).unwrap();
+    let release = out.path().join("release.csv");
+    let report = out.path().join("report.json");
+    run_ok(
+        kiban()
+            .arg("anonymize")
+            .arg(&input)
+            .arg("--hierarchies")
+            .arg(adult_dir())
+            .args([
+                "--qi",
+                "sex,age,race",
+                "--k",
+                "2",
+                "--max-suppression",
+                "0.05",
+            ])
+            .args(["--delta-presence", "0.05:0.5", "--subset-column", "study"])
+            .args(["--types", "age=integer", "--microaggregate", "age=median"])
+            .arg("--out")
+            .arg(&release)
+            .arg("--report")
+            .arg(&report),
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let range = json["delta_presence"].as_array().unwrap();
+    assert!(range[0].as_f64().unwrap() >= 0.05 && range[1].as_f64().unwrap() <= 0.5);
+    assert_eq!(json["microaggregation"][0]["function"], "median");
+    let released = std::fs::read_to_string(&release).unwrap();
+    assert!(!released.lines().next().unwrap().contains("study"));
+    let subset = text
+        .lines()
+        .skip(1)
+        .enumerate()
+        .filter(|(i, _)| (i + 1) % 4 == 0)
+        .count();
+    assert_eq!(released.lines().count() - 1, subset);
+}
+
+#[test]
+fn streaming_gives_the_same_release_and_report_as_in_memory() {
+    let out = tempfile::tempdir().unwrap();
+    let mut outputs = Vec::new();
+    for streaming in [false, true] {
+        let name = if streaming { "streamed" } else { "memory" };
+        let release = out.path().join(format!("{name}.csv"));
+        let report = out.path().join(format!("{name}.json"));
+        let mut cmd = kiban();
+        cmd.arg("anonymize")
+            .arg(adult_dir().join("adult.csv"))
+            .arg("--hierarchies")
+            .arg(adult_dir())
+            .args([
+                "--qi",
+                QIS,
+                "--k",
+                "5",
+                "--max-suppression",
+                "0.04",
+                "--out",
+            ])
+            .arg(&release)
+            .arg("--report")
+            .arg(&report);
+        if streaming {
+            cmd.arg("--streaming");
+        }
+        let stdout = String::from_utf8(run_ok(&mut cmd).stdout).unwrap();
+        assert_eq!(stdout.contains("(streamed)"), streaming, "{stdout}");
+        let mut json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+        json.as_object_mut().unwrap().remove("elapsed_ms");
+        outputs.push((json, std::fs::read(&release).unwrap()));
+    }
+    assert_eq!(outputs[0].0, outputs[1].0);
+    assert!(outputs[0].1 == outputs[1].1, "releases differ");
+    assert_eq!(
+        outputs[1].0["levels"],
+        serde_json::json!([1, 0, 1, 1, 3, 2, 2, 0, 1])
+    );
+    let (rows, suppressed, smallest) = recount(&out.path().join("streamed.csv"));
+    assert_eq!(rows, 30_162);
+    assert!(smallest >= 5 && suppressed as f64 <= 0.04 * rows as f64);
+
+    // Below the threshold the default is in memory; a threshold under the row count streams.
+    let release = out.path().join("auto.csv");
+    let auto = run_ok(
+        kiban()
+            .arg("anonymize")
+            .arg(adult_dir().join("adult.csv"))
+            .arg("--hierarchies")
+            .arg(adult_dir())
+            .args(["--qi", QIS, "--streaming-threshold", "1000", "--out"])
+            .arg(&release),
+    );
+    assert!(String::from_utf8_lossy(&auto.stdout).contains("(streamed)"));
+}
+
+#[test]
+fn differential_privacy_from_the_command_line_releases_k_anonymous_classes() {
+    let out = tempfile::tempdir().unwrap();
+    let release = out.path().join("dp.csv");
+    let report = out.path().join("dp.json");
+    let run = run_ok(
+        kiban()
+            .arg("anonymize")
+            .arg(adult_dir().join("adult.csv"))
+            .arg("--hierarchies")
+            .arg(adult_dir())
+            .args(["--qi", QIS, "--dp", "2:1e-5", "--dp-seed", "11", "--out"])
+            .arg(&release)
+            .arg("--report")
+            .arg(&report),
+    );
+    assert!(String::from_utf8_lossy(&run.stdout).contains("derived k"));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let k = json["differential_privacy"]["k"].as_u64().unwrap() as usize;
+    let (rows, suppressed, smallest) = recount(&release);
+    assert_eq!(suppressed, 0, "suppressed records are not released");
+    assert!(rows > 0 && smallest >= k, "class of {smallest} < k = {k}");
+    assert_eq!(
+        rows + json["suppressed_records"].as_u64().unwrap() as usize,
+        json["differential_privacy"]["sampled_records"]
+            .as_u64()
+            .unwrap() as usize
+    );
+}

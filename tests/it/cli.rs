@@ -16,6 +16,7 @@ fn help_names_every_command() {
         "extract",
         "anonymize",
         "link",
+        "deidentify",
     ] {
         assert!(text.contains(cmd), "--help does not mention {cmd}:\n{text}");
     }

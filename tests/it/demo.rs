@@ -55,7 +55,7 @@ fn demo_serves_the_portal_in_japanese_and_english_and_stops_on_ctrl_c() {
     };
     let deadline = Instant::now() + Duration::from_secs(180);
     let page = loop {
-        let serving = printed.lock().unwrap().contains("3/3 serve");
+        let serving = printed.lock().unwrap().contains("4/4 serve");
         if let Some(resp) = http_get(port, "/").filter(|r| serving && r.starts_with("HTTP/1.1 200"))
         {
             break resp;
@@ -118,8 +118,29 @@ fn demo_serves_the_portal_in_japanese_and_english_and_stops_on_ctrl_c() {
         "demo did not upload through the API:\n{stdout}"
     );
 
-    // What the demo took can be extracted, without the identity table.
-    let extract_dir = tmp.path().join("extract");
+    // The demo linked the persons and released anonymized data that passed its
+    // re-identification test, with the report beside (not in) the release.
+    assert!(
+        stdout.contains("3/4 release") && stdout.contains("persons linked"),
+        "demo made no release:\n{stdout}"
+    );
+    let release = tmp.path().join("release-anonymized");
+    assert!(release.join("persons.csv").is_file());
+    assert!(release.join("conditions.parquet").is_file());
+    let report: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(tmp.path().join("release-anonymized.report.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(report["reidentification"]["blocked"], false);
+    assert!(
+        report["person_table"]["anonymization"]["k"]
+            .as_u64()
+            .unwrap()
+            >= 5
+    );
+
+    // What the demo took can be extracted again by hand, without the identity table.
+    let extract_dir = tmp.path().join("extract-by-hand");
     let out = kiban()
         .args(["extract", "--data"])
         .arg(tmp.path().join("data"))

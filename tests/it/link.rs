@@ -70,3 +70,221 @@ fn a_csv_without_the_required_columns_is_refused_by_name() {
     );
     assert!(!dir.path().join("links.csv").exists());
 }
+
+#[test]
+fn linkage_keys_are_written_under_the_project_key_and_refused_without_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let records = dir.path().join("records.csv");
+    std::fs::write(
+        &records,
+        "record_id,hospital_id,hospital_patient_id,name_kanji,name_kana,sex,birth_date,postal_code,address,insurer_number,insured_symbol,insured_number,insured_branch\n\
+         r1,h1,p1,山田 花子,ﾔﾏﾀﾞ ﾊﾅｺ,2,1980-01-02,,,,,,\n\
+         r2,h2,p2,山田花子,やまだ　はなこ,女,S55.1.2,,,,,,\n",
+    )
+    .unwrap();
+    let key_file = dir.path().join("project.key");
+    std::fs::write(&key_file, "0f".repeat(32)).unwrap();
+    let keys = dir.path().join("keys.csv");
+    run_ok(
+        kiban()
+            .args(["link", "--csv"])
+            .arg(&records)
+            .arg("--out")
+            .arg(dir.path().join("links.csv"))
+            .arg("--keys-out")
+            .arg(&keys)
+            .arg("--project-key")
+            .arg(&key_file),
+    );
+    let text = std::fs::read_to_string(&keys).unwrap();
+    let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows[0], ["record_id", "id1", "id2", "id5"]);
+    // No card: no ID1 or ID5; the same person written two ways: one ID2.
+    assert_eq!((rows[1][1], rows[1][3]), ("", ""));
+    assert_eq!(rows[1][2].len(), 64);
+    assert_eq!(rows[1][2], rows[2][2]);
+    assert!(!text.contains("ヤマダ") && !text.contains("1980"));
+
+    // A key shorter than 32 bytes is refused, and no keys file is written.
+    std::fs::write(&key_file, "0f".repeat(16)).unwrap();
+    let refused = dir.path().join("refused.csv");
+    let out = kiban()
+        .args(["link", "--csv"])
+        .arg(&records)
+        .arg("--out")
+        .arg(dir.path().join("links2.csv"))
+        .arg("--keys-out")
+        .arg(&refused)
+        .arg("--project-key")
+        .arg(&key_file)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("at least 32"), "{stderr}");
+    assert!(!refused.exists());
+    assert!(!dir.path().join("links2.csv").exists());
+}
+
+/// Pairwise precision and recall of an assignment against the truth, both keyed by record.
+fn pairwise(
+    predicted: &std::collections::BTreeMap<(String, String), String>,
+    truth: &std::collections::BTreeMap<(String, String), String>,
+) -> (f64, f64) {
+    use std::collections::HashMap;
+    let pairs = |assignment: &std::collections::BTreeMap<(String, String), String>| {
+        let mut groups: HashMap<&str, Vec<&(String, String)>> = HashMap::new();
+        for (record, person) in assignment {
+            groups.entry(person.as_str()).or_default().push(record);
+        }
+        let mut pairs = std::collections::HashSet::new();
+        for members in groups.values() {
+            for (i, a) in members.iter().enumerate() {
+                for b in &members[i + 1..] {
+                    pairs.insert(((*a).clone(), (*b).clone()));
+                }
+            }
+        }
+        pairs
+    };
+    let predicted = pairs(predicted);
+    let truth = pairs(truth);
+    let both = predicted.intersection(&truth).count() as f64;
+    (both / predicted.len() as f64, both / truth.len() as f64)
+}
+
+#[test]
+fn the_store_links_in_place_with_stable_ids_and_reversible_runs() {
+    use arrow_array::Array;
+    use arrow_array::cast::AsArray;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use std::collections::BTreeMap;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("providers");
+    let data = tmp.path().join("data");
+    let key_file = keys.path().join("master.key");
+    crate::support::synth(400, 23, &input);
+    run_ok(
+        kiban()
+            .arg("ingest")
+            .arg(&input)
+            .arg("--data")
+            .arg(&data)
+            .arg("--key-file")
+            .arg(&key_file),
+    );
+    let link = || {
+        let out = run_ok(
+            kiban()
+                .args(["link", "--data"])
+                .arg(&data)
+                .arg("--key-file")
+                .arg(&key_file),
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let first = link();
+    assert!(first.contains("identity records ->"), "{first}");
+    // A second run over the same records keeps every person id.
+    let second = link();
+    assert!(second.contains(" 0 records changed person"), "{second}");
+
+    // The extraction carries the person of every row; scored against the generator's truth
+    // through the store's own patient keys.
+    let extract = |name: &str| {
+        let dir = tmp.path().join(name);
+        run_ok(
+            kiban()
+                .args(["extract", "--data"])
+                .arg(&data)
+                .arg("--key-file")
+                .arg(&key_file)
+                .arg("--tables")
+                .arg("encounters")
+                .arg("--out")
+                .arg(&dir),
+        );
+        let file = std::fs::File::open(dir.join("encounters.parquet")).unwrap();
+        let mut persons: BTreeMap<(String, String), Option<String>> = BTreeMap::new();
+        for batch in ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap()
+        {
+            let batch = batch.unwrap();
+            let provider = batch
+                .column_by_name("provider_id")
+                .unwrap()
+                .as_string::<i32>();
+            let patient = batch
+                .column_by_name("patient_key")
+                .unwrap()
+                .as_string::<i32>();
+            let person = batch
+                .column_by_name("person_id")
+                .unwrap()
+                .as_string::<i32>();
+            for i in 0..batch.num_rows() {
+                persons.insert(
+                    (provider.value(i).to_owned(), patient.value(i).to_owned()),
+                    (!person.is_null(i)).then(|| person.value(i).to_owned()),
+                );
+            }
+        }
+        persons
+    };
+    let linked = extract("extract-linked");
+    assert!(linked.values().all(Option::is_some), "an unlinked row");
+    let truth_text = std::fs::read_to_string(input.join("truth").join("truth.csv")).unwrap();
+    let truth_of: BTreeMap<String, String> = truth_text
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let cells: Vec<&str> = l.split(',').collect();
+            (format!("{}/{}", cells[0], cells[1]), cells[2].to_owned())
+        })
+        .collect();
+    // Patient keys back to provider patient ids, through a store opened with the key.
+    let keys_loaded = kiban_store::KeyFile::load(&key_file).unwrap();
+    let store = kiban_store::Store::open(&data, std::sync::Arc::new(keys_loaded)).unwrap();
+    let mut predicted = BTreeMap::new();
+    let mut truth = BTreeMap::new();
+    for (provider, patient_id) in truth_of.keys().filter_map(|k| k.split_once('/')) {
+        let key = store.patient_key(provider, patient_id).0;
+        let record = (provider.to_owned(), key);
+        if let Some(Some(person)) = linked.get(&record) {
+            predicted.insert(record.clone(), person.clone());
+            truth.insert(
+                record,
+                truth_of[&format!("{provider}/{patient_id}")].clone(),
+            );
+        }
+    }
+    assert!(
+        predicted.len() > 300,
+        "too few records scored: {}",
+        predicted.len()
+    );
+    let (precision, recall) = pairwise(&predicted, &truth);
+    assert!(precision >= 0.97, "pairwise precision {precision}");
+    assert!(recall >= 0.9, "pairwise recall {recall}");
+
+    // Both runs are undone, the first one last; then no record has a person.
+    for _ in 0..2 {
+        let out = run_ok(
+            kiban()
+                .args(["link", "--revert", "--data"])
+                .arg(&data)
+                .arg("--key-file")
+                .arg(&key_file),
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("reverted"));
+    }
+    let unlinked = extract("extract-unlinked");
+    assert!(
+        unlinked.values().all(Option::is_none),
+        "links left after reverting"
+    );
+}

@@ -5,6 +5,7 @@
 
 mod anonymize;
 mod cli;
+mod deidentify;
 mod demo;
 mod fhir_examples;
 mod intake_load;

@@ -18,7 +18,7 @@ fn to_halfwidth(s: &str) -> String {
 
 /// The identity values of every Patient the providers sent: names, insurance numbers, phone
 /// numbers, addresses, provider patient ids.
-fn identity_needles(input: &Path) -> BTreeSet<String> {
+pub(crate) fn identity_needles(input: &Path) -> BTreeSet<String> {
     let mut needles = BTreeSet::new();
     let mut add = |s: &str| {
         for form in [s.to_string(), to_halfwidth(s)] {

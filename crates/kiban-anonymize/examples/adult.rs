@@ -18,6 +18,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some("aecs") => Metric::Aecs,
         Some("height") => Metric::Height,
         Some("precision") => Metric::Precision,
+        Some("kl-divergence") => Metric::KlDivergence,
         _ => Metric::Entropy,
     };
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/adult");

@@ -9,7 +9,7 @@ use std::hash::Hash;
 use rustc_hash::FxHashMap;
 
 use crate::hierarchy::Hierarchy;
-use crate::privacy::PrivacyModels;
+use crate::privacy::{GroundDistance, PrivacyModels};
 
 /// Histogram of one sensitive attribute per finest class (CSR layout).
 #[derive(Debug, Clone)]
@@ -20,6 +20,8 @@ pub(crate) struct SensitiveHistograms {
     counts: Vec<u32>,
     /// Relative frequency of each value in the whole data set (for t-closeness).
     pub overall: Vec<f64>,
+    /// Ground distance of t-closeness.
+    ground: GroundDistance,
 }
 
 /// The finest equivalence classes of the data (all quasi-identifiers at level 0).
@@ -38,6 +40,26 @@ pub(crate) struct FinestClasses {
     shifts: Option<Vec<u32>>,
     /// Records in the data.
     pub records: usize,
+    /// Population table (for k-map and journalist risk), as leaf-code tuples with counts.
+    population: Option<PopulationClasses>,
+    /// With a research subset (δ-presence): records per class over all rows.
+    presence_sizes: Option<Vec<u32>>,
+}
+
+/// Distinct quasi-identifier tuples of a population table with their counts.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PopulationClasses {
+    /// Leaf codes, tuple-major.
+    pub codes: Vec<u32>,
+    /// Population members per tuple.
+    pub counts: Vec<u64>,
+}
+
+/// Key of a generalized tuple: packed when the codes fit in 64 bits.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum TupleKey {
+    Packed(u64),
+    Wide(Box<[u32]>),
 }
 
 /// Groups `n` items by a key; returns the group of each item and the first item of each group.
@@ -57,6 +79,59 @@ fn group_by<K: Hash + Eq>(n: usize, key: impl Fn(usize) -> K) -> (Vec<u32>, Vec<
     (group_of, first)
 }
 
+/// Bit offset of each quasi-identifier's leaf code in a packed key, if they fit in 64 bits.
+fn packing_shifts(hierarchies: &[Hierarchy]) -> Option<Vec<u32>> {
+    let mut shift = 0u32;
+    let mut shifts = Vec::with_capacity(hierarchies.len());
+    for h in hierarchies {
+        shifts.push(shift);
+        shift += bits_for(h.leaf_count());
+    }
+    (shift <= 64).then_some(shifts)
+}
+
+impl SensitiveHistograms {
+    /// Builds the CSR histograms from `(class << 32 | value, records)` pairs sorted by key;
+    /// equal keys are summed. `records` is the total the overall frequencies are shares of.
+    fn from_sorted(
+        class_count: usize,
+        domain: usize,
+        records: usize,
+        pairs: impl Iterator<Item = (u64, u32)>,
+    ) -> Self {
+        let mut hist = SensitiveHistograms {
+            offsets: vec![0; class_count + 1],
+            values: Vec::new(),
+            counts: Vec::new(),
+            overall: vec![0.0; domain],
+            ground: GroundDistance::Equal,
+        };
+        let mut pairs = pairs.peekable();
+        while let Some((key, mut n)) = pairs.next() {
+            while let Some(&(_, more)) = pairs.peek().filter(|p| p.0 == key) {
+                n += more;
+                pairs.next();
+            }
+            let class = (key >> 32) as usize;
+            let value = (key & 0xffff_ffff) as u32;
+            hist.values.push(value);
+            hist.counts.push(n);
+            hist.offsets[class + 1] = hist.values.len() as u32;
+            hist.overall[value as usize] += f64::from(n);
+        }
+        // Classes are non-empty, but keep offsets monotone regardless.
+        for c in 0..class_count {
+            if hist.offsets[c + 1] < hist.offsets[c] {
+                hist.offsets[c + 1] = hist.offsets[c];
+            }
+        }
+        for f in &mut hist.overall {
+            *f /= records.max(1) as f64;
+        }
+        hist
+    }
+}
+
 fn bits_for(cardinality: usize) -> u32 {
     (usize::BITS - cardinality.saturating_sub(1).leading_zeros()).max(1)
 }
@@ -64,28 +139,35 @@ fn bits_for(cardinality: usize) -> u32 {
 impl FinestClasses {
     /// Groups the rows. `qi_codes[j][row]` are leaf codes; `sensitive_codes[s][row]` with the
     /// attribute's dictionary size.
+    #[cfg(test)]
     pub fn build(
         hierarchies: &[Hierarchy],
         qi_codes: &[Vec<u32>],
         sensitive_codes: &[(&[u32], usize)],
     ) -> Self {
+        Self::build_with_subset(hierarchies, qi_codes, sensitive_codes, None)
+    }
+
+    /// As [`Self::build`]; with `subset`, only rows flagged true count in the class sizes,
+    /// the sensitive histograms and `records`, and the class sizes over all rows are kept for
+    /// δ-presence.
+    pub fn build_with_subset(
+        hierarchies: &[Hierarchy],
+        qi_codes: &[Vec<u32>],
+        sensitive_codes: &[(&[u32], usize)],
+        subset: Option<&[bool]>,
+    ) -> Self {
         let qi_count = qi_codes.len();
-        let records = qi_codes.first().map_or(0, Vec::len);
-        let mut shift = 0u32;
-        let mut shifts = Vec::with_capacity(qi_count);
-        for h in hierarchies {
-            shifts.push(shift);
-            shift += bits_for(h.leaf_count());
-        }
-        let shifts = (shift <= 64).then_some(shifts);
+        let rows = qi_codes.first().map_or(0, Vec::len);
+        let shifts = packing_shifts(hierarchies);
         let (row_class, first_rows) = match &shifts {
-            Some(shifts) => group_by(records, |row| {
+            Some(shifts) => group_by(rows, |row| {
                 qi_codes
                     .iter()
                     .zip(shifts)
                     .fold(0u64, |key, (col, &s)| key | (u64::from(col[row]) << s))
             }),
-            None => group_by(records, |row| {
+            None => group_by(rows, |row| {
                 qi_codes.iter().map(|col| col[row]).collect::<Box<[u32]>>()
             }),
         };
@@ -95,48 +177,37 @@ impl FinestClasses {
             codes.extend(qi_codes.iter().map(|col| col[row as usize]));
         }
         let mut sizes = vec![0u32; class_count];
-        for &c in &row_class {
-            sizes[c as usize] += 1;
+        let in_subset = |row: usize| subset.is_none_or(|s| s[row]);
+        for (row, &c) in row_class.iter().enumerate() {
+            if in_subset(row) {
+                sizes[c as usize] += 1;
+            }
         }
+        let presence_sizes = subset.map(|_| {
+            let mut all = vec![0u32; class_count];
+            for &c in &row_class {
+                all[c as usize] += 1;
+            }
+            all
+        });
+        let subset_records = sizes.iter().map(|&n| n as usize).sum::<usize>();
         let sensitive = sensitive_codes
             .iter()
             .map(|&(values, domain)| {
                 let mut pairs: Vec<u64> = row_class
                     .iter()
                     .zip(values)
-                    .map(|(&c, &v)| (u64::from(c) << 32) | u64::from(v))
+                    .enumerate()
+                    .filter(|(row, _)| in_subset(*row))
+                    .map(|(_, (&c, &v))| (u64::from(c) << 32) | u64::from(v))
                     .collect();
                 pairs.sort_unstable();
-                let mut hist = SensitiveHistograms {
-                    offsets: vec![0; class_count + 1],
-                    values: Vec::new(),
-                    counts: Vec::new(),
-                    overall: vec![0.0; domain],
-                };
-                let mut i = 0;
-                while i < pairs.len() {
-                    let mut j = i;
-                    while j < pairs.len() && pairs[j] == pairs[i] {
-                        j += 1;
-                    }
-                    let class = (pairs[i] >> 32) as usize;
-                    let value = (pairs[i] & 0xffff_ffff) as u32;
-                    hist.values.push(value);
-                    hist.counts.push((j - i) as u32);
-                    hist.offsets[class + 1] = hist.values.len() as u32;
-                    hist.overall[value as usize] += (j - i) as f64;
-                    i = j;
-                }
-                // Classes are non-empty, but keep offsets monotone regardless.
-                for c in 0..class_count {
-                    if hist.offsets[c + 1] < hist.offsets[c] {
-                        hist.offsets[c + 1] = hist.offsets[c];
-                    }
-                }
-                for f in &mut hist.overall {
-                    *f /= records as f64;
-                }
-                hist
+                SensitiveHistograms::from_sorted(
+                    class_count,
+                    domain,
+                    subset_records,
+                    pairs.into_iter().map(|key| (key, 1)),
+                )
             })
             .collect();
         FinestClasses {
@@ -146,8 +217,126 @@ impl FinestClasses {
             row_class,
             sensitive,
             shifts,
-            records,
+            records: subset_records,
+            population: None,
+            presence_sizes,
         }
+    }
+
+    /// The finest classes counted elsewhere (the streaming first pass): `codes` are leaf codes,
+    /// class-major; `sensitive[s]` holds `(class << 32 | value code, records)` pairs sorted by
+    /// key (a key may repeat; repeats are summed) with the attribute's dictionary size. No
+    /// per-row class is kept, so δ-presence and microaggregation are not available on them.
+    pub fn from_counts(
+        hierarchies: &[Hierarchy],
+        codes: Vec<u32>,
+        sizes: Vec<u32>,
+        sensitive: Vec<(Vec<(u64, u32)>, usize)>,
+    ) -> Self {
+        let qi_count = hierarchies.len();
+        let records = sizes.iter().map(|&n| n as usize).sum::<usize>();
+        let class_count = sizes.len();
+        let sensitive = sensitive
+            .into_iter()
+            .map(|(pairs, domain)| {
+                SensitiveHistograms::from_sorted(class_count, domain, records, pairs.into_iter())
+            })
+            .collect();
+        FinestClasses {
+            qi_count,
+            codes,
+            sizes,
+            row_class: Vec::new(),
+            sensitive,
+            shifts: packing_shifts(hierarchies),
+            records,
+            population: None,
+            presence_sizes: None,
+        }
+    }
+
+    /// Forgets the class sizes over all rows kept for δ-presence (when the subset is a sample,
+    /// not a research subset).
+    pub fn forget_presence(&mut self) {
+        self.presence_sizes = None;
+    }
+
+    /// Sets the population table (tuples of leaf codes, one per `qi_count` codes).
+    pub fn set_population(&mut self, population: PopulationClasses) {
+        self.population = Some(population);
+    }
+
+    /// With a research subset: the share of subset records in each group
+    /// (`sizes[g]` subset records among all records of group g); `None` without a subset.
+    pub fn presence_shares(&self, class_group: &[u32], sizes: &[u32]) -> Option<Vec<f64>> {
+        let presence = self.presence_sizes.as_ref()?;
+        let mut all = vec![0u64; sizes.len()];
+        for (c, &g) in class_group.iter().enumerate() {
+            all[g as usize] += u64::from(presence[c]);
+        }
+        Some(
+            sizes
+                .iter()
+                .zip(&all)
+                .map(|(&n, &a)| if a == 0 { 0.0 } else { f64::from(n) / a as f64 })
+                .collect(),
+        )
+    }
+
+    /// Members of the population table, if one is set.
+    pub fn population_records(&self) -> Option<u64> {
+        self.population.as_ref().map(|p| p.counts.iter().sum())
+    }
+
+    fn tuple_key(&self, leaves: &[u32], maps: &[&[u32]]) -> TupleKey {
+        match &self.shifts {
+            Some(shifts) => TupleKey::Packed(
+                leaves
+                    .iter()
+                    .zip(maps)
+                    .zip(shifts)
+                    .fold(0u64, |key, ((&leaf, map), &s)| {
+                        key | (u64::from(map[leaf as usize]) << s)
+                    }),
+            ),
+            None => TupleKey::Wide(
+                leaves
+                    .iter()
+                    .zip(maps)
+                    .map(|(&leaf, map)| map[leaf as usize])
+                    .collect(),
+            ),
+        }
+    }
+
+    /// Population members in each group of `eval` (its generalized tuple counted in the
+    /// population generalized to the same levels); `None` without a population table.
+    pub fn population_counts(
+        &self,
+        hierarchies: &[Hierarchy],
+        levels: &[usize],
+        first_class: &[u32],
+    ) -> Option<Vec<u64>> {
+        let population = self.population.as_ref()?;
+        let maps: Vec<&[u32]> = hierarchies
+            .iter()
+            .zip(levels)
+            .map(|(h, &l)| h.level_map(l))
+            .collect();
+        let mut counts: FxHashMap<TupleKey, u64> = FxHashMap::default();
+        for (t, &n) in population.counts.iter().enumerate() {
+            let leaves = &population.codes[t * self.qi_count..(t + 1) * self.qi_count];
+            *counts.entry(self.tuple_key(leaves, &maps)).or_insert(0) += n;
+        }
+        Some(
+            first_class
+                .iter()
+                .map(|&c| {
+                    let key = self.tuple_key(self.codes(c as usize), &maps);
+                    counts.get(&key).copied().unwrap_or(0)
+                })
+                .collect(),
+        )
     }
 
     /// Number of finest classes.
@@ -215,6 +404,23 @@ impl FinestClasses {
         }
         let k = models.k as u32;
         let mut kept: Vec<bool> = sizes.iter().map(|&s| s >= k).collect();
+        if let Some(k_map) = models.k_map {
+            // Without a population table no class can be shown to be k-mapped.
+            let population = self
+                .population_counts(hierarchies, levels, &first_class)
+                .unwrap_or_else(|| vec![0; groups]);
+            for (keep, &n) in kept.iter_mut().zip(&population) {
+                *keep &= n >= k_map as u64;
+            }
+        }
+        if let (Some(presence), Some(shares)) = (
+            &models.delta_presence,
+            self.presence_shares(&class_group, &sizes),
+        ) {
+            for (keep, share) in kept.iter_mut().zip(shares) {
+                *keep &= share >= presence.delta_min - 1e-12 && share <= presence.delta_max + 1e-12;
+            }
+        }
         if models.needs_sensitive() {
             for hist in &self.sensitive {
                 let verdicts = self.sensitive_verdicts(hist, &class_group, groups, models);
@@ -272,7 +478,7 @@ impl FinestClasses {
                 values.push((key & 0xffff_ffff) as u32);
                 counts.push(n);
             }
-            verdicts[group] = models.sensitive_ok(&values, &counts, &hist.overall);
+            verdicts[group] = models.sensitive_ok(&values, &counts, &hist.overall, &hist.ground);
         }
         verdicts
     }
@@ -295,6 +501,11 @@ impl FinestClasses {
                 v
             })
             .collect()
+    }
+
+    /// Sets the ground distance of t-closeness for sensitive attribute `s`.
+    pub fn set_ground_distance(&mut self, s: usize, ground: GroundDistance) {
+        self.sensitive[s].ground = ground;
     }
 
     /// Overall relative frequencies of sensitive attribute `s`.

@@ -87,6 +87,56 @@ pub enum AnonymizeError {
         /// Up to [`MAX_LISTED_MISSING_VALUES`] of the missing values, sorted.
         listed: Vec<String>,
     },
+    /// A value does not follow the declared type of its column (the value is never shown).
+    #[error("{path}, line {line}, column `{column}`: the value is not {rule}")]
+    InvalidValue {
+        /// The file concerned.
+        path: PathBuf,
+        /// 1-based line in the file (for Parquet: the 1-based row number).
+        line: u64,
+        /// The column concerned.
+        column: String,
+        /// The type rule that is violated.
+        rule: String,
+    },
+    /// A Parquet file could not be read.
+    #[error("cannot read Parquet file {path}: {message}")]
+    Parquet {
+        /// The file concerned.
+        path: PathBuf,
+        /// What the Parquet reader reported.
+        message: String,
+    },
+    /// A Parquet column has an Arrow type the engine does not read.
+    #[error("{path}: column `{column}` has unsupported type {data_type}")]
+    UnsupportedColumnType {
+        /// The file concerned.
+        path: PathBuf,
+        /// The column concerned.
+        column: String,
+        /// The Arrow type.
+        data_type: String,
+    },
+    /// A column's declared type does not fit how it is used (a builder or a privacy model).
+    #[error("column `{column}` has type {declared}, but {usage} needs {required}")]
+    TypeMismatch {
+        /// The column concerned.
+        column: String,
+        /// Its declared (or inferred) type.
+        declared: String,
+        /// What needs another type (e.g. "the intervals hierarchy builder").
+        usage: String,
+        /// The types it accepts.
+        required: String,
+    },
+    /// The population table of k-map is malformed.
+    #[error("population table {path}: {rule}")]
+    InvalidPopulation {
+        /// The file concerned.
+        path: PathBuf,
+        /// The rule that is violated, with the line where relevant.
+        rule: String,
+    },
     /// A privacy parameter is out of range.
     #[error("invalid privacy parameter: {0}")]
     InvalidParameter(String),
@@ -103,6 +153,21 @@ pub enum AnonymizeError {
     NoSensitiveAttribute {
         /// The model concerned.
         model: &'static str,
+    },
+    /// The input differs between the two passes of the streaming mode (a row count, or a
+    /// quasi-identifier tuple not seen in the first pass).
+    #[error("{path} changed between the two passes of the streaming mode (line {line})")]
+    InputChanged {
+        /// The file concerned.
+        path: PathBuf,
+        /// 1-based line (for Parquet: row) where the difference was found.
+        line: u64,
+    },
+    /// A feature needs the rows in memory and cannot be used in the streaming mode.
+    #[error("{feature} is not available in the streaming mode; set `streaming = false`")]
+    NotStreamable {
+        /// The feature concerned.
+        feature: &'static str,
     },
     /// Not even the most general transformation satisfies the privacy models.
     #[error("no transformation satisfies the privacy models within the suppression limit")]

@@ -130,6 +130,7 @@ impl Hierarchy {
             HierarchySpec::Dates => date_rows(name, &distinct)?,
             HierarchySpec::Mask(spec) => mask_rows(spec, &distinct),
             HierarchySpec::Grouping(spec) => grouping_rows(name, spec, &distinct)?,
+            HierarchySpec::Icd10 => icd10_rows(name, &distinct)?,
         };
         Hierarchy::from_rows(name, rows)
     }
@@ -244,6 +245,92 @@ pub enum HierarchySpec {
     Mask(MaskSpec),
     /// Explicit groupings, level by level.
     Grouping(GroupingSpec),
+    /// ICD-10 codes: full code (`E11.9`) → 3-character category (`E11`) → chapter
+    /// (`IV E00-E90`) → `*`.
+    Icd10,
+}
+
+/// The 22 chapters of ICD-10 (WHO 2019): Roman numeral and the first category of each, in
+/// order; a category belongs to the last chapter starting at or before it.
+const ICD10_CHAPTERS: [(&str, &str, &str); 22] = [
+    ("I", "A00", "B99"),
+    ("II", "C00", "D48"),
+    ("III", "D50", "D89"),
+    ("IV", "E00", "E90"),
+    ("V", "F00", "F99"),
+    ("VI", "G00", "G99"),
+    ("VII", "H00", "H59"),
+    ("VIII", "H60", "H95"),
+    ("IX", "I00", "I99"),
+    ("X", "J00", "J99"),
+    ("XI", "K00", "K93"),
+    ("XII", "L00", "L99"),
+    ("XIII", "M00", "M99"),
+    ("XIV", "N00", "N99"),
+    ("XV", "O00", "O99"),
+    ("XVI", "P00", "P96"),
+    ("XVII", "Q00", "Q99"),
+    ("XVIII", "R00", "R99"),
+    ("XIX", "S00", "T98"),
+    ("XX", "V01", "Y98"),
+    ("XXI", "Z00", "Z99"),
+    ("XXII", "U00", "U99"),
+];
+
+/// The chapter label (`IV E00-E90`) of a 3-character ICD-10 category.
+fn icd10_chapter(category: &str) -> Option<String> {
+    // Chapters in code order (U comes after Z in the table above, so sort by start).
+    let mut best: Option<&(&str, &str, &str)> = None;
+    for chapter in &ICD10_CHAPTERS {
+        if chapter.1 <= category && best.is_none_or(|b| chapter.1 > b.1) {
+            best = Some(chapter);
+        }
+    }
+    best.map(|(numeral, first, last)| format!("{numeral} {first}-{last}"))
+}
+
+/// The 3-character category of an ICD-10 code (`E11.9`, `E119`, `e11` → `E11`), when it has
+/// the form letter + two digits.
+fn icd10_category(code: &str) -> Option<String> {
+    let mut chars = code.trim().chars();
+    let letter = chars.next()?.to_ascii_uppercase();
+    let tens = chars.next()?;
+    let units = chars.next()?;
+    (letter.is_ascii_uppercase() && tens.is_ascii_digit() && units.is_ascii_digit())
+        .then(|| format!("{letter}{tens}{units}"))
+}
+
+fn icd10_rows(name: &str, values: &[&str]) -> Result<Vec<Vec<String>>> {
+    let mut rows = Vec::with_capacity(values.len());
+    for (index, value) in values.iter().enumerate() {
+        if crate::types::is_missing(value) {
+            rows.push(
+                vec![value.to_string(); 3]
+                    .into_iter()
+                    .chain([SUPPRESSED.to_string()])
+                    .collect(),
+            );
+            continue;
+        }
+        let category = icd10_category(value);
+        let chapter = category.as_deref().and_then(icd10_chapter);
+        let (Some(category), Some(chapter)) = (category, chapter) else {
+            return Err(AnonymizeError::InvalidHierarchy {
+                hierarchy: name.to_string(),
+                rule: format!(
+                    "distinct value {} is not an ICD-10 code (a letter and two digits, then an optional subcategory)",
+                    index + 1
+                ),
+            });
+        };
+        rows.push(vec![
+            value.to_string(),
+            category,
+            chapter,
+            SUPPRESSED.to_string(),
+        ]);
+    }
+    Ok(rows)
 }
 
 /// Integer bands: level i groups values into bands of `widths[i-1]`, anchored at `bottom`.
@@ -299,22 +386,37 @@ fn interval_rows(name: &str, spec: &IntervalSpec, values: &[&str]) -> Result<Vec
             )));
         }
     }
+    let levels = spec.widths.len();
     let mut rows = Vec::with_capacity(values.len());
     for (line, value) in values.iter().enumerate() {
-        let number: i64 = value.trim().parse().map_err(|_| {
-            invalid(format!(
-                "value {} of the column is not an integer",
-                line + 1
-            ))
-        })?;
+        // Missing values stay their own value up to the top level.
+        if crate::types::is_missing(value) {
+            let mut row = vec![value.to_string(); levels + 1];
+            row.push(SUPPRESSED.to_string());
+            rows.push(row);
+            continue;
+        }
+        let number: f64 = value
+            .trim()
+            .parse()
+            .ok()
+            .filter(|n: &f64| n.is_finite())
+            .ok_or_else(|| {
+                invalid(format!(
+                    "distinct value {} of the column is not a number",
+                    line + 1
+                ))
+            })?;
         let mut row = vec![value.to_string()];
         for &width in &spec.widths {
-            row.push(if number < spec.bottom {
+            row.push(if number < spec.bottom as f64 {
                 format!("<{}", spec.bottom)
-            } else if number >= spec.top {
+            } else if number >= spec.top as f64 {
                 format!("{}+", spec.top)
             } else {
-                let low = spec.bottom + (number - spec.bottom).div_euclid(width) * width;
+                // Floor of the offset: decimals fall in the band of their integer part.
+                let offset = (number - spec.bottom as f64).floor() as i64;
+                let low = spec.bottom + offset.div_euclid(width) * width;
                 let high = (low + width - 1).min(spec.top - 1);
                 format!("{low}-{high}")
             });
@@ -328,11 +430,20 @@ fn interval_rows(name: &str, spec: &IntervalSpec, values: &[&str]) -> Result<Vec
 fn date_rows(name: &str, values: &[&str]) -> Result<Vec<Vec<String>>> {
     let mut rows = Vec::with_capacity(values.len());
     for (index, value) in values.iter().enumerate() {
-        if chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d").is_err() {
+        if crate::types::is_missing(value) {
+            rows.push(vec![
+                value.to_string(),
+                value.to_string(),
+                value.to_string(),
+                SUPPRESSED.to_string(),
+            ]);
+            continue;
+        }
+        if !crate::types::AttributeType::Date.accepts(value) {
             return Err(AnonymizeError::InvalidHierarchy {
                 hierarchy: name.to_string(),
                 rule: format!(
-                    "distinct value {} is not a date of the form YYYY-MM-DD",
+                    "distinct value {} is not a date of the form YYYY-MM-DD[THH:MM:SS]",
                     index + 1
                 ),
             });
@@ -519,6 +630,38 @@ mod tests {
         assert_eq!(h.label(2, h.generalize(leaf, 2)), "2020");
         assert_eq!(h.cardinality(2), 1);
         assert!(Hierarchy::build("d", &HierarchySpec::Dates, ["2021-02-29"]).is_err());
+    }
+
+    #[test]
+    fn icd10_builder_rolls_codes_up_to_categories_and_chapters() {
+        let h = Hierarchy::build(
+            "icd",
+            &HierarchySpec::Icd10,
+            [
+                "E11.9", "E119", "E10", "I10", "C50.9", "D49", "U07.1", "T14",
+            ],
+        )
+        .unwrap();
+        let label = |value: &str, level: usize| {
+            h.label(level, h.generalize(h.leaf_code(value).unwrap(), level))
+                .to_string()
+        };
+        assert_eq!(label("E11.9", 1), "E11");
+        assert_eq!(label("E119", 1), "E11");
+        assert_eq!(label("E11.9", 2), "IV E00-E90");
+        assert_eq!(label("E10", 2), "IV E00-E90");
+        assert_eq!(label("I10", 2), "IX I00-I99");
+        assert_eq!(label("C50.9", 2), "II C00-D48");
+        assert_eq!(label("D49", 2), "II C00-D48");
+        assert_eq!(label("U07.1", 2), "XXII U00-U99");
+        assert_eq!(label("T14", 2), "XIX S00-T98");
+        assert_eq!(label("I10", 3), "*");
+        let err = Hierarchy::build("icd", &HierarchySpec::Icd10, ["E11", "9XX"]).unwrap_err();
+        assert!(err.to_string().contains("distinct value 1"), "{err}");
+        assert!(
+            !err.to_string().contains("9XX"),
+            "the value is not named: {err}"
+        );
     }
 
     #[test]

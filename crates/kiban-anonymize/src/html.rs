@@ -238,6 +238,9 @@ pub fn render_report_html(report: &Report) -> String {
     let search = match report.search {
         crate::search::SearchStrategy::Optimal => "最適 / optimal",
         crate::search::SearchStrategy::Heuristic => "ヒューリスティック / heuristic",
+        crate::search::SearchStrategy::DifferentiallyPrivate => {
+            "差分プライバシー (SafePub) / differentially private (SafePub)"
+        }
     };
     row(&mut out, "探索 / Search", search);
     row(
@@ -351,13 +354,47 @@ fn privacy_section(out: &mut String, report: &Report, released: usize) {
     }
     if let (Some(required), Some(achieved)) = (models.t_closeness, report.t) {
         model_row(
-            "t-近接性 / t-closeness",
+            &format!(
+                "t-近接性 / t-closeness ({} distance)",
+                models.t_distance.name()
+            ),
             format!("≤ {required}"),
             format!("{achieved:.6}"),
             achieved <= required + 1e-12,
         );
     }
+    if let (Some(required), Some([low, high])) = (&models.delta_presence, report.delta_presence) {
+        model_row(
+            "δ-存在性 / δ-presence",
+            format!("[{}, {}]", required.delta_min, required.delta_max),
+            format!("[{low:.4}, {high:.4}]"),
+            released == 0
+                || (low >= required.delta_min - 1e-12 && high <= required.delta_max + 1e-12),
+        );
+    }
+    if let Some(required) = models.k_map {
+        let achieved = report.k_map.unwrap_or(0);
+        model_row(
+            "k-マップ / k-map",
+            required.to_string(),
+            achieved.to_string(),
+            released == 0 || achieved >= required as u64,
+        );
+    }
     out.push_str("</table>");
+    for m in &report.microaggregation {
+        let _ = write!(
+            out,
+            "<p class=\"note\">ミクロアグリゲーション / Microaggregation: {} → {} \
+             (平均二乗誤差 / mean squared error {:.4})</p>",
+            escape(&m.column),
+            match m.function {
+                crate::anonymize::Aggregation::Mean => "平均 / mean",
+                crate::anonymize::Aggregation::Median => "中央値 / median",
+            },
+            m.mean_squared_error
+        );
+    }
     if !report.sensitive.is_empty() {
         out.push_str(
             "<table><tr><th>機微属性 / Sensitive attribute</th><th>distinct ℓ</th>\
@@ -453,6 +490,8 @@ fn risk_section(out: &mut String, report: &Report) {
     out.push_str("</table>");
     let japanese = if risk.journalist_basis == crate::risk::JOURNALIST_WITHOUT_POPULATION {
         "母集団表の指定なし：ジャーナリストリスクは検察官リスクと同じ。"
+    } else if risk.journalist_basis == crate::anonymize::JOURNALIST_WITH_POPULATION {
+        "母集団表あり：記録のジャーナリストリスクは 1 / 公開クラスの母集団人数（クラスの大きさ以上）。"
     } else {
         ""
     };

@@ -1,22 +1,43 @@
 //! Anonymization engine of kiban (匿名加工): optimal full-domain generalization under
-//! k-anonymity, ℓ-diversity and t-closeness with record suppression, ARX-compatible utility
-//! metrics, a risk report, and an atomically written release.
+//! k-anonymity, ℓ-diversity, t-closeness (equal, ordered or hierarchical distance), k-map and
+//! δ-presence with record suppression, ARX-compatible utility metrics, optional
+//! microaggregation, a risk report, and an atomically written release.
 //!
 //! Principal types:
 //! * [`Hierarchy`] — a validated generalization hierarchy, imported from ARX CSV
 //!   ([`Hierarchy::read_arx`]) or built ([`HierarchySpec`]: intervals, dates, masking, groupings).
-//! * [`Dataset`] — a delimited file read into dictionary-encoded columns.
-//! * [`PrivacyModels`], [`Metric`], [`SearchConfig`] — what to protect and what to optimize.
-//! * [`anonymize`] → [`Anonymization`] (report + [`Anonymization::write_release`]).
+//! * [`Dataset`] — a delimited ([`Dataset::read_delimited`]) or Parquet
+//!   ([`Dataset::read_parquet`], read batch by batch) file in dictionary-encoded columns, each
+//!   with an [`AttributeType`] (string, integer, decimal, date, ordinal, code) declared with
+//!   [`Dataset::set_types`] or inferred from the Arrow schema. Values are validated at load;
+//!   errors name file, line, column and type rule, never the value. Missing values (`""`, `?`,
+//!   `NULL`) are valid in every type and stay their own value. Interval builders need an
+//!   integer or decimal column, the date builder a date column.
+//! * [`PrivacyModels`] (k, suppression limit, [`LDiversity`], t-closeness with a
+//!   [`TDistance`], k-map against a population table, [`DeltaPresence`]), [`Metric`] (incl.
+//!   [`Metric::KlDivergence`]), [`SearchConfig`] — what to protect and what to optimize.
+//! * [`anonymize`] / [`anonymize_with_population`] → [`Anonymization`] (report,
+//!   [`Anonymization::microaggregate`], [`Anonymization::write_release`]).
 //! * [`JobConfig`] + [`run`] — the whole job (what `kiban anonymize` calls), returning a
-//!   [`Report`]; [`write_report_json`] and [`write_report_html`] write it.
-//! * [`RiskSummary`] — prosecutor, journalist and marketer risk, sample uniques and
-//!   population-uniqueness estimates (Zayatz, Pitman, SNB, Dankar's rule).
+//!   [`Report`]; [`write_report_json`] and [`write_report_html`] write it. Large inputs are
+//!   streamed ([`JobConfig::streaming`], [`JobConfig::streaming_row_threshold`], default
+//!   [`DEFAULT_STREAMING_ROW_THRESHOLD`] rows): two passes over the file, memory bounded by the
+//!   finest classes and the dictionaries, not by the rows; same report and release. TOML keys added for
+//!   the models above: `[types]`, `population`, `[microaggregation]`, and in `[privacy]`
+//!   `t_distance`, `k_map`, `[privacy.delta_presence]`.
+//! * [`DifferentialPrivacy`] + [`anonymize_private`] — SafePub-style (ε, δ)-differential
+//!   privacy: random sampling with β = 1 − e^(−ε_anon), k from (ε_anon, δ, β) ([`safe_k`]),
+//!   the generalization chosen by the exponential mechanism; TOML `[differential_privacy]`.
+//! * [`RiskSummary`] — prosecutor, journalist (from the population table when one is given)
+//!   and marketer risk, sample uniques and population-uniqueness estimates (Zayatz, Pitman,
+//!   SNB, Dankar's rule).
 //!
-//! How it works: the rows are grouped once into their finest equivalence classes (all
+//! How it works: the rows (or, streaming, the records of the first pass) are grouped once into their finest equivalence classes (all
 //! quasi-identifiers at level 0, with counts and sensitive-value histograms); every node of the
 //! lattice of level vectors is evaluated as a roll-up of those classes; monotonicity prunes the
-//! lattice (predictive tagging) and probes run in parallel with rayon.
+//! lattice (predictive tagging) and probes run in parallel with rayon. With δ-presence, which
+//! is not monotone, every node of the lattice is evaluated instead; the KL divergence has no
+//! useful lower bound, so all acceptable nodes are evaluated for it.
 //!
 //! ```
 //! use std::collections::BTreeMap;
@@ -59,6 +80,7 @@
 
 mod anonymize;
 mod data;
+mod dp;
 mod engine;
 mod error;
 mod hierarchy;
@@ -68,21 +90,31 @@ mod metric;
 mod privacy;
 mod risk;
 mod search;
+mod stream;
+mod types;
 
 pub use anonymize::{
-    Anonymization, AttributeRoles, ClassSizeBin, Report, SensitiveAchieved, Settings, anonymize,
-    write_report_json,
+    Aggregation, Anonymization, AttributeRoles, ClassSizeBin, JOURNALIST_WITH_POPULATION,
+    Microaggregated, POPULATION_COUNT_COLUMN, Report, SensitiveAchieved, Settings, anonymize,
+    anonymize_private, anonymize_with_population, write_report_json,
 };
 pub use data::{AttributeRole, Dataset, EncodedColumn};
+pub use dp::{
+    DEFAULT_SEARCH_BUDGET, DEFAULT_SEARCH_STEPS, DifferentialPrivacy, DifferentialPrivacyAchieved,
+    safe_delta, safe_k,
+};
 pub use error::{AnonymizeError, MAX_LISTED_MISSING_VALUES, Result};
 pub use hierarchy::{GroupingSpec, Hierarchy, HierarchySpec, IntervalSpec, MaskSpec, SUPPRESSED};
 pub use html::{render_report_html, write_report_html};
-pub use job::{HierarchySource, JobConfig, arx_hierarchy_path, run, run_on};
+pub use job::{
+    DEFAULT_STREAMING_ROW_THRESHOLD, HierarchySource, JobConfig, arx_hierarchy_path, run, run_on,
+};
 pub use metric::Metric;
-pub use privacy::{LDiversity, PrivacyModels};
+pub use privacy::{DeltaPresence, LDiversity, PrivacyModels, TDistance};
 pub use risk::{
     DEFAULT_SAMPLING_FRACTION, JOURNALIST_WITHOUT_POPULATION, PROSECUTOR_RISK_BIN_EDGES,
     PopulationUniqueness, RiskBin, RiskSummary, UniquenessModel, pitman_uniques,
     population_uniqueness, shlosser_classes, snb_uniques, zayatz_uniques,
 };
 pub use search::{SearchConfig, SearchStrategy};
+pub use types::{AttributeType, MISSING_VALUES, UnknownAttributeType, is_missing};

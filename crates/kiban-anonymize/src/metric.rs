@@ -29,6 +29,14 @@ pub enum Metric {
     /// Precision: mean over quasi-identifiers and records of `level / max level`, suppressed
     /// records counting 1.
     Precision,
+    /// Kullback–Leibler divergence of the release from the input (ARX's KL-divergence metric):
+    /// `Σ_t P(t) · ln(P(t) / Q(t))` over the distinct original quasi-identifier tuples t, where
+    /// P is their frequency in the input and Q spreads the frequency of t's released class
+    /// uniformly over the leaves its generalized values cover (the product over attributes of
+    /// the leaves under each label); suppressed records form one class covering every leaf.
+    /// It is not monotone in the levels, so the search uses no lower bound for it (every
+    /// acceptable node is evaluated in the optimal search).
+    KlDivergence,
 }
 
 impl Metric {
@@ -41,6 +49,7 @@ impl Metric {
             Metric::Aecs => "Average equivalence class size",
             Metric::Height => "Height",
             Metric::Precision => "Precision",
+            Metric::KlDivergence => "KL-Divergence",
         }
     }
 
@@ -58,6 +67,8 @@ pub(crate) struct MetricTables {
     loss_bound: Vec<Vec<f64>>,
     /// `shares[j][level][code]`: leaves under the label / leaves of the hierarchy.
     shares: Vec<Vec<Vec<f64>>>,
+    /// `ln_leaves[j][level][code]`: natural log of the leaves under the label.
+    ln_leaves: Vec<Vec<Vec<f64>>>,
     records: f64,
 }
 
@@ -71,7 +82,18 @@ impl MetricTables {
         let mut entropy = Vec::new();
         let mut loss_bound = Vec::new();
         let mut shares = Vec::new();
+        let mut ln_leaves = Vec::new();
         for (j, h) in hierarchies.iter().enumerate() {
+            ln_leaves.push(
+                (0..h.height())
+                    .map(|level| {
+                        h.leaves_per_label(level)
+                            .iter()
+                            .map(|&n| f64::from(n.max(1)).ln())
+                            .collect()
+                    })
+                    .collect(),
+            );
             let leaf_counts = classes.leaf_counts(j, h.leaf_count());
             let mut entropy_j = Vec::with_capacity(h.height());
             let mut bound_j = Vec::with_capacity(h.height());
@@ -113,6 +135,7 @@ impl MetricTables {
             entropy,
             loss_bound,
             shares,
+            ln_leaves,
             records,
         }
     }
@@ -142,7 +165,7 @@ impl MetricTables {
                     .sum::<f64>()
                     / levels.len() as f64
             }
-            Metric::Discernibility | Metric::Aecs => 0.0,
+            Metric::Discernibility | Metric::Aecs | Metric::KlDivergence => 0.0,
         }
     }
 
@@ -183,6 +206,46 @@ impl MetricTables {
                     .map(|(&l, &h)| (kept * level_fraction(l, h) + suppressed) / self.records)
                     .sum::<f64>()
                     / eval.levels.len() as f64
+            }
+            Metric::KlDivergence => {
+                // ln of the leaves covered by each released group, and by the suppressed `*`.
+                let ln_area: Vec<f64> = eval
+                    .first_class
+                    .iter()
+                    .map(|&first| {
+                        let codes = classes.codes(first as usize);
+                        hierarchies
+                            .iter()
+                            .enumerate()
+                            .map(|(j, h)| {
+                                let level = eval.levels[j];
+                                let code = h.level_map(level)[codes[j] as usize];
+                                self.ln_leaves[j][level][code as usize]
+                            })
+                            .sum()
+                    })
+                    .collect();
+                let ln_everything: f64 = hierarchies
+                    .iter()
+                    .map(|h| (h.leaf_count().max(1) as f64).ln())
+                    .sum();
+                let mut divergence = 0.0;
+                for (c, &g) in eval.class_group.iter().enumerate() {
+                    let n = f64::from(classes.sizes[c]);
+                    if n == 0.0 {
+                        // A tuple only outside the research subset carries no probability.
+                        continue;
+                    }
+                    let g = g as usize;
+                    // P / Q = (n / N) / ((|class| / N) / area) = n · area / |class|.
+                    let (class_size, ln_area) = if eval.kept[g] {
+                        (f64::from(eval.sizes[g]), ln_area[g])
+                    } else {
+                        (suppressed, ln_everything)
+                    };
+                    divergence += n / self.records * (n.ln() + ln_area - class_size.ln());
+                }
+                divergence.max(0.0)
             }
             Metric::Loss => {
                 let mut total = 0.0;

@@ -21,9 +21,191 @@ pub struct PrivacyModels {
     /// ℓ-diversity applied to every sensitive attribute.
     #[serde(default)]
     pub l_diversity: Option<LDiversity>,
-    /// t-closeness (equal-distance EMD) applied to every sensitive attribute.
+    /// t-closeness applied to every sensitive attribute, with the ground distance
+    /// [`Self::t_distance`].
     #[serde(default)]
     pub t_closeness: Option<f64>,
+    /// Ground distance of the earth mover's distance of t-closeness (default: equal).
+    #[serde(default)]
+    pub t_distance: TDistance,
+    /// k of k-map: the generalized quasi-identifiers of every released class occur at least
+    /// `k_map` times in the population table (generalized with the same hierarchies).
+    /// Needs a population table.
+    #[serde(default)]
+    pub k_map: Option<usize>,
+    /// δ-presence of a research subset within the input (the public population).
+    #[serde(default)]
+    pub delta_presence: Option<DeltaPresence>,
+}
+
+/// δ-presence (Nergiz et al.; ARX's `DPresence`): the input is the public population, the
+/// records whose `subset_column` is true (`true`/`1`/`yes`) are the research subset. Every
+/// class (over the whole population) holding subset records must satisfy
+/// `delta_min ≤ |subset ∩ class| / |class| ≤ delta_max`. Only subset records are released
+/// (the flag column is dropped); k-anonymity, ℓ-diversity, t-closeness, the suppression limit
+/// and the metrics apply to the subset.
+///
+/// δ-presence is not monotone under suppression, so the optimal search evaluates every node
+/// instead of tagging generalizations of acceptable nodes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeltaPresence {
+    /// Smallest allowed share of subset records in a class, in `[0, 1]`.
+    pub delta_min: f64,
+    /// Largest allowed share of subset records in a class, in `[delta_min, 1]`.
+    pub delta_max: f64,
+    /// Column flagging the research subset.
+    pub subset_column: String,
+}
+
+/// Ground distance between sensitive values in the earth mover's distance of t-closeness
+/// (as ARX's `EqualDistanceTCloseness`, `OrderedDistanceTCloseness` and
+/// `HierarchicalDistanceTCloseness`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TDistance {
+    /// Every two distinct values are at distance 1: EMD = half the L1 distance.
+    #[default]
+    Equal,
+    /// Values of an ordered type (integer, decimal, date, ordinal) at distance
+    /// `|rank(a) − rank(b)| / (m − 1)` over the m distinct values of the data:
+    /// EMD = `Σ_i |Σ_{j≤i} (p_j − q_j)| / (m − 1)`.
+    Ordered,
+    /// Distance `level(lowest common ancestor) / (height − 1)` in the sensitive attribute's
+    /// hierarchy (Li et al. 2007), computed bottom-up from the positive and negative extras.
+    Hierarchical,
+}
+
+impl TDistance {
+    /// Name used in reports and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            TDistance::Equal => "equal",
+            TDistance::Ordered => "ordered",
+            TDistance::Hierarchical => "hierarchical",
+        }
+    }
+}
+
+/// Prepared ground distance of one sensitive attribute.
+#[derive(Debug, Clone, Default)]
+pub(crate) enum GroundDistance {
+    /// See [`TDistance::Equal`].
+    #[default]
+    Equal,
+    /// See [`TDistance::Ordered`]; `rank[value code]` in `0..ranked.len()`, `ranked[r]` the
+    /// overall frequency of the value of rank r.
+    Ordered { rank: Vec<u32>, ranked: Vec<f64> },
+    /// See [`TDistance::Hierarchical`]; `leaf[value code]`, `parents[level][code at level]` =
+    /// code at level + 1, `overall_leaf[leaf]` the overall frequency of each leaf.
+    Hierarchical {
+        leaf: Vec<u32>,
+        parents: Vec<Vec<u32>>,
+        overall_leaf: Vec<f64>,
+    },
+}
+
+impl GroundDistance {
+    /// Ordered ground distance from the rank of every value code and the overall frequencies.
+    pub(crate) fn ordered(rank: Vec<u32>, overall: &[f64]) -> Self {
+        let mut ranked = vec![0.0; rank.len()];
+        for (v, &r) in rank.iter().enumerate() {
+            ranked[r as usize] += overall.get(v).copied().unwrap_or(0.0);
+        }
+        GroundDistance::Ordered { rank, ranked }
+    }
+
+    /// Hierarchical ground distance: `leaf[value code]` in `hierarchy`.
+    pub(crate) fn hierarchical(
+        hierarchy: &crate::hierarchy::Hierarchy,
+        leaf: Vec<u32>,
+        overall: &[f64],
+    ) -> Self {
+        let mut parents = Vec::with_capacity(hierarchy.height().saturating_sub(1));
+        for level in 0..hierarchy.height().saturating_sub(1) {
+            let mut parent = vec![0u32; hierarchy.cardinality(level)];
+            for l in 0..hierarchy.leaf_count() as u32 {
+                parent[hierarchy.generalize(l, level) as usize] =
+                    hierarchy.generalize(l, level + 1);
+            }
+            parents.push(parent);
+        }
+        let mut overall_leaf = vec![0.0; hierarchy.leaf_count()];
+        for (v, &l) in leaf.iter().enumerate() {
+            overall_leaf[l as usize] += overall.get(v).copied().unwrap_or(0.0);
+        }
+        GroundDistance::Hierarchical {
+            leaf,
+            parents,
+            overall_leaf,
+        }
+    }
+
+    /// EMD between a class histogram (`values` codes with `counts`) and the overall relative
+    /// frequencies `overall` (by value code).
+    pub(crate) fn emd(&self, values: &[u32], counts: &[u32], overall: &[f64]) -> f64 {
+        match self {
+            GroundDistance::Equal => equal_distance_emd(values, counts, overall),
+            GroundDistance::Ordered { rank, ranked } => {
+                let m = ranked.len();
+                if m <= 1 {
+                    return 0.0;
+                }
+                let total: f64 = counts.iter().map(|&c| f64::from(c)).sum();
+                let mut difference: Vec<f64> = ranked.iter().map(|q| -q).collect();
+                for (&v, &c) in values.iter().zip(counts) {
+                    difference[rank[v as usize] as usize] += f64::from(c) / total;
+                }
+                let mut cumulative = 0.0;
+                let mut sum = 0.0;
+                for d in &difference[..m - 1] {
+                    cumulative += d;
+                    sum += cumulative.abs();
+                }
+                sum / (m - 1) as f64
+            }
+            GroundDistance::Hierarchical {
+                leaf,
+                parents,
+                overall_leaf,
+            } => {
+                let height = parents.len();
+                if height == 0 {
+                    return 0.0;
+                }
+                let total: f64 = counts.iter().map(|&c| f64::from(c)).sum();
+                let mut extra: Vec<f64> = overall_leaf.iter().map(|q| -q).collect();
+                for (&v, &c) in values.iter().zip(counts) {
+                    extra[leaf[v as usize] as usize] += f64::from(c) / total;
+                }
+                let mut cost = 0.0;
+                for (level, parent) in parents.iter().enumerate() {
+                    let nodes = parent.iter().map(|&p| p as usize + 1).max().unwrap_or(0);
+                    let mut positive = vec![0.0; nodes];
+                    let mut negative = vec![0.0; nodes];
+                    let mut next = vec![0.0; nodes];
+                    for (child, &e) in extra.iter().enumerate() {
+                        let p = parent[child] as usize;
+                        if e > 0.0 {
+                            positive[p] += e;
+                        } else {
+                            negative[p] -= e;
+                        }
+                        next[p] += e;
+                    }
+                    let weight = (level + 1) as f64 / height as f64;
+                    cost += weight
+                        * positive
+                            .iter()
+                            .zip(&negative)
+                            .map(|(p, n)| p.min(*n))
+                            .sum::<f64>();
+                    extra = next;
+                }
+                cost
+            }
+        }
+    }
 }
 
 /// Variants of ℓ-diversity.
@@ -57,6 +239,9 @@ impl PrivacyModels {
             max_suppression,
             l_diversity: None,
             t_closeness: None,
+            t_distance: TDistance::Equal,
+            k_map: None,
+            delta_presence: None,
         }
     }
 
@@ -92,6 +277,18 @@ impl PrivacyModels {
                 ));
             }
         }
+        if let Some(d) = &self.delta_presence
+            && !(0.0 <= d.delta_min && d.delta_min <= d.delta_max && d.delta_max <= 1.0)
+        {
+            return Err(AnonymizeError::InvalidParameter(
+                "δ-presence needs 0 ≤ delta_min ≤ delta_max ≤ 1".into(),
+            ));
+        }
+        if self.k_map == Some(0) {
+            return Err(AnonymizeError::InvalidParameter(
+                "k of k-map must be at least 1".into(),
+            ));
+        }
         if let Some(t) = self.t_closeness {
             if sensitive_columns == 0 {
                 return Err(AnonymizeError::NoSensitiveAttribute {
@@ -117,9 +314,26 @@ impl PrivacyModels {
         self.l_diversity.is_some() || self.t_closeness.is_some()
     }
 
+    /// Whether a node's classes must be evaluated one by one (beyond their sizes).
+    pub(crate) fn needs_class_checks(&self) -> bool {
+        self.needs_sensitive() || self.k_map.is_some() || self.delta_presence.is_some()
+    }
+
+    /// Whether acceptability is monotone along generalization, so that the search may tag
+    /// all generalizations of an acceptable node (false with δ-presence).
+    pub(crate) fn is_monotone(&self) -> bool {
+        self.delta_presence.is_none()
+    }
+
     /// Checks ℓ-diversity and t-closeness on one class histogram (`counts` of the values present,
     /// `values` their codes), given the overall relative frequencies of the attribute.
-    pub(crate) fn sensitive_ok(&self, values: &[u32], counts: &[u32], overall: &[f64]) -> bool {
+    pub(crate) fn sensitive_ok(
+        &self,
+        values: &[u32],
+        counts: &[u32],
+        overall: &[f64],
+        ground: &GroundDistance,
+    ) -> bool {
         if let Some(model) = self.l_diversity {
             let ok = match model {
                 LDiversity::Distinct { l } => counts.len() >= l,
@@ -131,7 +345,7 @@ impl PrivacyModels {
             }
         }
         if let Some(t) = self.t_closeness
-            && equal_distance_emd(values, counts, overall) > t + 1e-12
+            && ground.emd(values, counts, overall) > t + 1e-12
         {
             return false;
         }
@@ -185,16 +399,26 @@ mod tests {
     fn l_diversity_variants() {
         let mut m = PrivacyModels::k_anonymity(2, 0.0);
         m.l_diversity = Some(LDiversity::Distinct { l: 2 });
-        assert!(m.sensitive_ok(&[0, 1], &[5, 1], &[0.5, 0.5]));
-        assert!(!m.sensitive_ok(&[0], &[6], &[0.5, 0.5]));
+        assert!(m.sensitive_ok(&[0, 1], &[5, 1], &[0.5, 0.5], &GroundDistance::Equal));
+        assert!(!m.sensitive_ok(&[0], &[6], &[0.5, 0.5], &GroundDistance::Equal));
         m.l_diversity = Some(LDiversity::Entropy { l: 2.0 });
-        assert!(m.sensitive_ok(&[0, 1], &[3, 3], &[0.5, 0.5]));
-        assert!(!m.sensitive_ok(&[0, 1], &[5, 1], &[0.5, 0.5]));
+        assert!(m.sensitive_ok(&[0, 1], &[3, 3], &[0.5, 0.5], &GroundDistance::Equal));
+        assert!(!m.sensitive_ok(&[0, 1], &[5, 1], &[0.5, 0.5], &GroundDistance::Equal));
         m.l_diversity = Some(LDiversity::Recursive { c: 3.0, l: 2 });
         // r1 = 5 < 3 · 2 = 6
-        assert!(m.sensitive_ok(&[0, 1, 2], &[5, 1, 1], &[0.3, 0.3, 0.4]));
+        assert!(m.sensitive_ok(
+            &[0, 1, 2],
+            &[5, 1, 1],
+            &[0.3, 0.3, 0.4],
+            &GroundDistance::Equal
+        ));
         // r1 = 7 ≥ 3 · 2
-        assert!(!m.sensitive_ok(&[0, 1, 2], &[7, 1, 1], &[0.3, 0.3, 0.4]));
+        assert!(!m.sensitive_ok(
+            &[0, 1, 2],
+            &[7, 1, 1],
+            &[0.3, 0.3, 0.4],
+            &GroundDistance::Equal
+        ));
     }
 
     #[test]
@@ -205,7 +429,7 @@ mod tests {
         assert!(equal_distance_emd(&[0, 1, 2], &[2, 1, 1], &overall).abs() < 1e-12);
         let mut m = PrivacyModels::k_anonymity(1, 0.0);
         m.t_closeness = Some(0.4);
-        assert!(!m.sensitive_ok(&[0], &[4], &overall));
+        assert!(!m.sensitive_ok(&[0], &[4], &overall, &GroundDistance::Equal));
     }
 
     #[test]
@@ -227,5 +451,52 @@ mod tests {
             PrivacyModels::k_anonymity(2, 0.04).suppression_budget(30162),
             1206
         );
+    }
+
+    #[test]
+    fn ordered_emd_matches_li_et_al() {
+        // Li et al. 2007 example: salaries 3k..11k, overall uniform over 9 values; the class
+        // {3k, 4k, 5k} has ordered distance 0.375, {6k, 8k, 11k} 0.167.
+        let overall = vec![1.0 / 9.0; 9];
+        let ground = GroundDistance::ordered((0..9).collect(), &overall);
+        let low = ground.emd(&[0, 1, 2], &[1, 1, 1], &overall);
+        assert!((low - 0.375).abs() < 1e-9, "{low}");
+        let spread = ground.emd(&[3, 5, 8], &[1, 1, 1], &overall);
+        assert!((spread - 1.0 / 6.0).abs() < 1e-9, "{spread}");
+        assert!(
+            ground
+                .emd(&(0..9).collect::<Vec<_>>(), &[1; 9], &overall)
+                .abs()
+                < 1e-12
+        );
+    }
+
+    #[test]
+    fn hierarchical_emd_matches_li_et_al() {
+        // Two groups of three leaves under `*` (height 3): a class all in one group of a
+        // uniform overall distribution moves 1/2 of the mass across the root (cost 1/2) plus
+        // within-group corrections.
+        let h = crate::hierarchy::Hierarchy::from_rows(
+            "dx",
+            ["a", "b", "c"]
+                .iter()
+                .map(|v| vec![v.to_string(), "abc".into(), "*".into()])
+                .chain(
+                    ["d", "e", "f"]
+                        .iter()
+                        .map(|v| vec![v.to_string(), "def".into(), "*".into()]),
+                )
+                .collect(),
+        )
+        .unwrap();
+        let overall = vec![1.0 / 6.0; 6];
+        let ground = GroundDistance::hierarchical(&h, (0..6).collect(), &overall);
+        // Class {a, b, c} uniform: all of group def's mass (1/2) moves across the root.
+        let d = ground.emd(&[0, 1, 2], &[1, 1, 1], &overall);
+        assert!((d - 0.5).abs() < 1e-9, "{d}");
+        // Class all `a`: 1/2 across the root (weight 1) + 1/3 within abc (weight 1/2).
+        let d = ground.emd(&[0], &[3], &overall);
+        assert!((d - (0.5 + 1.0 / 6.0)).abs() < 1e-9, "{d}");
+        assert!(ground.emd(&[0, 1, 2, 3, 4, 5], &[1; 6], &overall).abs() < 1e-12);
     }
 }

@@ -61,6 +61,8 @@ pub enum SearchStrategy {
     Optimal,
     /// Greedy search within a time limit; the result is acceptable but maybe not optimal.
     Heuristic,
+    /// SafePub's private search (exponential mechanism); see [`crate::DifferentialPrivacy`].
+    DifferentiallyPrivate,
 }
 
 /// Result of a search.
@@ -133,8 +135,8 @@ impl Problem<'_> {
         self.checked.fetch_add(1, Ordering::Relaxed);
         let table = self.finest.roll_up(&self.transitions, levels);
         let k_acceptable = table.records_below(self.models.k as u32) <= self.budget;
-        if k_acceptable && self.models.needs_sensitive() {
-            // ℓ-diversity / t-closeness can only add suppression: check them only when
+        if k_acceptable && self.models.needs_class_checks() {
+            // ℓ-diversity / t-closeness / k-map can only add suppression: check them only when
             // k-anonymity alone is within the budget.
             let eval = self.classes.evaluate(self.hierarchies, levels, self.models);
             self.acceptable(&eval)
@@ -163,7 +165,11 @@ pub(crate) fn search(problem: &Problem<'_>, config: &SearchConfig) -> Result<Sea
         return Err(AnonymizeError::NoSolution);
     }
     let (best, information_loss, strategy) = if lattice_size <= config.max_optimal_nodes as u128 {
-        let (best, loss) = optimal(problem, &heights, lattice_size as usize);
+        let (best, loss) = if problem.models.is_monotone() {
+            optimal(problem, &heights, lattice_size as usize)
+        } else {
+            exhaustive(problem, &heights, lattice_size as usize)
+        };
         (best, loss, SearchStrategy::Optimal)
     } else {
         let deadline = Instant::now() + Duration::from_millis(config.heuristic_time_limit_ms);
@@ -437,6 +443,32 @@ fn optimal(problem: &Problem<'_>, heights: &[usize], size: usize) -> (Evaluation
     }
 }
 
+/// Non-monotone privacy models: every node is evaluated (in parallel); the optimum is the
+/// acceptable node of least metric (then least height, then index).
+fn exhaustive(problem: &Problem<'_>, heights: &[usize], size: usize) -> (Evaluation, f64) {
+    let lattice = Lattice::new(heights);
+    let best = (0..size)
+        .into_par_iter()
+        .filter_map(|n| {
+            let levels = lattice.levels(n);
+            // k-anonymity alone over the budget rules the node out without a full evaluation.
+            let table = problem.finest.roll_up(&problem.transitions, &levels);
+            if table.records_below(problem.models.k as u32) > problem.budget {
+                return None;
+            }
+            let eval = problem.evaluate(&levels);
+            problem
+                .acceptable(&eval)
+                .then(|| (problem.value(&eval), levels.iter().sum::<usize>(), n))
+        })
+        .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+    // The top node is acceptable (checked by the caller), so `best` exists.
+    let node = best.map_or(size - 1, |b| b.2);
+    let eval = problem.evaluate(&lattice.levels(node));
+    let value = problem.value(&eval);
+    (eval, value)
+}
+
 fn heuristic(
     problem: &Problem<'_>,
     heights: &[usize],
@@ -597,6 +629,7 @@ mod tests {
                 Metric::Aecs,
                 Metric::Height,
                 Metric::Precision,
+                Metric::KlDivergence,
             ] {
                 let problem = Problem::new(
                     &hierarchies,

@@ -1,18 +1,28 @@
-//! `kiban anonymize`: a release of a table under k-anonymity (and ℓ-diversity, t-closeness)
-//! with the generalization that loses the least information, from a TOML job file or from
-//! command-line options.
+//! `kiban anonymize`: a release of a table (delimited or Parquet) under k-anonymity (and
+//! ℓ-diversity, t-closeness with equal, ordered or hierarchical distance) with the
+//! generalization that loses the least information, from a TOML job file or from command-line
+//! options.
 
 use anyhow::{Context, Result, bail};
-use kiban_anonymize::{JobConfig, LDiversity, Metric, PrivacyModels};
+use kiban_anonymize::{
+    Aggregation, AttributeType, DeltaPresence, JobConfig, LDiversity, Metric, PrivacyModels,
+    TDistance,
+};
 
 use crate::AnonymizeArgs;
 
 /// Runs `kiban anonymize`.
 pub fn run(args: AnonymizeArgs) -> Result<()> {
-    let job = job_of(&args)?;
+    let mut job = job_of(&args)?;
+    // `--streaming` also applies to a job file.
+    if args.streaming {
+        job.streaming = Some(true);
+    }
+    let streamed = job.streams().context("anonymization")?;
     let report = kiban_anonymize::run(&job).context("anonymization")?;
     println!(
-        "anonymize: {} records -> {} ({} suppressed), levels {:?} for [{}], k = {}, {} classes",
+        "anonymize{}: {} records -> {} ({} suppressed), levels {:?} for [{}], k = {}, {} classes",
+        if streamed { " (streamed)" } else { "" },
         report.records,
         job.output.display(),
         report.suppressed_records,
@@ -39,6 +49,31 @@ pub fn run(args: AnonymizeArgs) -> Result<()> {
             .dankar
             .map_or_else(|| "not estimable".to_owned(), |u| format!("{u:.6}"))
     );
+    if let Some(t) = report.t {
+        let distance = report.t_distance.map_or("equal", |d| d.name());
+        println!("  t-closeness ({distance} distance): achieved t = {t:.6}");
+    }
+    if let Some(dp) = &report.differential_privacy {
+        println!(
+            "  (ε, δ)-DP: ε = {} (anonymization {:.4}, search {}), δ = {}, β = {:.4}, derived k = {}; {} of {} records sampled",
+            dp.epsilon,
+            dp.epsilon_anonymization,
+            dp.epsilon_search,
+            dp.delta,
+            dp.beta,
+            dp.k,
+            dp.sampled_records,
+            dp.input_records
+        );
+    }
+    if let Some(k_map) = report.k_map {
+        println!(
+            "  population: {} members, k-map {k_map}; journalist risk max {:.4}, mean {:.4}",
+            report.population_records.unwrap_or(0),
+            report.risk.journalist_max,
+            report.risk.journalist_mean
+        );
+    }
     for path in [&job.report, &job.report_html].into_iter().flatten() {
         println!("  report: {}", path.display());
     }
@@ -59,6 +94,12 @@ fn job_of(args: &AnonymizeArgs) -> Result<JobConfig> {
         job.report = job.report.map(|r| base.join(r));
         job.report_html = job.report_html.map(|r| base.join(r));
         job.hierarchy_dir = job.hierarchy_dir.map(|d| base.join(d));
+        job.population = job.population.map(|p| base.join(p));
+        for source in job.hierarchies.values_mut() {
+            if let kiban_anonymize::HierarchySource::File { file } = source {
+                *file = base.join(&*file);
+            }
+        }
         return Ok(job);
     }
     let Some(input) = &args.input else {
@@ -75,8 +116,29 @@ fn job_of(args: &AnonymizeArgs) -> Result<JobConfig> {
         Some(text) => Some(parse_l_diversity(text)?),
         None => None,
     };
-    privacy.t_closeness = args.t_closeness;
+    if let Some(text) = &args.models.t_closeness {
+        let (distance, t) = parse_t_closeness(text)?;
+        privacy.t_closeness = Some(t);
+        privacy.t_distance = distance;
+    }
+    privacy.k_map = args.models.k_map;
+    if let (Some(range), Some(column)) = (&args.models.delta_presence, &args.models.subset_column) {
+        let bounds: Vec<f64> = range
+            .split(':')
+            .map(|p| p.trim().parse::<f64>())
+            .collect::<Result<_, _>>()
+            .with_context(|| format!("--delta-presence `{range}`: use MIN:MAX"))?;
+        let [delta_min, delta_max] = bounds[..] else {
+            bail!("--delta-presence `{range}`: use MIN:MAX");
+        };
+        privacy.delta_presence = Some(DeltaPresence {
+            delta_min,
+            delta_max,
+            subset_column: column.clone(),
+        });
+    }
     let mut job = JobConfig::new(input, out, args.qi.clone(), privacy);
+    job.population = args.models.population.clone();
     job.separator = args.sep;
     job.sensitive = args.sensitive.clone();
     job.identifying = args.identifying.clone();
@@ -86,7 +148,64 @@ fn job_of(args: &AnonymizeArgs) -> Result<JobConfig> {
     job.sampling_fraction = args.sampling_fraction;
     job.metric = parse_metric(&args.metric)?;
     job.drop_suppressed = args.drop_suppressed;
+    job.streaming_row_threshold = args.models.streaming_threshold;
+    if let Some(text) = &args.models.dp {
+        let parts: Vec<f64> = text
+            .split(':')
+            .map(|p| p.trim().parse::<f64>())
+            .collect::<Result<_, _>>()
+            .with_context(|| format!("--dp `{text}`: use EPSILON:DELTA"))?;
+        let [epsilon, delta] = parts[..] else {
+            bail!("--dp `{text}`: use EPSILON:DELTA");
+        };
+        job.differential_privacy = Some(kiban_anonymize::DifferentialPrivacy::new(
+            epsilon,
+            delta,
+            args.models.dp_seed,
+        ));
+    }
+    for declaration in &args.models.types {
+        let Some((column, kind)) = declaration.split_once('=') else {
+            bail!("--types `{declaration}`: use COLUMN=TYPE");
+        };
+        let kind: AttributeType = kind
+            .parse()
+            .with_context(|| format!("--types, column `{}`", column.trim()))?;
+        job.types.insert(column.trim().to_string(), kind);
+    }
+    for declaration in &args.models.microaggregate {
+        let function = match declaration.split_once('=') {
+            Some((column, "mean")) => (column, Aggregation::Mean),
+            Some((column, "median")) => (column, Aggregation::Median),
+            _ => bail!("--microaggregate `{declaration}`: use COLUMN=mean or COLUMN=median"),
+        };
+        job.microaggregation
+            .insert(function.0.trim().to_string(), function.1);
+    }
     Ok(job)
+}
+
+/// `0.2` or `equal:0.2` (equal distance), `ordered:0.2`, `hierarchical:0.2`.
+fn parse_t_closeness(text: &str) -> Result<(TDistance, f64)> {
+    let (distance, number) = match text.split_once(':') {
+        Some((name, number)) => {
+            let distance = match name.trim().to_ascii_lowercase().as_str() {
+                "equal" => TDistance::Equal,
+                "ordered" => TDistance::Ordered,
+                "hierarchical" => TDistance::Hierarchical,
+                other => bail!(
+                    "--t-closeness `{text}`: unknown distance `{other}`; use equal, ordered or hierarchical"
+                ),
+            };
+            (distance, number)
+        }
+        None => (TDistance::Equal, text),
+    };
+    let t: f64 = number
+        .trim()
+        .parse()
+        .with_context(|| format!("--t-closeness `{text}`: expected a number for t"))?;
+    Ok((distance, t))
 }
 
 fn parse_metric(name: &str) -> Result<Metric> {
@@ -97,8 +216,9 @@ fn parse_metric(name: &str) -> Result<Metric> {
         "aecs" => Metric::Aecs,
         "height" => Metric::Height,
         "precision" => Metric::Precision,
+        "kl-divergence" | "kl_divergence" | "kl" => Metric::KlDivergence,
         other => bail!(
-            "unknown metric `{other}`; use entropy, loss, discernibility, aecs, height or precision"
+            "unknown metric `{other}`; use entropy, loss, discernibility, aecs, height, precision or kl-divergence"
         ),
     })
 }

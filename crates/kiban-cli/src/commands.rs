@@ -38,7 +38,10 @@ pub async fn run(command: Command) -> Result<ExitCode> {
         Command::Provider(command) => crate::provider::run(command).await,
         Command::Extract(args) => crate::extract::run(args).await.map(|_| ExitCode::SUCCESS),
         Command::Anonymize(args) => crate::anonymize::run(args).map(|_| ExitCode::SUCCESS),
-        Command::Link(args) => crate::link::run(args).map(|_| ExitCode::SUCCESS),
+        Command::Link(args) => crate::link::run(args).await.map(|_| ExitCode::SUCCESS),
+        Command::Deidentify(args) => crate::deidentify::run(args)
+            .await
+            .map(|_| ExitCode::SUCCESS),
     }
 }
 
@@ -314,7 +317,7 @@ async fn demo(args: DemoArgs) -> Result<ExitCode> {
     println!("kiban demo — working folder {}", args.dir.display());
     if have == wanted && providers_dir.join("providers.json").exists() {
         println!(
-            "1/3 synth: reusing the population in {}",
+            "1/4 synth: reusing the population in {}",
             providers_dir.display()
         );
     } else {
@@ -327,7 +330,7 @@ async fn demo(args: DemoArgs) -> Result<ExitCode> {
             })?;
         }
         println!(
-            "1/3 synth: {} persons (seed {}) and their providers -> {}",
+            "1/4 synth: {} persons (seed {}) and their providers -> {}",
             args.persons,
             args.seed,
             providers_dir.display()
@@ -342,13 +345,13 @@ async fn demo(args: DemoArgs) -> Result<ExitCode> {
             .with_context(|| format!("cannot write {}", marker.display()))?;
     }
     println!(
-        "2/3 upload: the providers send their files to the FHIR intake API -> encrypted store {}",
+        "2/4 upload: the providers send their files to the FHIR intake API -> encrypted store {}",
         data_dir.display()
     );
     let _lock = IntakeLock::acquire(&data_dir)?;
     let (keys, key_path) = open_master_key(&data_dir, args.keys.key_file.as_deref())?;
     let store = Arc::new(
-        Store::open(&data_dir, keys)
+        Store::open(&data_dir, keys.clone())
             .with_context(|| format!("encrypted store in {}", data_dir.display()))?,
     );
     let meta = Metadata::open_in_dir(&data_dir)
@@ -367,7 +370,7 @@ async fn demo(args: DemoArgs) -> Result<ExitCode> {
         &meta,
         &data_dir,
         Some(CollectionState {
-            store,
+            store: store.clone(),
             collection: collection.clone(),
             ingest_options: IngestOptions::default(),
         }),
@@ -424,18 +427,28 @@ async fn demo(args: DemoArgs) -> Result<ExitCode> {
         "  opt-out: {} patients refused on the patient page ({base_url}/optout), {} through their providers' refusal lists",
         uploaded.page_refusals, uploaded.listed_refusals
     );
+    println!("3/4 release: persons linked, extraction, anonymized release (匿名加工)");
+    crate::demo_release::run(
+        &store,
+        &meta,
+        &collection,
+        keys.as_ref(),
+        &args.dir,
+        Some(&key_path),
+    )
+    .await?;
     if args.no_serve {
         let _ = stop.send(());
         server.await.context("web server")?.context("web server")?;
         meta.close().await;
         println!(
-            "3/3 serve: skipped (--no-serve); start it with `kiban serve --data {}`",
+            "4/4 serve: skipped (--no-serve); start it with `kiban serve --data {}`",
             data_dir.display()
         );
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "3/3 serve: portal at {base_url}/ (日本語 / English), intake API at {base_url}/fhir; press Ctrl-C to stop"
+        "4/4 serve: portal at {base_url}/ (日本語 / English), intake API at {base_url}/fhir; press Ctrl-C to stop"
     );
     // A failure to install the handler only means Ctrl-C kills the process instead.
     let _ = tokio::signal::ctrl_c().await;

@@ -64,3 +64,53 @@ pub fn existing_master_key(
         KeyFile::load(&path).with_context(|| format!("master key file {}", path.display()))?;
     Ok(Some((Arc::new(key), path)))
 }
+
+/// An existing store opened for reading and processing: its master key, the encrypted store,
+/// the metadata store and the collection rules over them.
+pub struct OpenStore {
+    /// The master key.
+    pub keys: Arc<dyn KeyProvider>,
+    /// The encrypted store.
+    pub store: Arc<kiban_store::Store>,
+    /// The metadata store (close it when done).
+    pub meta: kiban_metadata::Metadata,
+    /// Registers and eligibility over both.
+    pub collection: kiban_collection::Collection,
+}
+
+/// Opens the store of an existing data directory with its existing master key; a clear error
+/// when the directory is not a store or the key cannot be found.
+pub async fn open_existing_store(data_dir: &Path, key_file: Option<&Path>) -> Result<OpenStore> {
+    if !data_dir.join(kiban_metadata::SQLITE_FILE).exists() {
+        anyhow::bail!(
+            "{} is not a kiban data directory (no {}); run `kiban ingest` first",
+            data_dir.display(),
+            kiban_metadata::SQLITE_FILE
+        );
+    }
+    let Some((keys, _)) = existing_master_key(data_dir, key_file)? else {
+        anyhow::bail!(
+            "no master key found for {} (give --key-file or KIBAN_KEY_FILE): the store cannot be read without it",
+            data_dir.display()
+        );
+    };
+    let store = Arc::new(
+        kiban_store::Store::open(data_dir, keys.clone())
+            .with_context(|| format!("encrypted store in {}", data_dir.display()))?,
+    );
+    let meta = kiban_metadata::Metadata::open_in_dir(data_dir)
+        .await
+        .with_context(|| format!("metadata store in {}", data_dir.display()))?;
+    let collection = kiban_collection::Collection::new(
+        meta.clone(),
+        store.clone(),
+        Arc::new(kiban_collection::SystemClock),
+        kiban_collection::CollectionPolicy::default(),
+    );
+    Ok(OpenStore {
+        keys,
+        store,
+        meta,
+        collection,
+    })
+}

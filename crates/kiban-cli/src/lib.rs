@@ -19,10 +19,13 @@
 
 mod anonymize;
 mod commands;
+mod deidentify;
+mod demo_release;
 mod demo_upload;
 mod extract;
 mod keys;
 mod link;
+mod link_store;
 mod lock;
 mod progress;
 mod provider;
@@ -95,30 +98,59 @@ pub enum Command {
     /// model learned from the data by EM, and clustering with at most one record per provider
     /// and person. `kiban synth --identity-csv` writes records and truth in this form.
     Link(LinkArgs),
+    /// Release an extraction for one project: pseudonymized (仮名加工: project-keyed
+    /// pseudonyms, per-person date shifts, free text dropped, rare values kept) or anonymized
+    /// (匿名加工: also rare codes recoded, extremes top-coded, a k-anonymous person table),
+    /// each with its re-identification test (再識別テスト); a release above the limit is
+    /// blocked and nothing is written.
+    Deidentify(crate::deidentify::DeidentifyArgs),
 }
 
 /// Arguments of `kiban link`.
 #[derive(Debug, clap::Args)]
 pub struct LinkArgs {
     /// Identity records (CSV with the header above).
-    #[arg(long, value_name = "RECORDS_CSV")]
-    pub csv: PathBuf,
+    #[arg(
+        long,
+        value_name = "RECORDS_CSV",
+        required_unless_present = "data",
+        requires = "out"
+    )]
+    pub csv: Option<PathBuf>,
     /// Links to write (`record_id,person_id,match_probability`).
-    #[arg(long, value_name = "LINKS_CSV")]
-    pub out: PathBuf,
+    #[arg(long, value_name = "LINKS_CSV", requires = "csv")]
+    pub out: Option<PathBuf>,
+    /// Link the identity records of this store in place instead of a CSV: every record's
+    /// person goes to the metadata store (stable person ids, history of every change), and
+    /// `kiban extract` adds it to every clinical row.
+    #[arg(long = "data", value_name = "DATA_DIR", conflicts_with = "csv")]
+    pub data: Option<PathBuf>,
+    /// With --data: the master key file (default: KIBAN_KEY_FILE, then the default location).
+    #[arg(long, value_name = "KEY_FILE", requires = "data")]
+    pub key_file: Option<PathBuf>,
+    /// With --data: undo the latest linkage run (every record it changed gets its previous
+    /// person back).
+    #[arg(long, requires = "data")]
+    pub revert: bool,
     /// Posterior match probability above which two records are linked (0.7 balances the
     /// share of false and missed pairs on calibrated scores).
     #[arg(long, default_value_t = 0.7)]
     pub threshold: f64,
     /// A truth file (`record_id,person_id`) to score the links against.
-    #[arg(long, value_name = "TRUTH_CSV")]
+    #[arg(long, value_name = "TRUTH_CSV", requires = "csv")]
     pub truth: Option<PathBuf>,
+    /// Also write NDB-style linkage keys `record_id,id1,id2,id5` (docs/linkage-keys.md).
+    #[arg(long, value_name = "KEYS_CSV", requires = "project_key")]
+    pub keys_out: Option<PathBuf>,
+    /// The recipient project's key for --keys-out: at least 32 random bytes as hex digits.
+    #[arg(long, value_name = "PROJECT_KEY", requires = "keys_out")]
+    pub project_key: Option<PathBuf>,
 }
 
 /// Arguments of `kiban anonymize`.
 #[derive(Debug, clap::Args)]
 pub struct AnonymizeArgs {
-    /// Input table (delimited text with a header row).
+    /// Input table: delimited text with a header row, or Parquet (`.parquet`).
     #[arg(value_name = "INPUT", required_unless_present = "config")]
     pub input: Option<PathBuf>,
     /// A TOML job file instead of the options (paths in it are relative to it).
@@ -148,11 +180,11 @@ pub struct AnonymizeArgs {
     /// ℓ-diversity of every sensitive attribute: `distinct:L`, `entropy:L` or `recursive:C:L`.
     #[arg(long, value_name = "MODEL")]
     pub l_diversity: Option<String>,
-    /// t-closeness (equal-distance EMD) of every sensitive attribute.
-    #[arg(long, value_name = "T")]
-    pub t_closeness: Option<f64>,
+    /// Column types, t-closeness distance and k-map (boxed: they keep `Command` small).
+    #[command(flatten)]
+    pub models: Box<AnonymizeModelArgs>,
     /// Utility metric minimised: entropy (ARX's non-uniform entropy), loss, discernibility,
-    /// aecs, height or precision.
+    /// aecs, height, precision or kl-divergence.
     #[arg(long, default_value = "entropy")]
     pub metric: String,
     /// Release file to write.
@@ -171,6 +203,53 @@ pub struct AnonymizeArgs {
     /// Leave suppressed records out of the release instead of writing them as `*` rows.
     #[arg(long)]
     pub drop_suppressed: bool,
+    /// Stream the input (two passes, rows never held in memory) whatever its size; by default
+    /// inputs of more rows than --streaming-threshold are streamed.
+    #[arg(long)]
+    pub streaming: bool,
+}
+
+/// Typed columns and the privacy models of `kiban anonymize` beyond k and ℓ.
+#[derive(Debug, clap::Args)]
+pub struct AnonymizeModelArgs {
+    /// t-closeness of every sensitive attribute: `T` or `equal:T` (equal distance),
+    /// `ordered:T` (integer/decimal/date/ordinal column) or `hierarchical:T` (the sensitive
+    /// column's hierarchy, from --hierarchies).
+    #[arg(long, value_name = "[DISTANCE:]T")]
+    pub t_closeness: Option<String>,
+    /// Column types, comma-separated `column=type` with type string, integer, decimal, date,
+    /// code or `ordinal:a|b|c`; undeclared columns are strings (or typed from Parquet).
+    #[arg(long, value_delimiter = ',', value_name = "COLUMN=TYPE")]
+    pub types: Vec<String>,
+    /// Population table (the quasi-identifier columns, optionally a `count` column) for k-map
+    /// and the journalist risk.
+    #[arg(long, value_name = "FILE")]
+    pub population: Option<PathBuf>,
+    /// k of k-map: every released class occurs at least K times in the population table.
+    #[arg(long, value_name = "K", requires = "population")]
+    pub k_map: Option<usize>,
+    /// δ-presence `MIN:MAX` of the research subset flagged by --subset-column: every class
+    /// has a share of subset records within [MIN, MAX]; only the subset is released.
+    #[arg(long, value_name = "MIN:MAX", requires = "subset_column")]
+    pub delta_presence: Option<String>,
+    /// Column flagging the research subset (true/1/yes) for --delta-presence.
+    #[arg(long, value_name = "COLUMN", requires = "delta_presence")]
+    pub subset_column: Option<String>,
+    /// Microaggregation of numeric quasi-identifiers, comma-separated `column=mean` or
+    /// `column=median`: released values are the class's mean or median instead of a label.
+    #[arg(long, value_delimiter = ',', value_name = "COLUMN=FUNCTION")]
+    pub microaggregate: Vec<String>,
+    /// Rows above which the input is streamed (estimated from the file for delimited text).
+    #[arg(long, value_name = "ROWS", default_value_t = kiban_anonymize::DEFAULT_STREAMING_ROW_THRESHOLD)]
+    pub streaming_threshold: u64,
+    /// SafePub-style (ε, δ)-differential privacy `EPSILON:DELTA` instead of --k: a random
+    /// sample, k derived from (ε, δ), the generalization chosen by the exponential mechanism;
+    /// every column must be a quasi-identifier or identifying.
+    #[arg(long, value_name = "EPSILON:DELTA")]
+    pub dp: Option<String>,
+    /// Seed of --dp's sampling and selection (reproducible runs); random when absent.
+    #[arg(long, value_name = "SEED", requires = "dp")]
+    pub dp_seed: Option<u64>,
 }
 
 /// Arguments of `kiban extract`.

@@ -1,19 +1,35 @@
 //! `kiban link`: links identity records of many providers into persons (名寄せ), from the
 //! CSV form shared with other linkage tools, and scores the result against a truth file.
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
+use kiban_linkage::keys::{ProjectKey, write_keys_csv};
 use kiban_linkage::link::{LinkOptions, link_csv};
+use kiban_linkage::records::load_identity_csv;
+use std::path::Path;
 
 use crate::LinkArgs;
 
 /// Runs `kiban link`.
-pub fn run(args: LinkArgs) -> Result<()> {
+pub async fn run(args: LinkArgs) -> Result<()> {
     let options = LinkOptions {
         match_threshold: args.threshold,
         ..LinkOptions::default()
     };
-    let report = link_csv(&args.csv, &args.out, &options)
-        .with_context(|| format!("linkage of {}", args.csv.display()))?;
+    if let Some(data_dir) = &args.data {
+        return crate::link_store::run(data_dir, args.key_file.as_deref(), &options, args.revert)
+            .await;
+    }
+    let (Some(csv), Some(out)) = (&args.csv, &args.out) else {
+        bail!("give --csv RECORDS --out LINKS, or --data DATA_DIR to link a store in place");
+    };
+    // A bad project key fails before any work is done.
+    let project_key = args
+        .project_key
+        .as_deref()
+        .map(ProjectKey::read)
+        .transpose()?;
+    let report =
+        link_csv(csv, out, &options).with_context(|| format!("linkage of {}", csv.display()))?;
     println!(
         "link: {} records -> {} persons in {:.1} s ({} pairs compared, {} links above {}, {} merges refused: one record per provider and person)",
         report.records,
@@ -28,15 +44,18 @@ pub fn run(args: LinkArgs) -> Result<()> {
         println!(
             "  {} rows could not be linked (each is its own person in {}):",
             report.unlinkable.len(),
-            args.out.display()
+            out.display()
         );
         for row in report.unlinkable.iter().take(20) {
             println!("    line {}: {}", row.line, row.reason.describe());
         }
     }
-    println!("  links: {}", args.out.display());
+    println!("  links: {}", out.display());
+    if let (Some(keys_out), Some(key)) = (&args.keys_out, &project_key) {
+        write_linkage_keys(csv, keys_out, key)?;
+    }
     if let Some(truth) = &args.truth {
-        let score = kiban_linkage::evaluate::evaluate_files(&args.out, truth)
+        let score = kiban_linkage::evaluate::evaluate_files(out, truth)
             .with_context(|| format!("scoring against {}", truth.display()))?;
         println!(
             "  against {}: pairwise precision {:.4}, recall {:.4}; cluster precision {:.4}, recall {:.4}",
@@ -47,5 +66,13 @@ pub fn run(args: LinkArgs) -> Result<()> {
             score.cluster_recall
         );
     }
+    Ok(())
+}
+
+/// Writes the linkage keys of every record of `csv` under the project key.
+fn write_linkage_keys(csv: &Path, keys_out: &Path, key: &ProjectKey) -> Result<()> {
+    let loaded = load_identity_csv(csv).with_context(|| format!("loading {}", csv.display()))?;
+    let rows = write_keys_csv(&loaded, key, keys_out)?;
+    println!("  linkage keys: {} ({rows} records)", keys_out.display());
     Ok(())
 }

@@ -23,7 +23,8 @@
 #![warn(missing_docs)]
 
 use arrow_array::cast::AsArray;
-use arrow_array::{BooleanArray, RecordBatch};
+use arrow_array::{BooleanArray, RecordBatch, StringArray};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use kiban_collection::Collection;
 use kiban_model::{ClinicalTable, PatientKey, ProviderId};
 use kiban_store::Store;
@@ -31,7 +32,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 use serde::Serialize;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -157,15 +158,22 @@ pub async fn extract_dataset(
     let tables = resolve_tables(&options.tables)?;
     prepare_output(out_dir)?;
     let refused = collection.refused_patient_keys().await?;
+    let meta = collection.metadata();
+    let persons: HashMap<(String, String), String> = meta
+        .person_links()
+        .await?
+        .into_iter()
+        .map(|l| ((l.provider_id, l.patient_key), l.person_id))
+        .collect();
     let filter = RowFilter {
         refused,
         providers: options.providers.iter().cloned().collect(),
+        persons,
     };
     let mut report = ExtractReport {
         refused_patients: filter.refused.len() as u64,
         ..ExtractReport::default()
     };
-    let meta = collection.metadata();
     for table in tables {
         let segments = meta.segments(table.name()).await?;
         let paths: Vec<String> = segments.into_iter().map(|s| s.path).collect();
@@ -179,6 +187,24 @@ pub async fn extract_dataset(
 struct RowFilter {
     refused: HashSet<(ProviderId, PatientKey)>,
     providers: HashSet<String>,
+    /// The person of each linked record (`kiban link --data`), by provider and patient key.
+    persons: HashMap<(String, String), String>,
+}
+
+/// Column added to every extracted table: the person the record was linked to (null when the
+/// record is not linked yet).
+pub const PERSON_ID_COLUMN: &str = "person_id";
+
+/// The schema of an extracted table: the model's columns and [`PERSON_ID_COLUMN`].
+pub fn extracted_schema(table: ClinicalTable) -> SchemaRef {
+    let mut fields: Vec<Field> = table
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields.push(Field::new(PERSON_ID_COLUMN, DataType::Utf8, true));
+    Arc::new(Schema::new(fields))
 }
 
 fn prepare_output(out_dir: &Path) -> Result<(), ExtractError> {
@@ -231,7 +257,7 @@ fn extract_table(
                         .set_compression(Compression::SNAPPY)
                         .build();
                     writer = Some(
-                        ArrowWriter::try_new(file, table.schema(), Some(properties))
+                        ArrowWriter::try_new(file, extracted_schema(table), Some(properties))
                             .map_err(|e| output_error("write", &temp_path, e.to_string()))?,
                     );
                 }
@@ -304,7 +330,29 @@ fn filter_batch(
         .collect();
     let kept = arrow_select::filter::filter_record_batch(batch, &keep)
         .map_err(|e| segment_error(e.to_string()))?;
-    Ok((kept, refused, other_provider))
+    let providers = kept
+        .column_by_name("provider_id")
+        .and_then(|c| c.as_string_opt::<i32>())
+        .ok_or_else(|| segment_error("no text column `provider_id`".to_owned()))?;
+    let patients = kept
+        .column_by_name("patient_key")
+        .and_then(|c| c.as_string_opt::<i32>())
+        .ok_or_else(|| segment_error("no text column `patient_key`".to_owned()))?;
+    let mut probe = (String::new(), String::new());
+    let person_ids: StringArray = (0..kept.num_rows())
+        .map(|row| {
+            probe.0.clear();
+            probe.0.push_str(providers.value(row));
+            probe.1.clear();
+            probe.1.push_str(patients.value(row));
+            filter.persons.get(&probe).map(String::as_str)
+        })
+        .collect();
+    let mut columns = kept.columns().to_vec();
+    columns.push(Arc::new(person_ids));
+    let with_person = RecordBatch::try_new(extracted_schema(table), columns)
+        .map_err(|e| segment_error(e.to_string()))?;
+    Ok((with_person, refused, other_provider))
 }
 
 #[cfg(test)]

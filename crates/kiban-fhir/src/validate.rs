@@ -203,7 +203,14 @@ fn is_fhir_code(s: &str) -> bool {
 
 /// FHIR `uri`: not empty, no whitespace.
 fn is_fhir_uri(s: &str) -> bool {
-    !s.is_empty() && !s.chars().any(char::is_whitespace)
+    // Nearly every URI is ASCII: scan its bytes (ASCII whitespace is space and \t..=\r, as
+    // for `char::is_whitespace`) and decode characters only when there are others.
+    !s.is_empty()
+        && if s.is_ascii() {
+            !s.bytes().any(|b| matches!(b, b' ' | b'\t'..=b'\r'))
+        } else {
+            !s.chars().any(char::is_whitespace)
+        }
 }
 
 /// FHIR `string`: not empty after trimming.

@@ -278,14 +278,20 @@ fn resolve_subject(
 /// The original JSON texts of a line's entries, for the quarantine (the line is parsed again
 /// once, only when something in it is rejected).
 struct Originals<'a> {
-    line: &'a ParsedLine,
+    number: u64,
+    content: &'a LineContent,
     entries: Option<Vec<Value>>,
 }
 
 impl<'a> Originals<'a> {
     fn new(line: &'a ParsedLine) -> Self {
+        Self::of(line.number, &line.content, line.is_bundle)
+    }
+
+    /// From the parts of a line, so that its entries can be moved out meanwhile.
+    fn of(number: u64, content: &'a LineContent, is_bundle: bool) -> Self {
         let entries =
-            match (&line.content, line.is_bundle) {
+            match (content, is_bundle) {
                 (LineContent::Text(text), true) => serde_json::from_str::<Value>(text)
                     .ok()
                     .and_then(|mut v| match v.get_mut("entry").map(Value::take) {
@@ -294,7 +300,11 @@ impl<'a> Originals<'a> {
                     }),
                 _ => None,
             };
-        Self { line, entries }
+        Self {
+            number,
+            content,
+            entries,
+        }
     }
 
     /// A quarantine record of entry `entry_index` (or of the whole line).
@@ -305,7 +315,7 @@ impl<'a> Originals<'a> {
         reason: String,
     ) -> QuarantineRecord {
         let mut record = QuarantineRecord {
-            line: self.line.number,
+            line: self.number,
             entry_index: entry_index as u64,
             resource_type,
             reason,
@@ -313,7 +323,7 @@ impl<'a> Originals<'a> {
             original_base64: None,
             original_truncated: false,
         };
-        match &self.line.content {
+        match self.content {
             LineContent::Text(text) => {
                 let entry_text = self
                     .entries
@@ -487,7 +497,11 @@ pub(crate) fn apply_eligibility(
     eligibility: &HashMap<String, Eligibility>,
 ) -> ChunkOutcome {
     let mut out = ChunkOutcome::default();
-    for DecidedLine { line, decisions } in decided {
+    for DecidedLine {
+        mut line,
+        decisions,
+    } in decided
+    {
         out.lines += 1;
         out.bytes += line.bytes;
         if line.is_blank() {
@@ -562,11 +576,14 @@ pub(crate) fn apply_eligibility(
             .zip(&line.entries)
             .find(|(d, _)| matches!(d, Decision::Reject(_)))
             .map(|(_, e)| e.index);
-        let originals = first_failure.map(|_| Originals::new(&line));
+        // The entries are moved out (their mapped rows are taken, not copied).
+        let entries = std::mem::take(&mut line.entries);
+        let originals =
+            first_failure.map(|_| Originals::of(line.number, &line.content, line.is_bundle));
         if line.mode == LineMode::AllOrNothing
             && let (Some(failed), Some(originals)) = (first_failure, originals.as_ref())
         {
-            for (decision, entry) in decisions.iter().zip(&line.entries) {
+            for (decision, entry) in decisions.iter().zip(&entries) {
                 let reason = match decision {
                     Decision::Reject(reason) => reason.clone(),
                     _ => format!("rejected with its bundle: entry {failed} invalid"),
@@ -579,7 +596,7 @@ pub(crate) fn apply_eligibility(
             }
             continue;
         }
-        for (decision, entry) in decisions.into_iter().zip(&line.entries) {
+        for (decision, entry) in decisions.into_iter().zip(entries) {
             match decision {
                 Decision::Reject(reason) => {
                     if let Some(originals) = originals.as_ref() {
@@ -592,7 +609,7 @@ pub(crate) fn apply_eligibility(
                 }
                 Decision::Duplicate(_) => out.duplicate += 1,
                 Decision::Accept(key) => {
-                    let Ok(prepared) = &entry.outcome else {
+                    let Ok(prepared) = entry.outcome else {
                         continue;
                     };
                     out.accepted += 1;
@@ -601,11 +618,14 @@ pub(crate) fn apply_eligibility(
                     }
                     out.versions
                         .push((prepared.identity_digest, prepared.content_digest));
-                    *out.item_counts
-                        .entry(prepared.resource_type.clone())
-                        .or_insert(0) += 1;
-                    for mut row in prepared.rows.iter().cloned() {
-                        row.common_mut().patient_key = key.clone();
+                    match out.item_counts.get_mut(&prepared.resource_type) {
+                        Some(count) => *count += 1,
+                        None => {
+                            out.item_counts.insert(prepared.resource_type, 1);
+                        }
+                    }
+                    for mut row in prepared.rows {
+                        row.common_mut().patient_key.clone_from(&key);
                         out.rows.push(row);
                     }
                 }

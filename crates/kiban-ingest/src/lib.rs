@@ -41,7 +41,8 @@
 //!
 //! A resource is identified by a keyed digest of (provider, resource type, source id), the
 //! source id being its logical id, else the id of its `fullUrl`, else a digest of its content.
-//! A second keyed digest adds the SHA-256 of the resource's canonical JSON (keys sorted).
+//! A second keyed digest adds the SHA-256 of the resource's canonical encoding (typed elements
+//! in a fixed order, free-form JSON with sorted keys; see `content_digest`).
 //! Both are recorded with each accepted resource, so a resource seen again is a *duplicate*
 //! (counted, not stored) when its content is the same, and is rejected as a conflicting
 //! version when it differs. Re-running the same input therefore adds nothing: an identical
@@ -83,6 +84,7 @@
 #![warn(missing_docs)]
 
 mod chunk;
+mod content_digest;
 mod error;
 mod identity;
 mod lines;

@@ -1,9 +1,9 @@
 //! Phase A of a chunk, run in parallel over lines: JSON parsing, FHIR parsing, structural
 //! validation and mapping to rows. Nothing here depends on other lines.
 
+use crate::content_digest::content_digest;
 use crate::lines::{LineContent, SourceLine};
 use crate::mapping::{self, MapContext, Row, SubjectNeed};
-use crate::text::content_sha256;
 use kiban_fhir::{Bundle, BundleEntry, Resource, ValidationIssue, parse_reference};
 use kiban_store::Store;
 use serde_json::{Map, Value};
@@ -280,7 +280,7 @@ fn prepare_single(
         entry.outcome = Err(join_issues(issues.iter()));
         return entry;
     }
-    let content = content_sha256(&resource);
+    let content = content_digest(&resource);
     let source_id = source_id_of(&resource, None, &content);
     entry.outcome = prepare(&resource, source_id, &content, &HashMap::new(), ctx);
     entry
@@ -498,7 +498,7 @@ fn read_entry(index: usize, value: Value, mode: LineMode) -> RawEntry {
             .map_err(|e| format!("Bundle.entry[{index}].resource: {e}")),
     };
     if let Ok(resource) = &raw.parsed {
-        raw.content = content_sha256(resource);
+        raw.content = content_digest(resource);
     }
     raw.shell = Some(shell);
     raw
@@ -550,7 +550,7 @@ fn typed_entry(index: usize, mut entry: BundleEntry, mode: LineMode) -> RawEntry
                 ))
             }
             Some(_) => {
-                raw.content = content_sha256(&resource);
+                raw.content = content_digest(&resource);
                 Ok(resource)
             }
         },

@@ -1,7 +1,5 @@
 //! Text helpers: XHTML narrative to plain text, NFKC normalization, canonical JSON.
 
-use kiban_fhir::Resource;
-use sha2::{Digest, Sha256};
 use unicode_normalization::UnicodeNormalization;
 
 /// NFKC-normalizes and trims (full-width digits and letters become ASCII).
@@ -94,31 +92,6 @@ fn decode_entities(text: &str) -> String {
     out
 }
 
-/// SHA-256 of a resource's canonical JSON: kiban's own serialization of the parsed resource
-/// (modelled elements in a fixed order, other elements with sorted keys, no whitespace). Two
-/// copies with the same content have the same digest however their keys were ordered or spaced.
-pub(crate) fn content_sha256(resource: &Resource) -> [u8; 32] {
-    let mut hasher = Sha256::new();
-    // Writing into a hasher cannot fail (the writer never errors), and kiban's resource types
-    // always serialize.
-    let _ = resource.write_json(HashWriter(&mut hasher));
-    hasher.finalize().into()
-}
-
-/// Feeds serialized JSON straight into the hasher, without an intermediate string.
-struct HashWriter<'a>(&'a mut Sha256);
-
-impl std::io::Write for HashWriter<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.update(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Whether a character is a kanji (CJK unified ideograph, extension A, compatibility, 々).
 fn is_kanji(c: char) -> bool {
     matches!(c as u32, 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF | 0x20000..=0x3134F)
@@ -166,21 +139,6 @@ mod tests {
         );
         assert_eq!(text, "主訴: 胸痛 & 息切れ\n<既往> 高血圧");
         assert_eq!(xhtml_to_text("a &unknown; b"), "a &unknown; b");
-    }
-
-    #[test]
-    fn content_digest_ignores_key_order_and_spacing() {
-        let a = Resource::from_json_str(
-            r#"{"resourceType":"Condition","id":"c1","code":{"text":"x","coding":[{"system":"s","code":"1"}]},"_recordedDate":{"b":1,"a":2}}"#,
-        )
-        .unwrap();
-        let b = Resource::from_json_str(
-            r#"{ "_recordedDate": {"a": 2, "b": 1}, "code": {"coding": [{"code": "1", "system": "s"}], "text": "x"}, "id": "c1", "resourceType": "Condition" }"#,
-        )
-        .unwrap();
-        assert_eq!(content_sha256(&a), content_sha256(&b));
-        let c = Resource::from_json_str(r#"{"resourceType":"Condition","id":"c1"}"#).unwrap();
-        assert_ne!(content_sha256(&a), content_sha256(&c));
     }
 
     #[test]

@@ -66,6 +66,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             session.converged
         );
     }
+    println!(
+        "co-move            m {:.4?} (of {:.0} matches) u {:?} (of {} random pairs); {} candidate pairs co-moved",
+        report.co_move.m,
+        report.co_move.expected_matches,
+        report.co_move.u,
+        report.co_move.random_pairs,
+        report.co_moved_pairs
+    );
+    println!(
+        "identity groups    m {:.4?} u {:.4?} (of {} pairs, {:.0} matches)",
+        report.group_size.m,
+        report.group_size.u,
+        report.group_size.pairs,
+        report.group_size.expected_matches
+    );
+    println!(
+        "provider pairs     {:.0} expected matches over {} provider pairs",
+        report.provider_pairs.expected_matches, report.provider_pairs.provider_pairs
+    );
     println!("unlinkable rows    {}", report.unlinkable.len());
     println!("merges refused     {}", report.merges_refused_same_provider);
     for rule in &report.blocking {

@@ -21,11 +21,26 @@
 //!   postal code), u from random pairs, m from EM sessions over training blocks, the shared-card
 //!   levels conditioned on the household, term-frequency adjustment of exact name matches
 //!   (within the birth cohort and sex when the birth dates agree too,
-//!   [`model::CohortNameFrequencies`]).
-//! - [`cluster`]: persons from the linked pairs, one record per provider and person.
+//!   [`model::CohortNameFrequencies`]), of a given name shared under another family name (a
+//!   marriage) within the cohort, and the regional correction of residence levels for pairs
+//!   sharing a family name ([`model::FamilyNameResidence`]) and of name and birth-date levels
+//!   for pairs of one household ([`model::WithinHousehold`]: twins).
+//! - [`household`]: household co-movement, the evidence that tells a person who moved (with
+//!   their household) from a namesake, learned as one more comparison
+//!   ([`household::CoMoveEvidence`]).
+//! - [`identity_group`]: namesake density, how many records share a pair's exact name, birth
+//!   date and sex, learned as one more comparison ([`identity_group::GroupSizeEvidence`]).
+//! - [`provider_pair`]: patient flows, which two providers a pair's records come from, learned as
+//!   one more comparison ([`provider_pair::ProviderPairEvidence`]).
+//! - [`cluster`]: persons from the linked pairs, strongest first, each merge decided on the two
+//!   clusters' evidence (the pair's and the provider flows of their other records), one record
+//!   per provider and person except a person registered twice at one provider (a same-provider
+//!   pair of one identity, weighed under its own prior).
 //! - [`link`]: the whole run, [`link::link_csv`] (CSV in, `record_id,person_id,match_probability`
 //!   out) and [`link::link_records`].
 //! - [`evaluate`]: pairwise and cluster precision and recall against a truth file.
+//! - [`keys`]: NDB-style linkage keys (ID1, ID2, ID5) as HMAC-SHA256 under a recipient
+//!   project's key ([`keys::ProjectKey`], [`keys::linkage_keys`], [`keys::write_keys_csv`]).
 //!
 //! Errors name the file, line, field and rule, never the value (identity data stays out of logs).
 //!
@@ -63,7 +78,12 @@ pub mod blocking;
 pub mod cluster;
 pub mod compare;
 pub mod evaluate;
+pub mod history;
+pub mod household;
+pub mod identity_group;
+pub mod keys;
 pub mod link;
 pub mod model;
 pub mod normalize;
+pub mod provider_pair;
 pub mod records;

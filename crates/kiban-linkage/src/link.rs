@@ -1,13 +1,16 @@
 //! The whole linkage: load, block, fit the model, score, cluster, write.
 
-use crate::blocking::{RuleReport, TrainingRule, candidate_pairs, training_sample};
-use crate::cluster::{ScoredPair, cluster};
+use crate::blocking::{Candidates, RuleReport, TrainingRule, candidate_pairs, training_sample};
+use crate::cluster::{ScoredPair, cluster_with_flows};
+use crate::household::{CoMove, CoMoveEvidence, Households, shares_no_household};
+use crate::identity_group::{GroupSizeEvidence, IdentityGroups};
 use crate::model::{
-    CohortNameFrequencies, EmSession, EmSettings, FIELD_COUNT, FIELDS, Field, FieldParameters,
-    ModelParameters, Pattern, TermFrequencies, compare_records, condition_on_shared_card,
-    count_patterns, estimate_u_random, estimate_u_within_cohorts, fit_em, fit_em_anchored,
-    level_of, posteriors, probability_of_weight, starting_m,
+    CohortNameFrequencies, EmSession, EmSettings, FIELD_COUNT, FIELDS, FamilyNameResidence, Field,
+    FieldParameters, ModelParameters, Pattern, TermFrequencies, WithinHousehold, compare_records,
+    condition_on_shared_card, count_patterns, estimate_u_random, estimate_u_within_cohorts, fit_em,
+    fit_em_anchored, level_of, posteriors, probability_of_weight, starting_m,
 };
+use crate::provider_pair::ProviderPairEvidence;
 use crate::records::{
     LinkRecord, LoadError, LoadedRecords, UnlinkableRow, UnusableValues, load_identity_csv,
 };
@@ -84,6 +87,14 @@ pub struct LinkReport {
     pub distinct_patterns: u64,
     /// The fitted model (m and u per level, λ, EM iterations).
     pub model: ModelParameters,
+    /// The learned weight of household co-movement ([`crate::household`]).
+    pub co_move: CoMoveEvidence,
+    /// Candidate pairs sharing no household whose households moved together.
+    pub co_moved_pairs: u64,
+    /// The learned weight of namesake density ([`crate::identity_group`]).
+    pub group_size: GroupSizeEvidence,
+    /// The learned weight of the pair of providers ([`crate::provider_pair`]).
+    pub provider_pairs: ProviderPairEvidence,
     /// Pairs at or above the match threshold.
     pub pairs_above_threshold: u64,
     /// Merges made.
@@ -102,47 +113,273 @@ pub struct Linkage {
     /// Person number of each record (0-based).
     pub person: Vec<u32>,
     /// Per record: for a linked record the probability of the strongest link that put it in its
-    /// person; for a record linked to nothing, 1 minus the probability of its strongest
+    /// person (with the evidence of the clusters it joined); for a record linked to nothing, 1 minus the probability of its strongest
     /// candidate pair (how sure it is a person of its own); `None` for unlinkable rows.
     pub match_probability: Vec<Option<f64>>,
     /// The report (its `elapsed` covers linkage only, not loading).
     pub report: LinkReport,
 }
 
-/// Links loaded records.
-pub fn link_records(loaded: &LoadedRecords, options: &LinkOptions) -> Linkage {
-    let started = Instant::now();
+/// The candidate pairs of a run with their comparison vectors and final weights.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoredCandidates {
+    /// The candidate pairs and what each blocking rule produced.
+    pub candidates: Candidates,
+    /// The comparison vector of each pair.
+    pub patterns: Vec<Pattern>,
+    /// The match weight of each pair in bits, prior included.
+    pub weights: Vec<f64>,
+    /// Indexes (into the pairs) of the pairs sharing no household.
+    pub no_household: Vec<usize>,
+    /// Whether each of those pairs' households moved together.
+    pub co_moved: Vec<CoMove>,
+    /// Distinct comparison vectors.
+    pub distinct_patterns: u64,
+    /// The fitted model.
+    pub model: ModelParameters,
+    /// The learned weight of household co-movement.
+    pub co_move: CoMoveEvidence,
+    /// The regional correction of residence levels for pairs sharing a family name.
+    pub residence: FamilyNameResidence,
+    /// Pairs whose households moved together.
+    pub co_moved_pairs: u64,
+    /// The learned weight of namesake density.
+    pub group_size: GroupSizeEvidence,
+    /// The learned weight of the pair of providers.
+    pub provider_pairs: ProviderPairEvidence,
+    /// Pairs of records of one identity (name, birth date, sex) at one provider, which blocking
+    /// leaves out: a person registered twice, or namesakes.
+    pub same_provider_pairs: Vec<(u32, u32)>,
+    /// Their match weights in bits, their own prior included.
+    pub same_provider_weights: Vec<f64>,
+}
+
+/// Pairs this far (in bits) below the match threshold still go to clustering: the other records
+/// of their two clusters may vouch for them ([`cluster_with_flows`]).
+const CLUSTER_EVIDENCE_MARGIN: f64 = 8.0;
+
+/// The weight in bits of a match probability.
+fn probability_weight(probability: f64) -> f64 {
+    (probability / (1.0 - probability)).log2()
+}
+
+/// The prior of a match among `all_pairs` pairs of which those with `evidence` (in bits,
+/// without a prior) are the candidates: EM with the evidence fixed and only the number of
+/// matches free, each candidate's posterior summed (the matches outside the candidates are
+/// few: the candidates are all the pairs that agree exactly on the identity).
+fn candidate_prior(evidence: &[f64], all_pairs: f64) -> f64 {
+    if evidence.is_empty() || all_pairs < 1.0 {
+        return 1e-12;
+    }
+    let mut matches: f64 = 1.0;
+    for _ in 0..200 {
+        let prior = probability_weight((matches / all_pairs).clamp(1e-12, 0.5));
+        let next = evidence
+            .iter()
+            .map(|w| probability_of_weight(w + prior))
+            .sum::<f64>()
+            .max(1.0);
+        let moved = (next - matches).abs() / matches;
+        matches = next;
+        if moved < 1e-9 {
+            break;
+        }
+    }
+    (matches / all_pairs).clamp(1e-12, 0.5)
+}
+
+/// Pairs of linkable records of one provider.
+fn same_provider_pairs_count(loaded: &LoadedRecords, linkable: &[u32]) -> f64 {
+    let mut per_provider: rustc_hash::FxHashMap<u32, f64> = rustc_hash::FxHashMap::default();
+    for &i in linkable {
+        *per_provider
+            .entry(loaded.records[i as usize].hospital)
+            .or_default() += 1.0;
+    }
+    per_provider.values().map(|c| c * (c - 1.0) / 2.0).sum()
+}
+
+/// Blocks, fits the model and weighs every candidate pair of the `linkable` records.
+pub fn score_candidates(
+    loaded: &LoadedRecords,
+    linkable: &[u32],
+    options: &LinkOptions,
+) -> ScoredCandidates {
     let records = &loaded.records;
     let pool = &loaded.pool;
-    let linkable: Vec<u32> = (0..records.len() as u32)
-        .filter(|&i| loaded.linkable[i as usize])
-        .collect();
-    let candidates = candidate_pairs(pool, records, &linkable, options.max_block_size);
+    let candidates = candidate_pairs(pool, records, linkable, options.max_block_size);
     let patterns: Vec<u32> = candidates
         .pairs
         .par_iter()
         .map(|&(a, b)| compare_records(pool, &records[a as usize], &records[b as usize]))
         .collect();
     let distinct_patterns = count_patterns(&patterns).len() as u64;
-    let mut model = train_model(loaded, &linkable, options);
-    let name_frequencies = NameFrequencies::new(records, &linkable);
+    let mut model = train_model(loaded, linkable, options);
+    let name_frequencies = NameFrequencies::new(records, linkable);
+    let households = Households::new(records, linkable);
+    let u_random: Vec<Vec<f64>> = model.fields.iter().map(|f| f.u.clone()).collect();
+    let residence = FamilyNameResidence::estimate(
+        pool,
+        records,
+        linkable,
+        &u_random,
+        options.random_pairs,
+        options.seed,
+    );
+    let within_household = WithinHousehold::estimate(
+        pool,
+        records,
+        &households.groups(),
+        &u_random,
+        options.random_pairs,
+        options.seed,
+    );
     // The evidence of each pair, without the prior.
+    let pair_evidence = |model: &ModelParameters, (a, b): (u32, u32), pattern: Pattern| {
+        let (x, y) = (&records[a as usize], &records[b as usize]);
+        model.pattern_weight(pattern)
+            + name_frequencies.adjustment(pattern, x, y)
+            + residence.of(pattern)
+            + within_household.of(pattern)
+    };
     let mut weights: Vec<f64> = candidates
         .pairs
         .par_iter()
         .zip(&patterns)
-        .map(|(&(a, b), &pattern)| {
-            let (x, y) = (&records[a as usize], &records[b as usize]);
-            model.pattern_weight(pattern) + name_frequencies.adjustment(pattern, x, y)
+        .map(|(&pair, &pattern)| pair_evidence(&model, pair, pattern))
+        .collect();
+    let all_pairs = cross_provider_pairs(loaded, linkable);
+    let expected_matching_pairs = estimate_matching_pairs(&model, &patterns, &weights, all_pairs);
+    model.expected_matching_pairs = expected_matching_pairs;
+    model.match_prior = (expected_matching_pairs / all_pairs).clamp(1e-12, 0.5);
+    // Household co-movement, on the pairs that share no household.
+    let no_household: Vec<usize> = patterns
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| shares_no_household(**p))
+        .map(|(k, _)| k)
+        .collect();
+    let co_moved: Vec<CoMove> = no_household
+        .par_iter()
+        .map(|&k| {
+            let (a, b) = candidates.pairs[k];
+            households.co_move(pool, records, a, b)
         })
         .collect();
-    let all_pairs = cross_provider_pairs(loaded, &linkable);
+    let prior = model.prior_weight();
+    let no_household_evidence: Vec<f64> =
+        no_household.iter().map(|&k| weights[k] + prior).collect();
+    let co_move = CoMoveEvidence::learn(
+        &households,
+        pool,
+        records,
+        linkable,
+        &no_household_evidence,
+        &co_moved,
+        options.random_pairs,
+        options.seed,
+    );
+    drop(no_household_evidence);
+    for (&k, &c) in no_household.iter().zip(&co_moved) {
+        weights[k] += co_move.weight(c);
+    }
+    let co_moved_pairs = co_moved.iter().filter(|c| **c == CoMove::Together).count() as u64;
+    let co_moved_flags = co_moved;
     let expected_matching_pairs = estimate_matching_pairs(&model, &patterns, &weights, all_pairs);
     model.expected_matching_pairs = expected_matching_pairs;
     model.match_prior = (expected_matching_pairs / all_pairs).clamp(1e-12, 0.5);
     let prior = model.prior_weight();
     weights.par_iter_mut().for_each(|w| *w += prior);
-    drop(patterns);
+    // Patient flows between providers, with the rest of the evidence as each pair's prior.
+    let provider_of: Vec<u32> = records.iter().map(|r| r.hospital).collect();
+    let provider_pairs = ProviderPairEvidence::learn(
+        &provider_of,
+        linkable.iter().copied(),
+        candidates
+            .pairs
+            .iter()
+            .copied()
+            .zip(weights.iter().copied()),
+    );
+    weights
+        .par_iter_mut()
+        .zip(&candidates.pairs)
+        .for_each(|(w, &(a, b))| {
+            *w += provider_pairs.weight(provider_of[a as usize], provider_of[b as usize]);
+        });
+    drop(provider_of);
+    // Namesake density, on the pairs of one identity group, with the rest of the evidence
+    // (prior included) as each pair's prior.
+    let identity_groups = IdentityGroups::new(records, linkable);
+    // Records of one identity at one provider: a person registered twice, or namesakes. Their
+    // prior is their own: the matches among all pairs of one provider.
+    let same_provider_pairs = identity_groups.same_provider_pairs().to_vec();
+    let same_provider_evidence: Vec<f64> = same_provider_pairs
+        .par_iter()
+        .map(|&(a, b)| {
+            let pattern = compare_records(pool, &records[a as usize], &records[b as usize]);
+            pair_evidence(&model, (a, b), pattern)
+        })
+        .collect();
+    let same_provider_prior = probability_weight(candidate_prior(
+        &same_provider_evidence,
+        same_provider_pairs_count(loaded, linkable),
+    ));
+    let same_provider_weights: Vec<f64> = same_provider_evidence
+        .iter()
+        .map(|w| w + same_provider_prior)
+        .collect();
+    let grouped: Vec<(usize, u8)> = candidates
+        .pairs
+        .iter()
+        .enumerate()
+        .filter_map(|(k, &(a, b))| identity_groups.level(a, b).map(|l| (k, l)))
+        .collect();
+    drop(identity_groups);
+    let grouped_evidence: Vec<f64> = grouped.iter().map(|&(k, _)| weights[k]).collect();
+    let grouped_levels: Vec<u8> = grouped.iter().map(|&(_, l)| l).collect();
+    let group_size = GroupSizeEvidence::learn(&grouped_evidence, &grouped_levels);
+    for &(k, l) in &grouped {
+        weights[k] += group_size.weight(l);
+    }
+    ScoredCandidates {
+        candidates,
+        patterns,
+        weights,
+        no_household,
+        co_moved: co_moved_flags,
+        distinct_patterns,
+        model,
+        co_move,
+        residence,
+        co_moved_pairs,
+        group_size,
+        provider_pairs,
+        same_provider_pairs,
+        same_provider_weights,
+    }
+}
+
+/// Links loaded records.
+pub fn link_records(loaded: &LoadedRecords, options: &LinkOptions) -> Linkage {
+    let started = Instant::now();
+    let records = &loaded.records;
+    let linkable: Vec<u32> = (0..records.len() as u32)
+        .filter(|&i| loaded.linkable[i as usize])
+        .collect();
+    let ScoredCandidates {
+        candidates,
+        weights,
+        distinct_patterns,
+        model,
+        co_move,
+        co_moved_pairs,
+        group_size,
+        provider_pairs,
+        same_provider_pairs,
+        same_provider_weights,
+        ..
+    } = score_candidates(loaded, &linkable, options);
     // The strongest candidate weight per record, for the records that end up alone.
     let mut best_candidate = vec![f64::NEG_INFINITY; records.len()];
     for (&(a, b), &w) in candidates.pairs.iter().zip(&weights) {
@@ -156,14 +393,31 @@ pub fn link_records(loaded: &LoadedRecords, options: &LinkOptions) -> Linkage {
         .pairs
         .iter()
         .zip(&weights)
-        .filter(|(_, w)| **w >= threshold_weight)
+        .filter(|(_, w)| **w >= threshold_weight - CLUSTER_EVIDENCE_MARGIN)
         .map(|(&(a, b), &weight)| ScoredPair { a, b, weight })
         .collect();
-    let pairs_above_threshold = accepted.len() as u64;
+    let mut accepted = accepted;
+    accepted.extend(
+        same_provider_pairs
+            .iter()
+            .zip(&same_provider_weights)
+            .filter(|(_, w)| **w >= threshold_weight)
+            .map(|(&(a, b), &weight)| ScoredPair { a, b, weight }),
+    );
+    let pairs_above_threshold = accepted
+        .iter()
+        .filter(|p| p.weight >= threshold_weight)
+        .count() as u64;
     let pairs_compared = candidates.pairs.len() as u64;
     drop(weights);
     let providers: Vec<u32> = records.iter().map(|r| r.hospital).collect();
-    let clustering = cluster(records.len(), &providers, accepted);
+    let clustering = cluster_with_flows(
+        records.len(),
+        &providers,
+        accepted,
+        threshold_weight,
+        |x, y| provider_pairs.weight(x, y),
+    );
     let match_probability = (0..records.len())
         .map(|r| {
             if !loaded.linkable[r] {
@@ -186,6 +440,10 @@ pub fn link_records(loaded: &LoadedRecords, options: &LinkOptions) -> Linkage {
         pairs_compared,
         distinct_patterns,
         model,
+        co_move,
+        co_moved_pairs,
+        group_size,
+        provider_pairs,
         pairs_above_threshold,
         merges: clustering.merges,
         merges_refused_same_provider: clustering.merges_refused_same_provider,
@@ -220,7 +478,9 @@ impl NameFrequencies {
 
     /// The adjustment in bits of a pair with comparison vector `pattern`: an exact kanji name
     /// weighs by how common it is (among people of the pair's cohort and sex when the birth dates
-    /// agree too), an exact kana name alone by how common its reading is; 0 otherwise.
+    /// agree too), an exact kana name alone by how common its reading is, a shared given name
+    /// under another family name by how common the given name is in the cohort when the birth
+    /// dates agree; 0 otherwise.
     pub fn adjustment(&self, pattern: Pattern, x: &LinkRecord, y: &LinkRecord) -> f64 {
         match level_of(pattern, Field::Name as usize) {
             0 | 1 | 3 => {
@@ -231,6 +491,12 @@ impl NameFrequencies {
                 cohort.unwrap_or_else(|| self.kanji.adjustment(x.kanji.key, y.kanji.key))
             }
             2 => self.kana.adjustment(x.kana.key, y.kana.key),
+            // The same given name under another family name (a marriage): how common the given
+            // name is among people born then, when the birth dates agree.
+            5 => match level_of(pattern, Field::BirthDate as usize) {
+                0 | 1 | 3 => self.cohort.given_name_adjustment(x, y).unwrap_or(0.0),
+                _ => 0.0,
+            },
             _ => 0.0,
         }
     }

@@ -469,9 +469,170 @@ pub fn estimate_u_within_cohorts(
     estimate_u_in_groups(pool, records, &groups, samples, seed)
 }
 
+/// The household levels where no card and no address is shared: where people live relative
+/// to each other (nearly the same address down to different residence, insurer compared).
+pub const RESIDENCE_LEVELS: std::ops::RangeInclusive<usize> = 5..=11;
+
+/// Regional correction of the household weight for pairs that share the family name.
+///
+/// Family names are regional (many 比嘉 in Okinawa, 佐藤 in Tohoku): two different people who
+/// share a family name live in the same prefecture more often than two random people, so where
+/// the names agree, living nearby is weaker evidence of a match than random pairs say. The u of
+/// the [`RESIDENCE_LEVELS`] is measured among random pairs of one family name, rescaled to the
+/// mass random pairs give those levels (shared cards and addresses within a family name are
+/// households, not namesakes, and keep their u).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FamilyNameResidence {
+    /// Per household level: log2(u among random pairs / u among pairs of one family name),
+    /// 0 outside [`RESIDENCE_LEVELS`].
+    pub adjustment: Vec<f64>,
+    /// Random pairs of one family name sampled.
+    pub sampled_pairs: u64,
+}
+
+impl FamilyNameResidence {
+    /// Measures the correction on `samples` random pairs of records sharing a kanji family
+    /// name, against `u_random` (the u of random pairs).
+    pub fn estimate(
+        pool: &StringPool,
+        records: &[LinkRecord],
+        linkable: &[u32],
+        u_random: &[Vec<f64>],
+        samples: usize,
+        seed: u64,
+    ) -> FamilyNameResidence {
+        let household = Field::Household as usize;
+        let levels = level_count(Field::Household);
+        let mut by_family: FxHashMap<u32, Vec<u32>> = FxHashMap::default();
+        for &i in linkable {
+            let name = &records[i as usize].kanji;
+            if name.family != 0 && name.given != 0 {
+                by_family.entry(name.family).or_default().push(i);
+            }
+        }
+        let mut groups: Vec<Vec<u32>> = by_family.into_values().filter(|g| g.len() >= 2).collect();
+        groups.sort_unstable();
+        let (u_family, sampled_pairs) =
+            estimate_u_in_groups(pool, records, &groups, samples, seed ^ 0x6661_6d69_6c79);
+        let mass = |u: &[f64]| RESIDENCE_LEVELS.map(|l| u[l]).sum::<f64>();
+        let (random_mass, family_mass) = (mass(&u_random[household]), mass(&u_family[household]));
+        let adjustment = (0..levels)
+            .map(|l| {
+                if !RESIDENCE_LEVELS.contains(&l) || sampled_pairs == 0 || family_mass <= 0.0 {
+                    return 0.0;
+                }
+                let conditional = u_family[household][l] / family_mass * random_mass;
+                (u_random[household][l] / conditional).log2()
+            })
+            .collect();
+        FamilyNameResidence {
+            adjustment,
+            sampled_pairs,
+        }
+    }
+
+    /// The correction in bits of a pair: applies when the kanji names agree exactly.
+    pub fn of(&self, pattern: Pattern) -> f64 {
+        match level_of(pattern, Field::Name as usize) {
+            0 | 1 | 3 => self
+                .adjustment
+                .get(usize::from(level_of(pattern, Field::Household as usize)))
+                .copied()
+                .unwrap_or(0.0),
+            _ => 0.0,
+        }
+    }
+}
+
+/// Name levels where part of the name agrees (the given name, or the family name).
+const PARTIAL_NAME_LEVELS: [usize; 2] = [5, 6];
+
+/// Household levels of records of one household (a card without branch numbers, an address).
+const SHARED_HOUSEHOLD_LEVELS: std::ops::RangeInclusive<u8> = 2..=4;
+
+/// Correction of the name and birth-date weights for pairs of one household.
+///
+/// Members of a household share their family name, and twins their birth date too: among two
+/// different people at one address, "same family name, other given name" is the rule, not the
+/// exception it is among random pairs, and the same birth date is the twin rate, not one day in
+/// tens of thousands. Twins (one address, one birth date, one family name) would otherwise look
+/// like one person. The u of the partial name levels and of an exact birth date is measured
+/// among random pairs of one household (one card or one address).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WithinHousehold {
+    /// Per name level: log2(u among random pairs / u among pairs of one household), 0 outside
+    /// the partial name levels.
+    pub name_adjustment: Vec<f64>,
+    /// The same for an exact birth date.
+    pub exact_date_adjustment: f64,
+    /// Random pairs of one household sampled.
+    pub sampled_pairs: u64,
+}
+
+impl WithinHousehold {
+    /// Measures the correction on `samples` random pairs within the `households` (groups of
+    /// record indexes), against `u_random` (the u of random pairs).
+    pub fn estimate(
+        pool: &StringPool,
+        records: &[LinkRecord],
+        households: &[Vec<u32>],
+        u_random: &[Vec<f64>],
+        samples: usize,
+        seed: u64,
+    ) -> WithinHousehold {
+        let (name, date) = (Field::Name as usize, Field::BirthDate as usize);
+        let (u_household, sampled_pairs) =
+            estimate_u_in_groups(pool, records, households, samples, seed ^ 0x0068_6f75_7365);
+        let ratio = |f: usize, l: usize| {
+            (u_random[f][l] / u_household[f][l])
+                .log2()
+                .clamp(-TF_LIMIT, TF_LIMIT)
+        };
+        let name_adjustment = (0..level_count(Field::Name))
+            .map(|l| {
+                if PARTIAL_NAME_LEVELS.contains(&l) && sampled_pairs > 0 {
+                    ratio(name, l)
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let exact_date_adjustment = if sampled_pairs > 0 {
+            // Only ever a correction downwards: one household's people share birth dates more
+            // often than random people, never less.
+            ratio(date, 0).min(0.0)
+        } else {
+            0.0
+        };
+        WithinHousehold {
+            name_adjustment,
+            exact_date_adjustment,
+            sampled_pairs,
+        }
+    }
+
+    /// The correction in bits of a pair: applies when the records share a household (a card
+    /// without branch numbers, an address) and agree only partly on the name.
+    pub fn of(&self, pattern: Pattern) -> f64 {
+        if !SHARED_HOUSEHOLD_LEVELS.contains(&level_of(pattern, Field::Household as usize)) {
+            return 0.0;
+        }
+        let name_level = usize::from(level_of(pattern, Field::Name as usize));
+        if !PARTIAL_NAME_LEVELS.contains(&name_level) {
+            return 0.0;
+        }
+        let date = if level_of(pattern, Field::BirthDate as usize) == 0 {
+            self.exact_date_adjustment
+        } else {
+            0.0
+        };
+        self.name_adjustment.get(name_level).copied().unwrap_or(0.0) + date
+    }
+}
+
 /// u-probabilities from random pairs of records of one group, groups drawn in proportion to
 /// their records.
-fn estimate_u_in_groups(
+pub fn estimate_u_in_groups(
     pool: &StringPool,
     records: &[LinkRecord],
     groups: &[Vec<u32>],
@@ -839,6 +1000,8 @@ pub struct CohortNameFrequencies {
     cohort_records: FxHashMap<(i32, u8), u32>,
     /// Σ f² of whole kanji names: the chance that two random records share a name.
     mean_agreement: f64,
+    /// Σ f² of given names: the chance that two random records share a given name.
+    given_mean_agreement: f64,
 }
 
 fn cohort_of(record: &LinkRecord) -> Option<(i32, u8)> {
@@ -857,6 +1020,7 @@ impl CohortNameFrequencies {
         let mut family: FxHashMap<u32, u32> = FxHashMap::default();
         let mut whole: FxHashMap<u32, u32> = FxHashMap::default();
         let mut given: FxHashMap<(u32, i32, u8), u32> = FxHashMap::default();
+        let mut given_anywhere: FxHashMap<u32, u32> = FxHashMap::default();
         let mut cohort_records: FxHashMap<(i32, u8), u32> = FxHashMap::default();
         let mut named = 0u64;
         for record in records {
@@ -870,6 +1034,7 @@ impl CohortNameFrequencies {
             }
             named += 1;
             *family.entry(name.family).or_default() += 1;
+            *given_anywhere.entry(name.given).or_default() += 1;
             if let Some((cohort, sex)) = cohort_of(record) {
                 *given.entry((name.given, cohort, sex)).or_default() += 1;
                 *cohort_records.entry((cohort, sex)).or_default() += 1;
@@ -880,8 +1045,14 @@ impl CohortNameFrequencies {
             .values()
             .map(|&c| (f64::from(c) / total).powi(2))
             .sum();
+        let named_total = named.max(1) as f64;
+        let given_mean_agreement = given_anywhere
+            .values()
+            .map(|&c| (f64::from(c) / named_total).powi(2))
+            .sum();
         CohortNameFrequencies {
             family,
+            given_mean_agreement,
             named_records: named.max(1) as f64,
             given,
             cohort_records,
@@ -908,6 +1079,37 @@ impl CohortNameFrequencies {
             count(self.family.get(&a.kanji.family)).max(count(self.family.get(&b.kanji.family)));
         let f = (family / self.named_records) * (given / f64::from(in_cohort));
         Some((self.mean_agreement / f).log2().clamp(-TF_LIMIT, TF_LIMIT))
+    }
+}
+
+impl CohortNameFrequencies {
+    /// The adjustment in bits for two records of the same cohort and sex that share the kanji
+    /// given name but not the family name (a marriage changes the family name only):
+    /// log2(Σf² / f(given name | cohort, sex)), Σf² the chance that two random records share a
+    /// given name. `None` when the given names differ or are unknown, the records are of
+    /// different cohorts or sexes, or the cohort is too small to say.
+    pub fn given_name_adjustment(&self, a: &LinkRecord, b: &LinkRecord) -> Option<f64> {
+        let cohort = cohort_of(a)?;
+        if cohort_of(b)? != cohort || a.kanji.given == 0 || a.kanji.given != b.kanji.given {
+            return None;
+        }
+        let in_cohort = *self.cohort_records.get(&cohort)?;
+        if in_cohort < MIN_COHORT_RECORDS || self.given_mean_agreement <= 0.0 {
+            return None;
+        }
+        let given = f64::from(
+            self.given
+                .get(&(a.kanji.given, cohort.0, cohort.1))
+                .copied()
+                .unwrap_or(1)
+                .max(1),
+        );
+        let f = given / f64::from(in_cohort);
+        Some(
+            (self.given_mean_agreement / f)
+                .log2()
+                .clamp(-TF_LIMIT, TF_LIMIT),
+        )
     }
 }
 
@@ -1018,6 +1220,106 @@ mod tests {
             tf.adjustment(&records[0], &person(1, 1990, Sex::Male)),
             None
         );
+    }
+
+    #[test]
+    fn a_regional_family_name_weighs_living_nearby_less() {
+        // Two family names, each living in its own prefecture: people sharing a family name
+        // share a prefecture far more often than random people do.
+        let mut pool = StringPool::new();
+        let mut records = Vec::new();
+        for (family, prefecture) in [("比嘉", "沖縄県"), ("佐藤", "秋田県")] {
+            let family_id = pool.intern(family);
+            let prefecture_id = pool.intern(prefecture);
+            for k in 0..50 {
+                let given = pool.intern(&format!("g{k}"));
+                let mut r = person(given, 1960 + k, Sex::Female);
+                r.kanji = NameIds {
+                    key: pool.intern(&format!("{family}{k}")),
+                    family: family_id,
+                    given,
+                };
+                r.address = crate::records::AddressIds {
+                    key: pool.intern(&format!("{prefecture}{family}{k}")),
+                    prefecture: prefecture_id,
+                    municipality: pool.intern(&format!("m{family}{k}")),
+                    rest: 0,
+                };
+                records.push(r);
+            }
+        }
+        let linkable: Vec<u32> = (0..records.len() as u32).collect();
+        let (u, _) = estimate_u_random(&pool, &records, &linkable, 20_000, 3);
+        let residence = FamilyNameResidence::estimate(&pool, &records, &linkable, &u, 20_000, 3);
+        // Same prefecture (8) is weaker evidence, a different one (9) less of a penalty.
+        assert!(residence.adjustment[8] < -0.5, "{:?}", residence.adjustment);
+        assert!(residence.adjustment[9] > 0.5, "{:?}", residence.adjustment);
+        assert_eq!(residence.adjustment[0], 0.0);
+        let exact_name = pack([0, 0, 0, 8]);
+        assert_eq!(residence.of(exact_name), residence.adjustment[8]);
+        assert_eq!(residence.of(pack([9, 0, 0, 8])), 0.0);
+    }
+
+    #[test]
+    fn a_given_name_in_fashion_weighs_less_under_another_family_name() {
+        // Given name 1 is the fashion of the 1990 cohort; 2..=300 are rare there.
+        let mut records: Vec<LinkRecord> = (0..300).map(|_| person(1, 1990, Sex::Female)).collect();
+        records.extend((2..=300).map(|g| person(g, 1990, Sex::Female)));
+        let tf = CohortNameFrequencies::new(records.iter());
+        let mut married = records[0];
+        married.kanji.family = 8;
+        let common = tf.given_name_adjustment(&records[0], &married).unwrap();
+        let mut rare_married = records[350];
+        rare_married.kanji.family = 8;
+        let rare = tf
+            .given_name_adjustment(&records[350], &rare_married)
+            .unwrap();
+        assert!(common < 0.0 && rare > common, "{common} {rare}");
+        // Different given names: no adjustment.
+        assert_eq!(tf.given_name_adjustment(&records[0], &records[350]), None);
+    }
+
+    #[test]
+    fn twins_of_one_household_are_not_taken_for_one_person() {
+        // Households of four: one family name, two twins sharing a birth date.
+        let mut pool = StringPool::new();
+        let mut records = Vec::new();
+        let mut households = Vec::new();
+        for h in 0..60u32 {
+            let family = pool.intern(&format!("f{h}"));
+            let mut members = Vec::new();
+            for (k, year) in [(0u32, 1950), (1, 1952), (2, 1980), (3, 1980)] {
+                let given = pool.intern(["太郎", "花子", "美咲", "健"][k as usize]);
+                let mut r = person(given, year, Sex::Female);
+                r.kanji = NameIds {
+                    key: pool.intern(&format!("f{h}{}", pool.get(given))),
+                    family,
+                    given,
+                };
+                r.birth_date = chrono::NaiveDate::from_ymd_opt(year, 1 + h % 12, 1 + k.min(2));
+                members.push(records.len() as u32);
+                records.push(r);
+            }
+            households.push(members);
+        }
+        let linkable: Vec<u32> = (0..records.len() as u32).collect();
+        let (u, _) = estimate_u_random(&pool, &records, &linkable, 20_000, 5);
+        let within = WithinHousehold::estimate(&pool, &records, &households, &u, 20_000, 5);
+        assert!(
+            within.name_adjustment[6] < -3.0,
+            "{:?}",
+            within.name_adjustment
+        );
+        assert!(
+            within.exact_date_adjustment < -2.0,
+            "{}",
+            within.exact_date_adjustment
+        );
+        // Twins at one address: both corrections; the same pair elsewhere: none.
+        let twins = pack([6, 0, 0, 4]);
+        assert!(within.of(twins) < within.name_adjustment[6] - 2.0);
+        assert_eq!(within.of(pack([6, 0, 0, 9])), 0.0);
+        assert_eq!(within.of(pack([0, 0, 0, 4])), 0.0);
     }
 
     #[test]

@@ -337,9 +337,19 @@ pub fn load_identity_csv(path: &Path) -> Result<LoadedRecords, LoadError> {
         path: path.to_owned(),
         source,
     })?;
+    load_identity_reader(path, std::io::BufReader::with_capacity(1 << 20, file))
+}
+
+/// Loads and normalizes identity records in the CSV form of [`load_identity_csv`] from any
+/// reader, e.g. records decrypted from the identity store into memory; `path` names the source
+/// in errors.
+pub fn load_identity_reader(
+    path: &Path,
+    input: impl std::io::Read,
+) -> Result<LoadedRecords, LoadError> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
-        .from_reader(std::io::BufReader::with_capacity(1 << 20, file));
+        .from_reader(input);
     let headers = reader
         .byte_headers()
         .map_err(|e| csv_error(path, e))?

@@ -1365,5 +1365,8 @@ mod tests {
         let meta = fresh_postgres(&url).await;
         crate::provision::tests::check_notifications_are_read_in_batches(&meta).await;
         meta.close().await;
+        let meta = fresh_postgres(&url).await;
+        crate::persons::tests::check_person_links(meta.clone()).await;
+        meta.close().await;
     }
 }

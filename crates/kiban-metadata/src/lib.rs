@@ -47,6 +47,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 mod collection;
+mod persons;
 mod provision;
 use collection::value_rows;
 pub use collection::{
@@ -55,6 +56,7 @@ pub use collection::{
     ProviderRegistration, ProviderToken, Refusal, RefusalChannel, RefusalInsert, Requester,
     StoredResponse,
 };
+pub use persons::{LinkageRun, PersonLink, PersonLinkChange};
 pub use provision::{IntakePatientBasis, NotificationBasisSummary, ProviderQuarantineEntry};
 
 /// File name of the embedded SQLite database inside a data directory.
@@ -64,7 +66,7 @@ static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// Rows per multi-row INSERT or IN (...) query; well under SQLite's bound-parameter limit.
-const BATCH: usize = 400;
+pub(crate) const BATCH: usize = 400;
 
 /// Errors of the metadata store.
 #[derive(Debug, thiserror::Error)]
@@ -316,7 +318,7 @@ pub struct Metadata {
     sqlite: bool,
 }
 
-fn now() -> String {
+pub(crate) fn now() -> String {
     Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
@@ -371,6 +373,17 @@ impl Metadata {
                         // /var/tmp (outside the data directory) and cost ~200k small writes
                         // per 100k resources taken.
                         sqlx::query("PRAGMA temp_store = MEMORY")
+                            .execute(&mut *conn)
+                            .await?;
+                        // Checkpoint every 64 MiB of WAL instead of every 4 MiB: the dedupe
+                        // index's random keys dirty most of its pages on every commit, and a
+                        // checkpoint writes each page once however many commits changed it.
+                        sqlx::query("PRAGMA wal_autocheckpoint = 16384")
+                            .execute(&mut *conn)
+                            .await?;
+                        // Read the database through a mapping: dedupe lookups cost a page
+                        // copy and a system call each when read with pread.
+                        sqlx::query("PRAGMA mmap_size = 268435456")
                             .execute(&mut *conn)
                             .await?;
                         sqlx::query("PRAGMA foreign_keys = ON")
@@ -570,18 +583,36 @@ impl Metadata {
             }
             q.execute(&mut *tx).await?;
         }
-        for batch in chunk.resource_versions.chunks(BATCH) {
+        // One row per identity, its last version: an upsert may not touch a row twice in one
+        // statement (PostgreSQL), and the last version is the one held from now on.
+        let mut versions: Vec<([u8; 16], [u8; 16])> =
+            Vec::with_capacity(chunk.resource_versions.len());
+        {
+            let mut position: std::collections::HashMap<[u8; 16], usize> =
+                std::collections::HashMap::with_capacity(chunk.resource_versions.len());
+            for &(identity, content) in &chunk.resource_versions {
+                match position.entry(identity) {
+                    std::collections::hash_map::Entry::Occupied(at) => {
+                        versions[*at.get()].1 = content
+                    }
+                    std::collections::hash_map::Entry::Vacant(slot) => {
+                        slot.insert(versions.len());
+                        versions.push((identity, content));
+                    }
+                }
+            }
+        }
+        for batch in versions.chunks(BATCH) {
             let sql = format!(
-                "INSERT INTO resource_versions (identity_digest, content_digest, intake_id) VALUES {}
-                 ON CONFLICT DO NOTHING",
-                self.bulk_rows(batch.len(), 3)
+                // A changed resource replaces the content digest held, so that a re-sent copy
+                // of the new version is a duplicate, not a third version.
+                "INSERT INTO resource_versions (identity_digest, content_digest) VALUES {}
+                 ON CONFLICT (identity_digest) DO UPDATE SET content_digest = excluded.content_digest",
+                self.bulk_rows(batch.len(), 2)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for (identity, content) in batch {
-                q = q
-                    .bind(identity.to_vec())
-                    .bind(content.to_vec())
-                    .bind(intake_id.to_owned());
+                q = q.bind(identity.to_vec()).bind(content.to_vec());
             }
             q.execute(&mut *tx).await?;
         }
@@ -1008,6 +1039,24 @@ mod tests {
         );
         assert_eq!(meta.providers().await.unwrap()[0].resources_accepted, 9);
         assert_eq!(meta.intake_log(10).await.unwrap().len(), 1);
+        // A later intake holding a changed version replaces the content digest held; two
+        // versions of one resource in one chunk leave the last.
+        let later = meta
+            .begin_intake("prov-001", "later.ndjson", "cd".repeat(32).as_str())
+            .await
+            .unwrap();
+        let mut changed = chunk(0, 1);
+        changed.segments.clear();
+        changed.quarantine.clear();
+        changed.held_lines.clear();
+        changed.resource_versions =
+            vec![([1; 16], [150; 16]), ([3; 16], [7; 16]), ([3; 16], [8; 16])];
+        meta.commit_chunk(&later.id, &changed).await.unwrap();
+        let known = meta.known_resources(&[[1; 16], [3; 16]]).await.unwrap();
+        assert_eq!(
+            known,
+            HashMap::from([([1u8; 16], [150u8; 16]), ([3u8; 16], [8u8; 16])])
+        );
     }
 
     #[tokio::test]

@@ -33,6 +33,7 @@
 mod codes;
 mod column;
 mod domain;
+mod regions;
 mod tables;
 
 pub use codes::{CodeSystem, canonical_code_system};
@@ -40,6 +41,9 @@ pub use column::ColumnValue;
 pub use domain::{
     AllergyCategory, DocumentKind, EncounterClass, IntakeId, PatientKey, ProviderId, ProviderKind,
     Sex,
+};
+pub use regions::{
+    PREFECTURES, REGIONAL_BLOCKS, block_prefectures, prefecture_code, regional_block,
 };
 pub use tables::{
     AllergyRow, ClinicalTable, ConditionRow, DeathRow, DocumentRow, EncounterRow, IdentityRow,

@@ -1,0 +1,364 @@
+//! `kiban deidentify`: a release of an extraction for one project, pseudonymized (仮名加工) or
+//! anonymized (匿名加工), with its re-identification test (再識別テスト).
+//!
+//! The release is built in a staging folder next to `--out` and renamed into place only when
+//! every step, including the re-identification test, has passed: a blocked or failed release
+//! leaves nothing behind. Project keys stay in the key store (`DATA_DIR/keyring/projects`,
+//! wrapped by the master key); the report is written beside the release, never inside it.
+
+use anyhow::{Context, Result, bail};
+use kiban_anonymize::{
+    AttributeRoles, Dataset, Hierarchy, Metric, PrivacyModels, SearchConfig, Settings, anonymize,
+};
+use kiban_collection::Collection;
+use kiban_deidentify::{
+    AttackerErrorModel, PersonMap, ProjectKeyRing, ProviderHandling, QuasiIdentifierOptions,
+    RareValueOptions, ReidentificationPolicy, ReleaseKind, ReleaseOptions, ReleasedPersonTable,
+    derive_quasi_identifiers, hierarchy_rows, linkage_attack, write_json_report, write_release,
+};
+use kiban_metadata::Metadata;
+use kiban_model::{IdentityRow, TableRow};
+use kiban_store::{KeyProvider, Store};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::keys::open_existing_store;
+
+/// Kind of release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DeidentifyKind {
+    /// 仮名加工: identifiers replaced by project pseudonyms, dates shifted, free text dropped,
+    /// rare values kept (for certified users).
+    Pseudonymized,
+    /// 匿名加工: as pseudonymized, plus rare codes recoded, extreme lab values and ages
+    /// top/bottom coded, and a k-anonymous person table (age, sex, region, visits).
+    Anonymized,
+}
+
+/// What to do with provider ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProviderChoice {
+    /// Keep them as they are.
+    Keep,
+    /// Replace them by project pseudonyms.
+    Pseudonymize,
+    /// Remove them.
+    Drop,
+}
+
+/// Arguments of `kiban deidentify`.
+#[derive(Debug, clap::Args)]
+pub struct DeidentifyArgs {
+    /// Store location (its master key unwraps the project keys; its identity data gives the
+    /// person table and the attacker's knowledge).
+    #[command(flatten)]
+    pub store: crate::StoreArgs,
+    /// The extraction to release (the folder `kiban extract` wrote).
+    #[arg(long, value_name = "EXTRACT_DIR")]
+    pub extract: PathBuf,
+    /// Release folder to create (must be absent or empty).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Project (recipient) the pseudonyms are keyed for: stable across deliveries of one
+    /// project, unlinkable across projects.
+    #[arg(long)]
+    pub project: String,
+    /// Kind of release.
+    #[arg(long, value_enum, default_value = "pseudonymized")]
+    pub kind: DeidentifyKind,
+    /// Provider ids in the release.
+    #[arg(long, value_enum, default_value = "pseudonymize")]
+    pub provider: ProviderChoice,
+    /// Largest date shift, in days (each person gets one offset in ±this).
+    #[arg(long, default_value_t = 30)]
+    pub max_date_shift_days: u32,
+    /// Anonymized: codes held by fewer persons are recoded up a level or removed.
+    #[arg(long, default_value_t = 10)]
+    pub min_persons: usize,
+    /// Anonymized: k of the person table.
+    #[arg(long, default_value_t = 5)]
+    pub k: usize,
+    /// Anonymized: largest share of persons whose row may be suppressed.
+    #[arg(long, default_value_t = 0.05)]
+    pub max_suppression: f64,
+    /// Largest share of persons the re-identification test may re-identify; above it the
+    /// release is blocked (not written). Default: 0.05 for anonymized releases; none for
+    /// pseudonymized ones, which certified users receive under contract with their rare
+    /// values kept (the test is still run and reported).
+    #[arg(long)]
+    pub max_reidentification: Option<f64>,
+    /// Report (JSON) to write; default `<OUT>.report.json` beside the release.
+    #[arg(long, value_name = "REPORT_JSON")]
+    pub report: Option<PathBuf>,
+}
+
+/// The whole report of a release: counts and rules only.
+#[derive(Debug, Serialize)]
+pub(crate) struct DeidentifyReport {
+    pub(crate) project: String,
+    pub(crate) kind: &'static str,
+    pub(crate) release: kiban_deidentify::ReleaseReport,
+    pub(crate) person_table: Option<PersonTableReport>,
+    pub(crate) reidentification: kiban_deidentify::ReidentificationReport,
+}
+
+/// The anonymized person table's part of the report.
+#[derive(Debug, Serialize)]
+pub(crate) struct PersonTableReport {
+    pub(crate) derivation: kiban_deidentify::QuasiIdentifierReport,
+    pub(crate) anonymization: kiban_anonymize::Report,
+}
+
+/// Runs `kiban deidentify`.
+pub async fn run(args: DeidentifyArgs) -> Result<()> {
+    if !args.extract.is_dir() {
+        bail!(
+            "{} is not an extraction folder (run `kiban extract` first)",
+            args.extract.display()
+        );
+    }
+    let opened =
+        open_existing_store(&args.store.data_dir, args.store.keys.key_file.as_deref()).await?;
+    let released = release(
+        &opened.store,
+        &opened.meta,
+        &opened.collection,
+        opened.keys.as_ref(),
+        &args,
+    )
+    .await;
+    opened.meta.close().await;
+    let (report, report_path) = released?;
+    println!(
+        "deidentify: {} release for project {} -> {} ({} persons, {} rows)",
+        report.kind,
+        report.project,
+        args.out.display(),
+        report.release.persons,
+        report.release.tables.values().map(|t| t.rows).sum::<u64>()
+    );
+    if let Some(table) = &report.person_table {
+        println!(
+            "  person table: {} persons, k = {} at levels {:?} for [{}], {} suppressed",
+            table.anonymization.records,
+            table.anonymization.k,
+            table.anonymization.levels,
+            table.anonymization.quasi_identifiers.join(", "),
+            table.anonymization.suppressed_records
+        );
+    }
+    let test = &report.reidentification;
+    println!(
+        "  re-identification test: {} of {} attacker records re-identified ({:.4}, limit {:.4})",
+        test.correct_reidentifications, test.attempts, test.share, test.max_share
+    );
+    println!("  report: {}", report_path.display());
+    Ok(())
+}
+
+/// Builds, tests and writes one release from an open store; returns its report and where the
+/// report was written. Nothing is left at `args.out` unless the release passed.
+pub(crate) async fn release(
+    store: &Store,
+    meta: &Metadata,
+    collection: &Collection,
+    keys: &dyn KeyProvider,
+    args: &DeidentifyArgs,
+) -> Result<(DeidentifyReport, PathBuf)> {
+    let out = &args.out;
+    if out.exists() && std::fs::read_dir(out).map(|mut d| d.next().is_some())? {
+        bail!("{} exists and is not empty", out.display());
+    }
+    let report_path = args.report.clone().unwrap_or_else(|| {
+        let mut name = out.file_name().unwrap_or_default().to_os_string();
+        name.push(".report.json");
+        out.with_file_name(name)
+    });
+    if report_path.starts_with(out) {
+        bail!("the report must be written outside the release folder (R-P3)");
+    }
+
+    let identities = read_identities(store, meta, collection).await?;
+    // Linked persons (`kiban link --data`): one pseudonym per person across providers; an
+    // unlinked record is a person of its own.
+    let mut persons = PersonMap::new();
+    for link in meta.person_links().await? {
+        persons.insert(&link.provider_id, &link.patient_key, &link.person_id);
+    }
+
+    let ring = ProjectKeyRing::new(&store.data_dir().join("keyring").join("projects"), keys);
+    let key = ring
+        .project_key(&args.project)
+        .with_context(|| format!("key of project {}", args.project))?;
+    let rare = RareValueOptions {
+        min_persons: args.min_persons,
+        ..RareValueOptions::default()
+    };
+    let options = ReleaseOptions {
+        kind: match args.kind {
+            DeidentifyKind::Pseudonymized => ReleaseKind::Pseudonymized,
+            DeidentifyKind::Anonymized => ReleaseKind::Anonymized(rare.clone()),
+        },
+        provider_id: match args.provider {
+            ProviderChoice::Keep => ProviderHandling::Keep,
+            ProviderChoice::Pseudonymize => ProviderHandling::Pseudonymize,
+            ProviderChoice::Drop => ProviderHandling::Drop,
+        },
+        max_date_shift_days: args.max_date_shift_days,
+        ..ReleaseOptions::default()
+    };
+
+    let staging = staging_path(out);
+    let outcome = build_release(args, &staging, &key, &persons, &options, &rare, &identities);
+    let mut report = match outcome {
+        Ok(report) => report,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+    };
+    report.release.release_dir = out.clone();
+    write_json_report(&report, &report_path).context("release report")?;
+    if report.reidentification.blocked {
+        let _ = std::fs::remove_dir_all(&staging);
+        bail!(
+            "release blocked by the re-identification test: {:.4} of persons re-identified, above the limit {:.4} (report: {})",
+            report.reidentification.share,
+            report.reidentification.max_share,
+            report_path.display()
+        );
+    }
+    if out.exists() {
+        std::fs::remove_dir(out).with_context(|| format!("empty folder {}", out.display()))?;
+    }
+    std::fs::rename(&staging, out).with_context(|| format!("release into {}", out.display()))?;
+
+    Ok((report, report_path))
+}
+
+/// Builds the whole release in `staging`; the re-identification result decides whether it
+/// is kept.
+fn build_release(
+    args: &DeidentifyArgs,
+    staging: &Path,
+    key: &kiban_deidentify::ProjectKey,
+    persons: &PersonMap,
+    options: &ReleaseOptions,
+    rare: &RareValueOptions,
+    identities: &[IdentityRow],
+) -> Result<DeidentifyReport> {
+    let release = write_release(&args.extract, staging, key, persons, options)
+        .with_context(|| format!("release of {}", args.extract.display()))?;
+    let policy = ReidentificationPolicy {
+        max_share: args.max_reidentification.unwrap_or(match args.kind {
+            DeidentifyKind::Anonymized => ReidentificationPolicy::default().max_share,
+            DeidentifyKind::Pseudonymized => 1.0,
+        }),
+    };
+    let errors = AttackerErrorModel::default();
+    match args.kind {
+        DeidentifyKind::Pseudonymized => {
+            // The attacker against a pseudonymized release: exact ages, sex and region as the
+            // operator could derive them, which is what a certified user's data allows.
+            let table = derive_quasi_identifiers(
+                &args.extract,
+                identities,
+                persons,
+                key,
+                &QuasiIdentifierOptions::default(),
+            )
+            .context("person table")?;
+            let released = ReleasedPersonTable::from_quasi_identifiers(&table);
+            let reidentification = linkage_attack(&table, &released, &errors, &policy)
+                .context("re-identification test")?;
+            Ok(DeidentifyReport {
+                project: args.project.clone(),
+                kind: "pseudonymized",
+                release,
+                person_table: None,
+                reidentification,
+            })
+        }
+        DeidentifyKind::Anonymized => {
+            let table = derive_quasi_identifiers(
+                &args.extract,
+                identities,
+                persons,
+                key,
+                &QuasiIdentifierOptions::anonymized(rare),
+            )
+            .context("person table")?;
+            let csv = table.csv_bytes().context("person table in memory")?;
+            let dataset = Dataset::from_reader(Path::new("persons.csv"), csv.as_slice(), b',')
+                .context("person table")?;
+            let quasi_identifiers = ["age", "sex", "region", "visits"];
+            let mut hierarchies = BTreeMap::new();
+            for column in quasi_identifiers {
+                let values = dataset.column(dataset.column_index(column)?);
+                let rows = hierarchy_rows(column, values.dictionary.iter().map(String::as_str))
+                    .with_context(|| format!("no hierarchy for {column}"))?;
+                hierarchies.insert(column.to_owned(), Hierarchy::from_rows(column, rows)?);
+            }
+            let roles = AttributeRoles {
+                quasi_identifiers: quasi_identifiers.iter().map(|c| c.to_string()).collect(),
+                ..AttributeRoles::default()
+            };
+            let settings = Settings {
+                models: PrivacyModels::k_anonymity(args.k, args.max_suppression),
+                metric: Metric::Loss,
+                search: SearchConfig::default(),
+                risk_threshold: 1.0 / args.k as f64,
+                sampling_fraction: kiban_anonymize::DEFAULT_SAMPLING_FRACTION,
+            };
+            let anonymization = anonymize(&dataset, &roles, hierarchies, &settings)
+                .context("k-anonymity of the person table")?;
+            let person_path = staging.join("persons.csv");
+            anonymization
+                .write_release(&person_path, b',', true)
+                .context("anonymized person table")?;
+            let released =
+                ReleasedPersonTable::read_csv(&person_path, b',').context("released persons")?;
+            let reidentification = linkage_attack(&table, &released, &errors, &policy)
+                .context("re-identification test")?;
+            Ok(DeidentifyReport {
+                project: args.project.clone(),
+                kind: "anonymized",
+                release,
+                person_table: Some(PersonTableReport {
+                    derivation: table.report().clone(),
+                    anonymization: anonymization.report().clone(),
+                }),
+                reidentification,
+            })
+        }
+    }
+}
+
+/// Staging folder of a release: beside it, hidden, unique to this process.
+fn staging_path(out: &Path) -> PathBuf {
+    let name = out.file_name().unwrap_or_default().to_string_lossy();
+    out.with_file_name(format!(".{name}.staging-{}", std::process::id()))
+}
+
+/// The identity rows of the store, without those of patients who opted out.
+async fn read_identities(
+    store: &Store,
+    meta: &Metadata,
+    collection: &Collection,
+) -> Result<Vec<IdentityRow>> {
+    let refused = collection.refused_patient_keys().await?;
+    let mut rows = Vec::new();
+    for segment in meta.segments(IdentityRow::TABLE).await? {
+        let batch: Vec<IdentityRow> = store
+            .read_segment(&segment.path)
+            .with_context(|| format!("identity segment {}", segment.path))?;
+        rows.extend(batch.into_iter().filter(|row| {
+            !refused.contains(&(
+                kiban_model::ProviderId(row.common.provider_id.clone()),
+                kiban_model::PatientKey(row.common.patient_key.clone()),
+            ))
+        }));
+    }
+    Ok(rows)
+}

@@ -1,0 +1,151 @@
+//! Generalization hierarchies of the person table's quasi-identifiers, in the form of ARX
+//! hierarchy rows (`value;level1;...;*`), so that `kiban anonymize` can generalize the table
+//! and the linkage attack ([`crate::generalizes`]) can read every generalized value.
+
+use kiban_model::PREFECTURES;
+
+/// The regional block of a prefecture (地方区分).
+pub use kiban_model::regional_block as region_block;
+
+/// Label of a value nobody knows (kept apart from every known value at every level).
+const UNKNOWN: &str = "unknown";
+
+/// Hierarchy rows of a person-table column (`age`, `sex`, `region`, `visits`) over the
+/// values present; `None` for other columns. Every row ends in `*`.
+///
+/// - age: exact → 5-year band → 10-year band → 20-year band (`80+` for 80 and over; a
+///   top-coded `90+` stays `90+` until then) → `*`;
+/// - sex: exact → `*`;
+/// - region: prefecture → regional block → `*`, and `postal-NN` → `postal-N*` → `*`;
+/// - visits: exact → 1, 2-3, 4-7, 8-15, 16+ → 1-3, 4-15, 16+ → `*`.
+pub fn hierarchy_rows<'a>(
+    column: &str,
+    values: impl IntoIterator<Item = &'a str>,
+) -> Option<Vec<Vec<String>>> {
+    let row_of: fn(&str) -> Vec<String> = match column {
+        "age" => age_row,
+        "sex" => |v| vec![v.to_owned(), "*".to_owned()],
+        "region" => region_row,
+        "visits" => visits_row,
+        _ => return None,
+    };
+    let mut rows: Vec<Vec<String>> = values.into_iter().map(row_of).collect();
+    rows.sort();
+    rows.dedup();
+    Some(rows)
+}
+
+fn unknown_row(value: &str, levels: usize) -> Vec<String> {
+    let mut row = vec![value.to_owned()];
+    row.extend(std::iter::repeat_n(UNKNOWN.to_owned(), levels - 1));
+    row.push("*".to_owned());
+    row
+}
+
+fn age_row(value: &str) -> Vec<String> {
+    let top_coded = value
+        .strip_suffix('+')
+        .and_then(|v| v.trim().parse::<u32>().ok());
+    if let Some(top) = top_coded {
+        let label = value.to_owned();
+        let twenty = if top >= 80 {
+            "80+".to_owned()
+        } else {
+            label.clone()
+        };
+        return vec![
+            value.to_owned(),
+            label.clone(),
+            label,
+            twenty,
+            "*".to_owned(),
+        ];
+    }
+    let Ok(age) = value.trim().parse::<u32>() else {
+        return unknown_row(value, 4);
+    };
+    let band = |width: u32| {
+        let low = age / width * width;
+        format!("{low}-{}", low + width - 1)
+    };
+    let twenty = if age >= 80 {
+        "80+".to_owned()
+    } else {
+        band(20)
+    };
+    vec![value.to_owned(), band(5), band(10), twenty, "*".to_owned()]
+}
+
+fn region_row(value: &str) -> Vec<String> {
+    if let Some(block) = PREFECTURES
+        .contains(&value)
+        .then(|| region_block(value))
+        .flatten()
+    {
+        return vec![value.to_owned(), block.to_owned(), "*".to_owned()];
+    }
+    if let Some(digits) = value.strip_prefix("postal-")
+        && let Some(first) = digits.chars().next()
+    {
+        return vec![value.to_owned(), format!("postal-{first}*"), "*".to_owned()];
+    }
+    unknown_row(value, 2)
+}
+
+fn visits_row(value: &str) -> Vec<String> {
+    let Ok(visits) = value.trim().parse::<u64>() else {
+        return unknown_row(value, 3);
+    };
+    let fine = match visits {
+        0..=1 => format!("{visits}"),
+        2..=3 => "2-3".to_owned(),
+        4..=7 => "4-7".to_owned(),
+        8..=15 => "8-15".to_owned(),
+        _ => "16+".to_owned(),
+    };
+    let coarse = match visits {
+        0..=3 => "0-3",
+        4..=15 => "4-15",
+        _ => "16+",
+    };
+    vec![value.to_owned(), fine, coarse.to_owned(), "*".to_owned()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::generalizes;
+
+    #[test]
+    fn every_prefecture_has_a_block() {
+        assert!(PREFECTURES.iter().all(|p| region_block(p).is_some()));
+    }
+
+    #[test]
+    fn generalized_values_are_read_by_the_attack() {
+        let ages = hierarchy_rows("age", ["37", "84", "90+", ""]).unwrap();
+        for row in &ages {
+            for label in &row[1..] {
+                if row[0].is_empty() || label == UNKNOWN {
+                    continue;
+                }
+                let known = row[0].trim_end_matches('+');
+                assert!(generalizes(label, known), "{label} should cover {known}");
+            }
+        }
+        assert!(!generalizes("35-39", "41"));
+        assert!(generalizes("関東地方", "東京都"));
+        assert!(!generalizes("関東地方", "大阪府"));
+        assert!(generalizes("postal-1*", "postal-13"));
+        let regions = hierarchy_rows("region", ["東京都", "postal-13", ""]).unwrap();
+        assert!(
+            regions
+                .iter()
+                .all(|r| r.last().map(String::as_str) == Some("*"))
+        );
+        let visits = hierarchy_rows("visits", ["1", "5", "40"]).unwrap();
+        assert_eq!(visits[2], vec!["5", "4-7", "4-15", "*"]);
+        assert!(generalizes("16+", "40"));
+        assert!(hierarchy_rows("diagnoses", ["E11"]).is_none());
+    }
+}

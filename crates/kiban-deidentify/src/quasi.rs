@@ -1,0 +1,417 @@
+//! Person-level quasi-identifiers (匿名加工 preparation): one row per person with age at an
+//! index date, sex, region, number of visits and the set of diagnosis categories, as the input
+//! of `kiban anonymize`.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::path::Path;
+
+use arrow_array::Array;
+use arrow_array::cast::AsArray;
+use arrow_array::types::TimestampMicrosecondType;
+use chrono::{DateTime, Datelike, NaiveDate};
+use kiban_model::{ClinicalTable, IdentityRow};
+use serde::{Deserialize, Serialize};
+
+use crate::DeidentifyError;
+use crate::io::{for_each_batch, io_error, table_error, table_file, write_file_atomic};
+use crate::keys::{PersonId, PersonMap, ProjectKey};
+use crate::rare::{RareValueOptions, icd10_category};
+use crate::release::PERSON_COLUMN;
+
+/// The 47 prefectures (都道府県), as they begin an address.
+pub use kiban_model::PREFECTURES;
+
+/// Header of the person table, in column order.
+pub const QUASI_IDENTIFIER_COLUMNS: [&str; 6] =
+    [PERSON_COLUMN, "age", "sex", "region", "visits", "diagnoses"];
+
+/// Options of the person table.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuasiIdentifierOptions {
+    /// Age is computed at this date for everyone; without it, at each person's first
+    /// encounter (persons without encounters then have no age).
+    pub index_date: Option<NaiveDate>,
+    /// Ages at or above this are written `<n>+` (anonymized releases: 90).
+    pub age_top_code: Option<u32>,
+    /// Diagnosis categories held by fewer persons are left out of the sets (anonymized
+    /// releases: the rare-value threshold).
+    pub min_persons_per_diagnosis: Option<usize>,
+}
+
+impl QuasiIdentifierOptions {
+    /// The options of an anonymized release: ages top coded and rare diagnosis categories
+    /// left out by the release's rare-value rules.
+    pub fn anonymized(rare: &RareValueOptions) -> Self {
+        Self {
+            index_date: None,
+            age_top_code: Some(rare.age_top_code),
+            min_persons_per_diagnosis: Some(rare.min_persons),
+        }
+    }
+}
+
+/// One person's quasi-identifiers as released.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersonQuasiIdentifiers {
+    /// The person's pseudonym (the `person` column of the clinical release).
+    pub person: String,
+    /// Age in whole years at the index date (`90+` when top coded, empty when unknown).
+    pub age: String,
+    /// Administrative sex code (`male`, `female`, `other`, `unknown`; empty when unknown).
+    pub sex: String,
+    /// Prefecture from the address, else `postal-NN` from the postal code's first two
+    /// digits, else empty.
+    pub region: String,
+    /// Number of encounters.
+    pub visits: u64,
+    /// Sorted distinct 3-character ICD-10 categories of confirmed diagnoses, joined by `;`.
+    pub diagnoses: String,
+}
+
+/// What the person table derivation did (counts only).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuasiIdentifierReport {
+    /// Persons (rows).
+    pub persons: u64,
+    /// Persons without any identity record (age, sex and region empty).
+    pub persons_without_identity: u64,
+    /// Persons without an age (no birth date or no index date).
+    pub persons_without_age: u64,
+    /// Ages written as `<n>+`.
+    pub ages_top_coded: u64,
+    /// Diagnosis categories left out of the sets as rare.
+    pub diagnosis_categories_removed: u64,
+    /// How the index date is chosen.
+    pub index_date_rule: String,
+}
+
+/// What the identity store says of a person, kept in memory for the re-identification test.
+#[derive(Clone, Default)]
+pub(crate) struct KnownIdentity {
+    pub birth_date: Option<NaiveDate>,
+    pub sex: Option<String>,
+    pub postal_code: Option<String>,
+    pub prefecture: Option<String>,
+    pub index_date: Option<NaiveDate>,
+}
+
+/// The person table, with (in memory only) what the identity store knows of each person, which
+/// [`crate::linkage_attack`] uses as the attacker's knowledge and as the truth.
+pub struct QuasiIdentifierTable {
+    rows: Vec<PersonQuasiIdentifiers>,
+    known: Vec<KnownIdentity>,
+    report: QuasiIdentifierReport,
+}
+
+impl fmt::Debug for QuasiIdentifierTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("QuasiIdentifierTable")
+            .field("persons", &self.rows.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl QuasiIdentifierTable {
+    /// The rows, sorted by pseudonym.
+    pub fn rows(&self) -> &[PersonQuasiIdentifiers] {
+        &self.rows
+    }
+
+    /// What the derivation did.
+    pub fn report(&self) -> &QuasiIdentifierReport {
+        &self.report
+    }
+
+    pub(crate) fn known(&self) -> &[KnownIdentity] {
+        &self.known
+    }
+
+    /// The table as comma-separated text with a header ([`QUASI_IDENTIFIER_COLUMNS`]), the
+    /// input format of `kiban anonymize`, in memory (no plaintext copy on disk).
+    pub fn csv_bytes(&self) -> Result<Vec<u8>, csv::Error> {
+        let mut writer = csv::Writer::from_writer(Vec::new());
+        writer.write_record(QUASI_IDENTIFIER_COLUMNS)?;
+        for row in &self.rows {
+            writer.write_record([
+                row.person.as_str(),
+                &row.age,
+                &row.sex,
+                &row.region,
+                &row.visits.to_string(),
+                &row.diagnoses,
+            ])?;
+        }
+        writer.into_inner().map_err(|e| e.into_error().into())
+    }
+
+    /// Writes [`QuasiIdentifierTable::csv_bytes`] to `path`, under a temporary name renamed
+    /// when complete.
+    pub fn write_csv(&self, path: &Path) -> Result<(), DeidentifyError> {
+        let bytes = self.csv_bytes().map_err(|e| io_error("write", path, e))?;
+        write_file_atomic(path, &bytes)
+    }
+}
+
+/// The region of an address or postal code (see [`PersonQuasiIdentifiers::region`]).
+pub fn region_of(address: Option<&str>, postal_code: Option<&str>) -> Option<String> {
+    address
+        .and_then(prefecture_of)
+        .map(str::to_owned)
+        .or_else(|| postal_code.and_then(postal_region))
+}
+
+/// The prefecture an address names first (an address may begin with its postal code).
+pub fn prefecture_of(address: &str) -> Option<&'static str> {
+    // The earliest match wins: "東京都府中市" also contains "京都府", one character later.
+    PREFECTURES
+        .iter()
+        .filter_map(|p| address.find(p).map(|at| (at, *p)))
+        .min_by_key(|(at, p)| (*at, std::cmp::Reverse(p.len())))
+        .map(|(_, p)| p)
+}
+
+fn postal_region(postal_code: &str) -> Option<String> {
+    let digits: String = postal_code
+        .chars()
+        .filter_map(|c| match c {
+            '0'..='9' => Some(c),
+            // Full-width digits (０-９).
+            '\u{FF10}'..='\u{FF19}' => char::from_u32(c as u32 - 0xFF10 + u32::from(b'0')),
+            _ => None,
+        })
+        .take(2)
+        .collect();
+    (digits.len() == 2).then(|| format!("postal-{digits}"))
+}
+
+/// Whole years from `birth` to `at`; `None` when born after it.
+pub(crate) fn age_at(birth: NaiveDate, at: NaiveDate) -> Option<u32> {
+    let mut years = at.year() - birth.year();
+    if (at.month(), at.day()) < (birth.month(), birth.day()) {
+        years -= 1;
+    }
+    u32::try_from(years).ok()
+}
+
+/// Per-person facts gathered from the clinical tables.
+#[derive(Default)]
+struct ClinicalFacts {
+    first_encounter: Option<NaiveDate>,
+    visits: u64,
+    diagnoses: BTreeSet<String>,
+}
+
+/// Derives the person table of the extraction in `extract_dir`: one row per person holding
+/// any clinical row, with age, sex and region from the person's identity records (the first
+/// record giving each), visits from encounters and diagnoses from conditions.
+pub fn derive_quasi_identifiers(
+    extract_dir: &Path,
+    identities: &[IdentityRow],
+    persons: &PersonMap,
+    key: &ProjectKey,
+    options: &QuasiIdentifierOptions,
+) -> Result<QuasiIdentifierTable, DeidentifyError> {
+    let mut facts: BTreeMap<PersonId, ClinicalFacts> = BTreeMap::new();
+    for &table in ClinicalTable::ALL {
+        let Some(path) = table_file(extract_dir, table) else {
+            continue;
+        };
+        for_each_batch(table, &path, |batch| {
+            let providers = batch.column(0).as_string::<i32>();
+            let patient_keys = batch
+                .column_by_name("patient_key")
+                .and_then(|c| c.as_string_opt::<i32>())
+                .ok_or_else(|| table_error(table.name(), &path, "no text column `patient_key`"))?;
+            let row_persons: Vec<PersonId> = (0..batch.num_rows())
+                .map(|row| persons.person(providers.value(row), patient_keys.value(row)))
+                .collect();
+            match table {
+                ClinicalTable::Encounters => {
+                    let starts = batch
+                        .column_by_name("start")
+                        .and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>())
+                        .ok_or_else(|| {
+                            table_error(table.name(), &path, "no timestamp column `start`")
+                        })?;
+                    for (row, person) in row_persons.into_iter().enumerate() {
+                        let entry = facts.entry(person).or_default();
+                        entry.visits += 1;
+                        let start = starts
+                            .is_valid(row)
+                            .then(|| DateTime::from_timestamp_micros(starts.value(row)))
+                            .flatten()
+                            .map(|t| t.date_naive());
+                        if let Some(start) = start {
+                            entry.first_encounter =
+                                Some(entry.first_encounter.map_or(start, |f| f.min(start)));
+                        }
+                    }
+                }
+                ClinicalTable::Conditions => {
+                    let codes = batch
+                        .column_by_name("icd10")
+                        .and_then(|c| c.as_string_opt::<i32>())
+                        .ok_or_else(|| {
+                            table_error(table.name(), &path, "no text column `icd10`")
+                        })?;
+                    let suspected = batch
+                        .column_by_name("suspected")
+                        .and_then(|c| c.as_boolean_opt())
+                        .ok_or_else(|| {
+                            table_error(table.name(), &path, "no boolean column `suspected`")
+                        })?;
+                    for (row, person) in row_persons.into_iter().enumerate() {
+                        let entry = facts.entry(person).or_default();
+                        // Suspected diagnoses (疑い) are not facts about the person.
+                        let confirmed = !(suspected.is_valid(row) && suspected.value(row));
+                        if confirmed && codes.is_valid(row) {
+                            let category = icd10_category(codes.value(row));
+                            if !category.is_empty() {
+                                entry.diagnoses.insert(category);
+                            }
+                        }
+                    }
+                }
+                _ => {
+                    for person in row_persons {
+                        facts.entry(person).or_default();
+                    }
+                }
+            }
+            Ok(())
+        })?;
+    }
+
+    let mut identity_of: HashMap<PersonId, KnownIdentity> = HashMap::new();
+    for identity in identities {
+        let person = persons.person(&identity.common.provider_id, &identity.common.patient_key);
+        let known = identity_of.entry(person).or_default();
+        // The first record giving a value wins, so the result does not depend on hash order.
+        known.birth_date = known.birth_date.or(identity.birth_date);
+        if known.sex.is_none() && !identity.sex.is_empty() {
+            known.sex = Some(identity.sex.clone());
+        }
+        if known.postal_code.is_none() {
+            known.postal_code.clone_from(&identity.postal_code);
+        }
+        if known.prefecture.is_none() {
+            known.prefecture = identity
+                .address
+                .as_deref()
+                .and_then(prefecture_of)
+                .map(str::to_owned);
+        }
+    }
+
+    let mut diagnosis_persons: HashMap<&str, usize> = HashMap::new();
+    for person_facts in facts.values() {
+        for code in &person_facts.diagnoses {
+            *diagnosis_persons.entry(code.as_str()).or_default() += 1;
+        }
+    }
+    let rare_diagnoses: BTreeSet<String> = match options.min_persons_per_diagnosis {
+        Some(min) => diagnosis_persons
+            .iter()
+            .filter(|(_, n)| **n < min)
+            .map(|(code, _)| (*code).to_owned())
+            .collect(),
+        None => BTreeSet::new(),
+    };
+
+    let mut pseudonymizer = key.pseudonymizer()?;
+    let mut report = QuasiIdentifierReport {
+        diagnosis_categories_removed: rare_diagnoses.len() as u64,
+        index_date_rule: match options.index_date {
+            Some(_) => "one index date given for every person".to_owned(),
+            None => "each person's first encounter".to_owned(),
+        },
+        ..QuasiIdentifierReport::default()
+    };
+    let mut rows = Vec::with_capacity(facts.len());
+    for (person, person_facts) in facts {
+        let pseudonym = pseudonymizer.person(&person).pseudonym.clone();
+        let mut known = identity_of.remove(&person).unwrap_or_else(|| {
+            report.persons_without_identity += 1;
+            KnownIdentity::default()
+        });
+        known.index_date = options.index_date.or(person_facts.first_encounter);
+        let age = match (known.birth_date, known.index_date) {
+            (Some(birth), Some(at)) => age_at(birth, at),
+            _ => None,
+        };
+        let age = match (age, options.age_top_code) {
+            (Some(age), Some(top)) if age >= top => {
+                report.ages_top_coded += 1;
+                format!("{top}+")
+            }
+            (Some(age), _) => age.to_string(),
+            (None, _) => {
+                report.persons_without_age += 1;
+                String::new()
+            }
+        };
+        let region = known
+            .prefecture
+            .clone()
+            .or_else(|| known.postal_code.as_deref().and_then(postal_region))
+            .unwrap_or_default();
+        let diagnoses: Vec<&str> = person_facts
+            .diagnoses
+            .iter()
+            .filter(|code| !rare_diagnoses.contains(*code))
+            .map(String::as_str)
+            .collect();
+        rows.push((
+            PersonQuasiIdentifiers {
+                person: pseudonym,
+                age,
+                sex: known.sex.clone().unwrap_or_default(),
+                region,
+                visits: person_facts.visits,
+                diagnoses: diagnoses.join(";"),
+            },
+            known,
+        ));
+    }
+    rows.sort_by(|a, b| a.0.person.cmp(&b.0.person));
+    report.persons = rows.len() as u64;
+    let (rows, known) = rows.into_iter().unzip();
+    Ok(QuasiIdentifierTable {
+        rows,
+        known,
+        report,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn region_prefers_the_address_prefecture() {
+        assert_eq!(prefecture_of("東京都府中市宮西町"), Some("東京都"));
+        assert_eq!(
+            prefecture_of("〒600-8216 京都府京都市下京区"),
+            Some("京都府")
+        );
+        assert_eq!(prefecture_of("府中市"), None);
+        assert_eq!(
+            region_of(Some("大阪府大阪市北区"), Some("530-0001")).as_deref(),
+            Some("大阪府")
+        );
+        assert_eq!(
+            region_of(Some("中央区1-1"), Some("１０４-0061")).as_deref(),
+            Some("postal-10")
+        );
+        assert_eq!(region_of(None, Some("1")), None);
+    }
+
+    #[test]
+    fn age_counts_whole_years() {
+        let d = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap();
+        assert_eq!(age_at(d(1950, 6, 15), d(2020, 6, 14)), Some(69));
+        assert_eq!(age_at(d(1950, 6, 15), d(2020, 6, 15)), Some(70));
+        assert_eq!(age_at(d(2021, 1, 1), d(2020, 6, 15)), None);
+    }
+}

@@ -1,0 +1,584 @@
+//! Writing a release: the clinical tables with keyed pseudonyms, shifted dates and without
+//! identification codes or free text; for anonymized releases also with rare values recoded.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::Array;
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Date32Type, Float64Type, TimestampMicrosecondType};
+use arrow_array::{
+    ArrayRef, Date32Array, Float64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
+use arrow_schema::{DataType, Field, Schema, TimeUnit};
+use kiban_model::ClinicalTable;
+use serde::{Deserialize, Serialize};
+
+use crate::DeidentifyError;
+use crate::io::{StagedDir, TableWriter, for_each_batch, table_error, table_file};
+use crate::keys::{PersonId, PersonMap, ProjectKey, Pseudonymizer};
+use crate::rare::{
+    CODE_RULES, CodeColumnReport, CodeCounts, CodePlan, LabValueReport, RareValueOptions,
+    RareValueReport, lab_limits, plan_codes,
+};
+
+/// Column of every released row holding the person's pseudonym (replaces `patient_key`).
+pub const PERSON_COLUMN: &str = "person";
+/// Column of every released row holding the record's pseudonym (replaces `source_id`).
+pub const RECORD_COLUMN: &str = "record";
+
+/// Free-text columns: dropped from every release, since no scrubber removes identifying
+/// mentions from them yet (R-P5).
+const FREE_TEXT_COLUMNS: &[(ClinicalTable, &str)] = &[
+    (ClinicalTable::Encounters, "department_name"),
+    (ClinicalTable::Conditions, "name"),
+    (ClinicalTable::MedicationRequests, "name"),
+    (ClinicalTable::MedicationDispenses, "name"),
+    (ClinicalTable::LabObservations, "name"),
+    (ClinicalTable::Allergies, "name"),
+    (ClinicalTable::Infections, "name"),
+    (ClinicalTable::Procedures, "name"),
+    (ClinicalTable::Documents, "title"),
+    (ClinicalTable::Documents, "text"),
+];
+
+/// Columns holding the source id of another record; replaced by that record's pseudonym so
+/// joins survive: (table, column, table of the referenced record).
+const REFERENCE_COLUMNS: &[(ClinicalTable, &str, ClinicalTable)] = &[(
+    ClinicalTable::Conditions,
+    "encounter_id",
+    ClinicalTable::Encounters,
+)];
+
+/// What happens to `provider_id`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderHandling {
+    /// Kept as is (providers are not persons; users may need them for site effects).
+    Keep,
+    /// Replaced by a keyed pseudonym of the project.
+    #[default]
+    Pseudonymize,
+    /// Removed.
+    Drop,
+}
+
+/// The kind of release.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReleaseKind {
+    /// 仮名加工 (R-P2): identifiers removed or pseudonymized, rare values kept.
+    Pseudonymized,
+    /// 匿名加工 (R-P1) clinical tables: as pseudonymized, and rare codes recoded and extreme lab
+    /// values top/bottom coded. The person-level quasi-identifiers are generalized separately
+    /// (`kiban anonymize` on the table of [`crate::derive_quasi_identifiers`]).
+    Anonymized(RareValueOptions),
+}
+
+/// Options of a release.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReleaseOptions {
+    /// Pseudonymized or anonymized.
+    pub kind: ReleaseKind,
+    /// What happens to `provider_id`.
+    pub provider_id: ProviderHandling,
+    /// Each person's dates move by one offset drawn uniformly in ±this many days (default 30;
+    /// 0 disables shifting).
+    pub max_date_shift_days: u32,
+    /// Tables to release; empty means every table the extraction holds.
+    pub tables: Vec<ClinicalTable>,
+}
+
+impl Default for ReleaseOptions {
+    fn default() -> Self {
+        Self {
+            kind: ReleaseKind::Pseudonymized,
+            provider_id: ProviderHandling::default(),
+            max_date_shift_days: 30,
+            tables: Vec::new(),
+        }
+    }
+}
+
+/// What happened to one table.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableReleaseReport {
+    /// Rows written.
+    pub rows: u64,
+    /// File name in the release directory (absent when the table had no rows).
+    pub file: Option<String>,
+    /// Columns removed (identification codes and free text).
+    pub columns_removed: Vec<String>,
+    /// Columns replaced by keyed pseudonyms, as `source → released`.
+    pub columns_pseudonymized: Vec<String>,
+    /// Date and timestamp columns shifted by the person's offset.
+    pub columns_date_shifted: Vec<String>,
+    /// Columns recoded by the rare-value rules (anonymized releases).
+    pub columns_recoded: Vec<String>,
+}
+
+/// What a release did. Holds rules and counts, never a key, an offset, an id or a value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReleaseReport {
+    /// Project whose key made the pseudonyms.
+    pub project: String,
+    /// `pseudonymized` or `anonymized`.
+    pub kind: String,
+    /// The release directory.
+    pub release_dir: PathBuf,
+    /// Distinct persons in the release.
+    pub persons: u64,
+    /// What happened to `provider_id`.
+    pub provider_id: ProviderHandling,
+    /// Bound of the per-person date offsets, in days.
+    pub max_date_shift_days: u32,
+    /// How pseudonyms are made.
+    pub pseudonym_method: String,
+    /// How free text is handled.
+    pub free_text: String,
+    /// Per table.
+    pub tables: BTreeMap<String, TableReleaseReport>,
+    /// Rare-value rules (anonymized releases only).
+    pub rare_values: Option<RareValueReport>,
+}
+
+/// Writes a release of the extraction in `extract_dir` to `release_dir` (absent or empty):
+/// one `<table>.parquet` per table, built in a staging directory and renamed into place only
+/// when complete.
+///
+/// Every row's `patient_key` becomes the `person` pseudonym (HMAC-SHA256 under the project
+/// key of the person from `persons`, or of the provider record when unlinked), `source_id`
+/// becomes the `record` pseudonym, `intake_id` and free text are removed, and every date and
+/// timestamp moves by the person's offset.
+pub fn write_release(
+    extract_dir: &Path,
+    release_dir: &Path,
+    key: &ProjectKey,
+    persons: &PersonMap,
+    options: &ReleaseOptions,
+) -> Result<ReleaseReport, DeidentifyError> {
+    if let ReleaseKind::Anonymized(rare) = &options.kind {
+        rare.validate()?;
+    }
+    let tables: Vec<ClinicalTable> = if options.tables.is_empty() {
+        ClinicalTable::ALL.to_vec()
+    } else {
+        options.tables.clone()
+    };
+    let rare = match &options.kind {
+        ReleaseKind::Anonymized(rare) => {
+            Some(plan_rare_values(extract_dir, &tables, persons, rare)?)
+        }
+        ReleaseKind::Pseudonymized => None,
+    };
+    let staged = StagedDir::create(release_dir)?;
+    let mut pseudonymizer = key.pseudonymizer()?;
+    let mut report = ReleaseReport {
+        project: key.project().to_owned(),
+        kind: match options.kind {
+            ReleaseKind::Pseudonymized => "pseudonymized",
+            ReleaseKind::Anonymized(_) => "anonymized",
+        }
+        .to_owned(),
+        release_dir: staged.target().to_path_buf(),
+        persons: 0,
+        provider_id: options.provider_id,
+        max_date_shift_days: options.max_date_shift_days,
+        pseudonym_method: "HMAC-SHA256 under the project's own random 256-bit key (stored \
+                           wrapped by the master key, never released); stable across deliveries \
+                           of the project, unlinkable across projects"
+            .to_owned(),
+        free_text: format!(
+            "free-text columns removed (no scrubber configured): {}",
+            FREE_TEXT_COLUMNS
+                .iter()
+                .map(|(t, c)| format!("{}.{c}", t.name()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        tables: BTreeMap::new(),
+        rare_values: None,
+    };
+    let mut rare_report = rare.as_ref().map(|r| r.report.clone());
+    for &table in &tables {
+        let Some(input) = table_file(extract_dir, table) else {
+            continue;
+        };
+        let mut writer = TableWriter::new(staged.path().join(format!("{}.parquet", table.name())));
+        let mut table_report = None;
+        for_each_batch(table, &input, |batch| {
+            let transform = TableTransform {
+                table,
+                input: &input,
+                options,
+                persons,
+                rare: rare.as_ref(),
+            };
+            let (out, columns) =
+                transform.apply(batch, &mut pseudonymizer, rare_report.as_mut())?;
+            table_report.get_or_insert(columns);
+            writer.write(&out)
+        })?;
+        let mut table_report = table_report.unwrap_or_default();
+        if let Some((path, rows)) = writer.finish()? {
+            table_report.rows = rows;
+            table_report.file = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        }
+        report.tables.insert(table.name().to_owned(), table_report);
+    }
+    report.persons = pseudonymizer.persons_seen() as u64;
+    report.rare_values = rare_report;
+    staged.commit()?;
+    Ok(report)
+}
+
+/// The rare-value decisions of an anonymized release, made over all its input first.
+struct RarePlan {
+    codes: HashMap<(ClinicalTable, &'static str), CodePlan>,
+    lab_limits: HashMap<String, (f64, f64)>,
+    report: RareValueReport,
+}
+
+fn plan_rare_values(
+    extract_dir: &Path,
+    tables: &[ClinicalTable],
+    persons: &PersonMap,
+    options: &RareValueOptions,
+) -> Result<RarePlan, DeidentifyError> {
+    let mut person_index: HashMap<PersonId, u32> = HashMap::new();
+    let mut counts: HashMap<(ClinicalTable, &'static str), CodeCounts> = HashMap::new();
+    let mut lab_values: HashMap<String, Vec<f64>> = HashMap::new();
+    for &table in tables {
+        let rules: Vec<_> = CODE_RULES.iter().filter(|r| r.table == table).collect();
+        if rules.is_empty() {
+            continue;
+        }
+        let Some(path) = table_file(extract_dir, table) else {
+            continue;
+        };
+        for_each_batch(table, &path, |batch| {
+            let providers = batch.column(0).as_string::<i32>();
+            let patient_keys = string_column(batch, table, &path, "patient_key")?;
+            let row_persons: Vec<u32> = (0..batch.num_rows())
+                .map(|row| {
+                    let person = persons.person(providers.value(row), patient_keys.value(row));
+                    let next = person_index.len() as u32;
+                    *person_index.entry(person).or_insert(next)
+                })
+                .collect();
+            for rule in &rules {
+                let codes = string_column(batch, table, &path, rule.column)?;
+                let counts = counts.entry((table, rule.column)).or_default();
+                for (row, &person) in row_persons.iter().enumerate() {
+                    if codes.is_valid(row) {
+                        counts.add(codes.value(row), person);
+                    }
+                }
+            }
+            if table == ClinicalTable::LabObservations {
+                let codes = string_column(batch, table, &path, "jlac10")?;
+                let values = float_column(batch, table, &path, "value")?;
+                for row in 0..batch.num_rows() {
+                    if codes.is_valid(row) && values.is_valid(row) && values.value(row).is_finite()
+                    {
+                        lab_values
+                            .entry(codes.value(row).to_owned())
+                            .or_default()
+                            .push(values.value(row));
+                    }
+                }
+            }
+            Ok(())
+        })?;
+    }
+    let mut report = RareValueReport {
+        min_persons: options.min_persons,
+        ..RareValueReport::default()
+    };
+    let mut codes = HashMap::new();
+    for rule in CODE_RULES {
+        let Some(column_counts) = counts.get(&(rule.table, rule.column)) else {
+            continue;
+        };
+        let mut column_report = CodeColumnReport::default();
+        let plan = plan_codes(
+            column_counts,
+            rule.ladder,
+            options.min_persons,
+            &mut column_report,
+        );
+        report.code_columns.insert(
+            format!("{}.{}", rule.table.name(), rule.column),
+            column_report,
+        );
+        codes.insert((rule.table, rule.column), plan);
+    }
+    let mut lab_report = LabValueReport::default();
+    let lab_limits = lab_limits(lab_values, options, &mut lab_report);
+    report.lab_values = lab_report;
+    Ok(RarePlan {
+        codes,
+        lab_limits,
+        report,
+    })
+}
+
+fn string_column<'a>(
+    batch: &'a RecordBatch,
+    table: ClinicalTable,
+    path: &Path,
+    name: &str,
+) -> Result<&'a StringArray, DeidentifyError> {
+    batch
+        .column_by_name(name)
+        .and_then(|c| c.as_string_opt::<i32>())
+        .ok_or_else(|| table_error(table.name(), path, format!("no text column `{name}`")))
+}
+
+fn float_column<'a>(
+    batch: &'a RecordBatch,
+    table: ClinicalTable,
+    path: &Path,
+    name: &str,
+) -> Result<&'a Float64Array, DeidentifyError> {
+    batch
+        .column_by_name(name)
+        .and_then(|c| c.as_primitive_opt::<Float64Type>())
+        .ok_or_else(|| table_error(table.name(), path, format!("no number column `{name}`")))
+}
+
+const MICROS_PER_DAY: i64 = 86_400_000_000;
+
+/// The transformation of one table's batches.
+struct TableTransform<'a> {
+    table: ClinicalTable,
+    input: &'a Path,
+    options: &'a ReleaseOptions,
+    persons: &'a PersonMap,
+    rare: Option<&'a RarePlan>,
+}
+
+impl TableTransform<'_> {
+    fn apply(
+        &self,
+        batch: &RecordBatch,
+        pseudonymizer: &mut Pseudonymizer,
+        mut rare_report: Option<&mut RareValueReport>,
+    ) -> Result<(RecordBatch, TableReleaseReport), DeidentifyError> {
+        let table = self.table;
+        let name = table.name();
+        let providers = string_column(batch, table, self.input, "provider_id")?;
+        let patient_keys = string_column(batch, table, self.input, "patient_key")?;
+        let source_ids = string_column(batch, table, self.input, "source_id")?;
+        let rows = batch.num_rows();
+        let mut person_pseudonyms = Vec::with_capacity(rows);
+        let mut offsets = Vec::with_capacity(rows);
+        for row in 0..rows {
+            let person = self
+                .persons
+                .person(providers.value(row), patient_keys.value(row));
+            let secrets = pseudonymizer.person(&person);
+            person_pseudonyms.push(secrets.pseudonym.clone());
+            offsets.push(secrets.offset_days(self.options.max_date_shift_days));
+        }
+        let records: StringArray = (0..rows)
+            .map(|row| {
+                Some(pseudonymizer.record(providers.value(row), name, source_ids.value(row)))
+            })
+            .collect();
+
+        let mut report = TableReleaseReport::default();
+        let mut fields: Vec<Field> = vec![
+            Field::new(PERSON_COLUMN, DataType::Utf8, false),
+            Field::new(RECORD_COLUMN, DataType::Utf8, false),
+        ];
+        let mut columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from(person_pseudonyms)),
+            Arc::new(records),
+        ];
+        report
+            .columns_pseudonymized
+            .push(format!("patient_key → {PERSON_COLUMN}"));
+        report
+            .columns_pseudonymized
+            .push(format!("source_id → {RECORD_COLUMN}"));
+        report.columns_removed.push("intake_id".to_owned());
+        match self.options.provider_id {
+            ProviderHandling::Keep => {
+                fields.push(Field::new("provider_id", DataType::Utf8, false));
+                columns.push(batch.column(0).clone());
+            }
+            ProviderHandling::Pseudonymize => {
+                let mut cache: HashMap<&str, String> = HashMap::new();
+                let values: StringArray = (0..rows)
+                    .map(|row| {
+                        let provider = providers.value(row);
+                        Some(
+                            cache
+                                .entry(provider)
+                                .or_insert_with(|| pseudonymizer.provider(provider))
+                                .clone(),
+                        )
+                    })
+                    .collect();
+                fields.push(Field::new("provider_id", DataType::Utf8, false));
+                columns.push(Arc::new(values));
+                report
+                    .columns_pseudonymized
+                    .push("provider_id → provider_id".to_owned());
+            }
+            ProviderHandling::Drop => report.columns_removed.push("provider_id".to_owned()),
+        }
+
+        let schema = batch.schema();
+        let model = table.schema();
+        for (index, field) in schema.fields().iter().enumerate() {
+            let column_name = field.name().as_str();
+            if matches!(
+                column_name,
+                "provider_id" | "intake_id" | "patient_key" | "source_id"
+            ) {
+                continue;
+            }
+            // Only the model's columns are released: anything else an extraction carries
+            // (the operator's `person_id`, which `person` replaces) is removed.
+            if model.field_with_name(column_name).is_err() {
+                if !report.columns_removed.iter().any(|c| c == column_name) {
+                    report.columns_removed.push(column_name.to_owned());
+                }
+                continue;
+            }
+            let array = batch.column(index);
+            if FREE_TEXT_COLUMNS.contains(&(table, column_name)) {
+                report.columns_removed.push(column_name.to_owned());
+                continue;
+            }
+            if let Some((_, _, referenced)) = REFERENCE_COLUMNS
+                .iter()
+                .find(|(t, c, _)| *t == table && *c == column_name)
+            {
+                let references = string_column(batch, table, self.input, column_name)?;
+                let values: StringArray = (0..rows)
+                    .map(|row| {
+                        references.is_valid(row).then(|| {
+                            pseudonymizer.record(
+                                providers.value(row),
+                                referenced.name(),
+                                references.value(row),
+                            )
+                        })
+                    })
+                    .collect();
+                fields.push(Field::new(column_name, DataType::Utf8, true));
+                columns.push(Arc::new(values));
+                report
+                    .columns_pseudonymized
+                    .push(format!("{column_name} → {column_name}"));
+                continue;
+            }
+            match field.data_type() {
+                DataType::Date32 => {
+                    let dates = array.as_primitive::<Date32Type>();
+                    let shifted: Date32Array = (0..rows)
+                        .map(|row| {
+                            dates
+                                .is_valid(row)
+                                .then(|| dates.value(row).saturating_add(offsets[row] as i32))
+                        })
+                        .collect();
+                    fields.push(field.as_ref().clone());
+                    columns.push(Arc::new(shifted));
+                    report.columns_date_shifted.push(column_name.to_owned());
+                    continue;
+                }
+                DataType::Timestamp(TimeUnit::Microsecond, zone) => {
+                    let times = array.as_primitive::<TimestampMicrosecondType>();
+                    let shifted: TimestampMicrosecondArray = (0..rows)
+                        .map(|row| {
+                            times.is_valid(row).then(|| {
+                                times
+                                    .value(row)
+                                    .saturating_add(offsets[row] * MICROS_PER_DAY)
+                            })
+                        })
+                        .collect::<TimestampMicrosecondArray>()
+                        .with_timezone_opt(zone.clone());
+                    fields.push(field.as_ref().clone());
+                    columns.push(Arc::new(shifted));
+                    report.columns_date_shifted.push(column_name.to_owned());
+                    continue;
+                }
+                DataType::Date64 | DataType::Timestamp(..) => {
+                    // A date the shift cannot handle must not be released unshifted.
+                    return Err(table_error(
+                        name,
+                        self.input,
+                        format!("date column `{column_name}` has an unsupported type"),
+                    ));
+                }
+                _ => {}
+            }
+            if let Some(rare) = self.rare {
+                if let Some(plan) = rare.codes.get(&(table, column_name)) {
+                    let codes = string_column(batch, table, self.input, column_name)?;
+                    let recoded: StringArray = (0..rows)
+                        .map(|row| {
+                            if codes.is_valid(row) {
+                                plan.recode.get(codes.value(row)).cloned().flatten()
+                            } else {
+                                None
+                            }
+                        })
+                        .collect();
+                    fields.push(Field::new(column_name, DataType::Utf8, true));
+                    columns.push(Arc::new(recoded));
+                    report.columns_recoded.push(column_name.to_owned());
+                    continue;
+                }
+                if table == ClinicalTable::LabObservations && column_name == "value" {
+                    let codes = string_column(batch, table, self.input, "jlac10")?;
+                    let values = float_column(batch, table, self.input, "value")?;
+                    let mut bottom = 0;
+                    let mut top = 0;
+                    let coded: Float64Array = (0..rows)
+                        .map(|row| {
+                            if !values.is_valid(row) {
+                                return None;
+                            }
+                            let value = values.value(row);
+                            let limits = codes
+                                .is_valid(row)
+                                .then(|| rare.lab_limits.get(codes.value(row)))
+                                .flatten();
+                            Some(match limits {
+                                Some(&(low, _)) if value < low => {
+                                    bottom += 1;
+                                    low
+                                }
+                                Some(&(_, high)) if value > high => {
+                                    top += 1;
+                                    high
+                                }
+                                _ => value,
+                            })
+                        })
+                        .collect();
+                    if let Some(r) = rare_report.as_deref_mut() {
+                        r.lab_values.values_bottom_coded += bottom;
+                        r.lab_values.values_top_coded += top;
+                    }
+                    fields.push(field.as_ref().clone());
+                    columns.push(Arc::new(coded));
+                    report.columns_recoded.push(column_name.to_owned());
+                    continue;
+                }
+            }
+            fields.push(field.as_ref().clone());
+            columns.push(array.clone());
+        }
+        let out = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+            .map_err(|e| table_error(name, self.input, e))?;
+        Ok((out, report))
+    }
+}

@@ -1,0 +1,841 @@
+//! End-to-end tests on a small synthetic population written as an extraction directory.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Date32Type, Float64Type, TimestampMicrosecondType};
+use arrow_array::{Array, RecordBatch};
+use arrow_schema::DataType;
+use base64::Engine as _;
+use chrono::{DateTime, Days, NaiveDate, Utc};
+use kiban_model::{
+    ConditionRow, DeathRow, DocumentRow, EncounterRow, IdentityRow, LabObservationRow,
+    MedicationRequestRow, ProcedureRow, RowCommon, TableRow,
+};
+use kiban_store::KeyFile;
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::rare::CODE_RULES;
+use crate::*;
+
+const PERSONS: usize = 200;
+const PREFECTURE_POSTAL: [(&str, &str); 4] = [
+    ("東京都", "10"),
+    ("大阪府", "53"),
+    ("北海道", "06"),
+    ("福岡県", "81"),
+];
+
+/// A synthetic extraction: its directory plus what the test needs to know of it.
+struct Fixture {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    extract: PathBuf,
+    identities: Vec<IdentityRow>,
+    persons: PersonMap,
+    /// Strings that must never appear in a release: patient keys, source ids, intake ids,
+    /// provider patient ids, names, document text.
+    secrets: BTreeSet<String>,
+    /// Original encounter starts by (provider, source id).
+    encounter_starts: HashMap<(String, String), DateTime<Utc>>,
+    /// Original condition onsets by (provider, source id).
+    condition_onsets: HashMap<(String, String), NaiveDate>,
+}
+
+fn write_table<T: TableRow>(dir: &Path, rows: &[T]) {
+    let batch = T::to_record_batch(rows).unwrap();
+    let file = File::create(dir.join(format!("{}.parquet", T::TABLE))).unwrap();
+    let mut writer = ArrowWriter::try_new(file, T::schema(), None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+}
+
+fn date(y: i32, m: u32, d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(y, m, d).unwrap()
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let extract = root.join("extract");
+    fs::create_dir_all(&extract).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let mut persons = PersonMap::new();
+    let mut secrets = BTreeSet::new();
+    let mut identities = Vec::new();
+    let mut encounters = Vec::new();
+    let mut conditions = Vec::new();
+    let mut medications = Vec::new();
+    let mut labs = Vec::new();
+    let mut procedures = Vec::new();
+    let mut documents = Vec::new();
+    let mut deaths = Vec::new();
+    let mut encounter_starts = HashMap::new();
+    let mut condition_onsets = HashMap::new();
+    let mut serial = 0u32;
+    let mut next_id = |kind: &str| {
+        serial += 1;
+        format!("{kind}-{serial:06}")
+    };
+    let common_icd = ["E11.9", "I10", "J45.9", "K21.0", "M54.5", "E78.5"];
+    let common_yj = ["2189015F1022", "3969007F1024", "2149039F1020"];
+    for i in 0..PERSONS {
+        let birth = date(1925, 1, 1)
+            .checked_add_days(Days::new(rng.random_range(0..32_000)))
+            .unwrap();
+        let sex = if rng.random_bool(0.5) {
+            "male"
+        } else {
+            "female"
+        };
+        let (prefecture, postal_prefix) = PREFECTURE_POSTAL[rng.random_range(0..4)];
+        let postal = format!(
+            "{postal_prefix}{}-{:04}",
+            rng.random_range(0..10),
+            rng.random_range(0..10_000)
+        );
+        let address = match rng.random_range(0..10) {
+            0 => None,
+            1 => Some(format!("中央区{}-1", i % 9 + 1)),
+            _ => Some(format!("{prefecture}中央区{}-{}", i % 9 + 1, i % 7 + 1)),
+        };
+        let providers: &[&str] = if i % 3 == 0 {
+            &["prov-A", "prov-B"]
+        } else {
+            &["prov-A"]
+        };
+        for (r, provider) in providers.iter().enumerate() {
+            let patient_key = format!("pk{}{:05}x", &provider[5..], i);
+            let intake = format!("intake-{provider}-{}", i % 4);
+            persons.insert(provider, &patient_key, &format!("person-{i:05}"));
+            let name = format!("山田 太郎{i}");
+            let provider_patient_id = format!("MRN{:07}", i * 10 + r);
+            secrets.extend([
+                patient_key.clone(),
+                intake.clone(),
+                name.clone(),
+                provider_patient_id.clone(),
+            ]);
+            identities.push(IdentityRow {
+                common: RowCommon::new(provider, &intake, &patient_key, &next_id("id")),
+                provider_patient_id,
+                name_kanji: Some(name.clone()),
+                birth_date: Some(birth),
+                sex: sex.to_owned(),
+                postal_code: Some(postal.clone()),
+                address: address.clone(),
+                phone: Some(format!("03-1234-{i:04}")),
+                ..Default::default()
+            });
+            let mut common = |kind: &str| {
+                let source = next_id(kind);
+                secrets.insert(source.clone());
+                RowCommon::new(provider, &intake, &patient_key, &source)
+            };
+            let mut encounter_ids = Vec::new();
+            for _ in 0..rng.random_range(1..6) {
+                let start =
+                    DateTime::from_timestamp(1_577_836_800 + rng.random_range(0..94_000_000i64), 0)
+                        .unwrap();
+                let c = common("enc");
+                encounter_ids.push(c.source_id.clone());
+                encounter_starts.insert((c.provider_id.clone(), c.source_id.clone()), start);
+                encounters.push(EncounterRow {
+                    common: c,
+                    class: "outpatient".into(),
+                    status: "finished".into(),
+                    start: Some(start),
+                    end: Some(start + chrono::Duration::hours(1)),
+                    department_code: Some("01".into()),
+                    department_name: Some("内科 山田医師".into()),
+                });
+            }
+            let mut codes: Vec<&str> = (0..rng.random_range(1..4))
+                .map(|_| common_icd[rng.random_range(0..common_icd.len())])
+                .collect();
+            // Rare codes: E11.2 and E11.3 pool into E11; Q87.1 stays rare and goes.
+            if r == 0 && i % 30 == 1 {
+                codes.push("E11.2");
+            }
+            if r == 0 && i % 30 == 2 {
+                codes.push("E11.3");
+            }
+            if r == 0 && i % 40 == 0 {
+                codes.push("Q87.1");
+            }
+            for code in codes {
+                let c = common("cond");
+                let onset = encounter_starts[&(c.provider_id.clone(), encounter_ids[0].clone())]
+                    .date_naive();
+                condition_onsets.insert((c.provider_id.clone(), c.source_id.clone()), onset);
+                conditions.push(ConditionRow {
+                    common: c,
+                    icd10: Some(code.into()),
+                    medis_code: Some(format!("M{code}")),
+                    name: Some(format!("{code} 山田様")),
+                    suspected: false,
+                    onset_date: Some(onset),
+                    recorded_date: Some(onset.checked_add_days(Days::new(3)).unwrap()),
+                    encounter_id: Some(encounter_ids[0].clone()),
+                    ..Default::default()
+                });
+            }
+            let mut yj: Vec<&str> = vec![common_yj[i % 3]];
+            if r == 0 && i % 30 == 3 {
+                yj.push("1149019F1020");
+            }
+            if r == 0 && i % 30 == 4 {
+                yj.push("1149019F2027");
+            }
+            if r == 0 && i % 100 == 5 {
+                yj.push("4291010X1020");
+            }
+            for code in yj {
+                medications.push(MedicationRequestRow {
+                    common: common("med"),
+                    yj_code: Some(code.into()),
+                    name: Some("薬".into()),
+                    dose: Some(1.0),
+                    days: Some(14),
+                    date: Some(date(2021, 3, 1)),
+                    ..Default::default()
+                });
+            }
+            for _ in 0..3 {
+                let value = if r == 0 && i == 17 {
+                    900.0
+                } else {
+                    80.0 + rng.random_range(0.0..60.0)
+                };
+                labs.push(LabObservationRow {
+                    common: common("lab"),
+                    jlac10: Some("3D010000001926101".into()),
+                    name: Some("グルコース".into()),
+                    value: Some(value),
+                    effective: DateTime::from_timestamp(1_620_000_000, 0),
+                    ..Default::default()
+                });
+            }
+            if r == 0 && i % 70 == 9 {
+                labs.push(LabObservationRow {
+                    common: common("lab"),
+                    jlac10: Some("5C070000002306201".into()),
+                    value: Some(1.0),
+                    ..Default::default()
+                });
+            }
+            if i % 3 == 0 {
+                procedures.push(ProcedureRow {
+                    common: common("proc"),
+                    code: Some("K546".into()),
+                    performed: DateTime::from_timestamp(1_630_000_000, 0),
+                    ..Default::default()
+                });
+            }
+            if r == 0 && i % 90 == 11 {
+                procedures.push(ProcedureRow {
+                    common: common("proc"),
+                    code: Some("K555".into()),
+                    ..Default::default()
+                });
+            }
+            let text = format!("{name} 様 ({patient_key}) 紹介状");
+            documents.push(DocumentRow {
+                common: common("doc"),
+                kind: "referral".into(),
+                title: Some(format!("{name} 紹介状")),
+                date: DateTime::from_timestamp(1_640_000_000, 0),
+                text: Some(text),
+            });
+            if r == 0 && i % 50 == 7 {
+                deaths.push(DeathRow {
+                    common: common("death"),
+                    death_date: Some(date(2022, 5, 5)),
+                    cause_icd10: Some("C34.1".into()),
+                });
+            }
+        }
+    }
+    write_table(&extract, &encounters);
+    write_table(&extract, &conditions);
+    write_table(&extract, &medications);
+    write_table(&extract, &labs);
+    write_table(&extract, &procedures);
+    write_table(&extract, &documents);
+    write_table(&extract, &deaths);
+    Fixture {
+        _dir: dir,
+        root,
+        extract,
+        identities,
+        persons,
+        secrets,
+        encounter_starts,
+        condition_onsets,
+    }
+}
+
+fn master_and_ring(root: &Path) -> KeyFile {
+    KeyFile::generate(&root.join("keys/master.key")).unwrap()
+}
+
+fn read_batches(path: &Path) -> Vec<RecordBatch> {
+    ParquetRecordBatchReaderBuilder::try_new(File::open(path).unwrap())
+        .unwrap()
+        .build()
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// Every text value of every table of a release, by `table.column`.
+fn text_values(release: &Path) -> BTreeMap<String, Vec<Option<String>>> {
+    let mut out = BTreeMap::new();
+    for entry in fs::read_dir(release).unwrap() {
+        let path = entry.unwrap().path();
+        let table = path.file_stem().unwrap().to_string_lossy().into_owned();
+        for batch in read_batches(&path) {
+            for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+                if field.data_type() == &DataType::Utf8 {
+                    let strings = column.as_string::<i32>();
+                    out.entry(format!("{table}.{}", field.name()))
+                        .or_insert_with(Vec::new)
+                        .extend(strings.iter().map(|s| s.map(str::to_owned)));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn person_values(release: &Path) -> BTreeSet<String> {
+    text_values(release)
+        .into_iter()
+        .filter(|(k, _)| k.ends_with(".person"))
+        .flat_map(|(_, v)| v.into_iter().flatten())
+        .collect()
+}
+
+#[test]
+fn same_project_same_pseudonyms_other_project_none_shared() {
+    let f = fixture();
+    let master = master_and_ring(&f.root);
+    let ring = ProjectKeyRing::new(&f.root.join("project-keys"), &master);
+    let options = ReleaseOptions::default();
+    let key = ring.project_key("study-a").unwrap();
+    let first = f.root.join("release-1");
+    write_release(&f.extract, &first, &key, &f.persons, &options).unwrap();
+    // A later delivery reloads the key from the key store.
+    let reloaded = ProjectKeyRing::new(&f.root.join("project-keys"), &master)
+        .project_key("study-a")
+        .unwrap();
+    let second = f.root.join("release-2");
+    write_release(&f.extract, &second, &reloaded, &f.persons, &options).unwrap();
+    let (one, two) = (text_values(&first), text_values(&second));
+    assert_eq!(one, two, "repeated deliveries of a project are identical");
+    assert_eq!(
+        person_values(&first).len(),
+        PERSONS,
+        "linked records are one person"
+    );
+
+    let other = f.root.join("release-other");
+    let other_key = ring.project_key("study-b").unwrap();
+    write_release(&f.extract, &other, &other_key, &f.persons, &options).unwrap();
+    let theirs = text_values(&other);
+    for column in ["person", "record", "provider_id"] {
+        let mine: HashSet<&String> = one
+            .iter()
+            .filter(|(k, _)| k.ends_with(&format!(".{column}")))
+            .flat_map(|(_, v)| v.iter().flatten())
+            .collect();
+        let shared = theirs
+            .iter()
+            .filter(|(k, _)| k.ends_with(&format!(".{column}")))
+            .flat_map(|(_, v)| v.iter().flatten())
+            .filter(|v| mine.contains(v))
+            .count();
+        assert_eq!(shared, 0, "column {column} shares values across projects");
+    }
+    // Conditions still join to their encounters through the record pseudonym.
+    let encounters: HashSet<&String> = one["encounters.record"].iter().flatten().collect();
+    assert!(
+        one["conditions.encounter_id"]
+            .iter()
+            .flatten()
+            .all(|e| encounters.contains(e))
+    );
+}
+
+#[test]
+fn no_key_or_identifier_in_key_file_release_or_report() {
+    let f = fixture();
+    let master = master_and_ring(&f.root);
+    let ring = ProjectKeyRing::new(&f.root.join("project-keys"), &master);
+    let key = ring.project_key("study-a").unwrap();
+    let key_hex = hex::encode(*key.key_bytes());
+    let key_b64 = base64::engine::general_purpose::STANDARD.encode(*key.key_bytes());
+    let key_file = fs::read(ring.key_file("study-a").unwrap()).unwrap();
+    let contains =
+        |haystack: &[u8], needle: &[u8]| haystack.windows(needle.len()).any(|w| w == needle);
+    for needle in [key_hex.as_bytes(), key_b64.as_bytes(), &key.key_bytes()[..]] {
+        assert!(
+            !contains(&key_file, needle),
+            "key file holds the key in clear"
+        );
+    }
+
+    let release = f.root.join("release");
+    let report = write_release(
+        &f.extract,
+        &release,
+        &key,
+        &f.persons,
+        &ReleaseOptions::default(),
+    )
+    .unwrap();
+    let report_json = serde_json::to_vec(&report).unwrap();
+    let mut release_bytes = Vec::new();
+    for entry in fs::read_dir(&release).unwrap() {
+        release_bytes.extend(fs::read(entry.unwrap().path()).unwrap());
+    }
+    for bytes in [&report_json, &release_bytes] {
+        for needle in [key_hex.as_bytes(), key_b64.as_bytes(), &key.key_bytes()[..]] {
+            assert!(!contains(bytes, needle));
+        }
+    }
+    let report_text = String::from_utf8(report_json).unwrap();
+    for secret in &f.secrets {
+        assert!(!report_text.contains(secret.as_str()));
+    }
+    for (column, values) in text_values(&release) {
+        for value in values.iter().flatten() {
+            for secret in &f.secrets {
+                assert!(
+                    !value.contains(secret.as_str()),
+                    "{column} holds an identifier"
+                );
+            }
+        }
+    }
+    // Identification codes and free text are gone from the schemas.
+    for entry in fs::read_dir(&release).unwrap() {
+        let batch = &read_batches(&entry.unwrap().path())[0];
+        for gone in [
+            "patient_key",
+            "source_id",
+            "intake_id",
+            "name",
+            "text",
+            "title",
+        ] {
+            assert!(batch.schema().column_with_name(gone).is_none(), "{gone}");
+        }
+    }
+    assert_eq!(
+        report.tables["documents"].columns_removed,
+        vec!["intake_id", "title", "text"]
+    );
+    assert!(report.free_text.contains("documents.text"));
+    assert!(
+        report.tables["conditions"]
+            .columns_date_shifted
+            .contains(&"onset_date".to_owned())
+    );
+    // No staging directory remains beside the release.
+    let leftovers = fs::read_dir(&f.root)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .contains("partial")
+        })
+        .count();
+    assert_eq!(leftovers, 0);
+}
+
+#[test]
+fn date_shift_keeps_each_persons_intervals() {
+    let f = fixture();
+    let key = ProjectKey::from_bytes("study-a", [3; 32]);
+    let release = f.root.join("release");
+    write_release(
+        &f.extract,
+        &release,
+        &key,
+        &f.persons,
+        &ReleaseOptions::default(),
+    )
+    .unwrap();
+    let pseudonymizer = key.pseudonymizer().unwrap();
+    // Original date of each record pseudonym, in days since the epoch.
+    let mut original: HashMap<String, i64> = HashMap::new();
+    for ((provider, source), start) in &f.encounter_starts {
+        original.insert(
+            pseudonymizer.record(provider, "encounters", source),
+            start.timestamp_micros(),
+        );
+    }
+    let mut shift_of_person: HashMap<String, i64> = HashMap::new();
+    let mut check = |person: &str, shift: i64| {
+        assert_eq!(shift % 86_400_000_000, 0, "whole days");
+        let days = shift / 86_400_000_000;
+        assert!((-30..=30).contains(&days));
+        let first = *shift_of_person.entry(person.to_owned()).or_insert(days);
+        assert_eq!(first, days, "one offset per person");
+    };
+    for batch in read_batches(&release.join("encounters.parquet")) {
+        let persons = batch.column_by_name("person").unwrap().as_string::<i32>();
+        let records = batch.column_by_name("record").unwrap().as_string::<i32>();
+        let starts = batch
+            .column_by_name("start")
+            .unwrap()
+            .as_primitive::<TimestampMicrosecondType>();
+        let ends = batch
+            .column_by_name("end")
+            .unwrap()
+            .as_primitive::<TimestampMicrosecondType>();
+        for row in 0..batch.num_rows() {
+            check(
+                persons.value(row),
+                starts.value(row) - original[records.value(row)],
+            );
+            assert_eq!(ends.value(row) - starts.value(row), 3_600_000_000);
+        }
+    }
+    let mut onsets: HashMap<String, i64> = HashMap::new();
+    for ((provider, source), onset) in &f.condition_onsets {
+        onsets.insert(
+            pseudonymizer.record(provider, "conditions", source),
+            onset.signed_duration_since(date(1970, 1, 1)).num_days(),
+        );
+    }
+    for batch in read_batches(&release.join("conditions.parquet")) {
+        let persons = batch.column_by_name("person").unwrap().as_string::<i32>();
+        let records = batch.column_by_name("record").unwrap().as_string::<i32>();
+        let dates = batch
+            .column_by_name("onset_date")
+            .unwrap()
+            .as_primitive::<Date32Type>();
+        let recorded = batch
+            .column_by_name("recorded_date")
+            .unwrap()
+            .as_primitive::<Date32Type>();
+        for row in 0..batch.num_rows() {
+            let days = i64::from(dates.value(row)) - onsets[records.value(row)];
+            check(persons.value(row), days * 86_400_000_000);
+            assert_eq!(recorded.value(row) - dates.value(row), 3);
+        }
+    }
+    let distinct: HashSet<i64> = shift_of_person.values().copied().collect();
+    assert!(distinct.len() > 10, "offsets differ between persons");
+}
+
+#[test]
+fn anonymized_release_recodes_rare_values_until_every_code_is_common() {
+    let f = fixture();
+    let key = ProjectKey::from_bytes("study-a", [5; 32]);
+    let release = f.root.join("release");
+    let rare = RareValueOptions::default();
+    let threshold = rare.min_persons;
+    let options = ReleaseOptions {
+        kind: ReleaseKind::Anonymized(rare),
+        ..ReleaseOptions::default()
+    };
+    let report = write_release(&f.extract, &release, &key, &f.persons, &options).unwrap();
+    // Recomputed from the output files alone.
+    for rule in CODE_RULES {
+        let path = release.join(format!("{}.parquet", rule.table.name()));
+        if !path.exists() {
+            continue;
+        }
+        let mut holders: HashMap<String, HashSet<String>> = HashMap::new();
+        for batch in read_batches(&path) {
+            let persons = batch.column_by_name("person").unwrap().as_string::<i32>();
+            let codes = batch
+                .column_by_name(rule.column)
+                .unwrap()
+                .as_string::<i32>();
+            for row in 0..batch.num_rows() {
+                if codes.is_valid(row) {
+                    holders
+                        .entry(codes.value(row).to_owned())
+                        .or_default()
+                        .insert(persons.value(row).to_owned());
+                }
+            }
+        }
+        for (code, persons) in &holders {
+            assert!(
+                persons.len() >= threshold,
+                "{}.{} code {code} held by {} persons",
+                rule.table.name(),
+                rule.column,
+                persons.len()
+            );
+        }
+        if rule.table.name() == "conditions" && rule.column == "icd10" {
+            assert!(holders.contains_key("E11"), "E11.2/E11.3 pooled into E11");
+            assert!(!holders.contains_key("Q87.1") && !holders.contains_key("Q87"));
+            assert!(holders.contains_key("E11.9"));
+        }
+        if rule.column == "yj_code" {
+            assert!(holders.contains_key("1149019"));
+            assert!(!holders.keys().any(|c| c.starts_with("4291010")));
+        }
+    }
+    let rare_report = report.rare_values.as_ref().unwrap();
+    let icd = &rare_report.code_columns["conditions.icd10"];
+    assert_eq!((icd.codes_recoded, icd.codes_removed), (2, 1));
+    assert_eq!(
+        rare_report.code_columns["deaths.cause_icd10"].codes_removed,
+        1
+    );
+    assert!(rare_report.lab_values.values_top_coded >= 1);
+    let mut max_glucose = f64::MIN;
+    for batch in read_batches(&release.join("lab_observations.parquet")) {
+        let values = batch
+            .column_by_name("value")
+            .unwrap()
+            .as_primitive::<Float64Type>();
+        max_glucose = values.iter().flatten().fold(max_glucose, f64::max);
+    }
+    assert!(max_glucose < 200.0, "the extreme value was top coded");
+    let json = serde_json::to_string(&report).unwrap();
+    assert!(
+        !json.contains("Q87") && !json.contains("900"),
+        "counts, not values"
+    );
+
+    // A pseudonymized release keeps rare values.
+    let kept = f.root.join("pseudonymized");
+    write_release(
+        &f.extract,
+        &kept,
+        &key,
+        &f.persons,
+        &ReleaseOptions::default(),
+    )
+    .unwrap();
+    assert!(
+        text_values(&kept)["conditions.icd10"]
+            .iter()
+            .flatten()
+            .any(|c| c == "Q87.1")
+    );
+}
+
+#[test]
+fn person_table_has_ages_regions_visits_and_top_codes_old_ages() {
+    let f = fixture();
+    let key = ProjectKey::from_bytes("study-a", [9; 32]);
+    let exact = derive_quasi_identifiers(
+        &f.extract,
+        &f.identities,
+        &f.persons,
+        &key,
+        &QuasiIdentifierOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(exact.rows().len(), PERSONS);
+    assert!(
+        exact
+            .rows()
+            .iter()
+            .all(|r| r.visits >= 1 && !r.age.is_empty())
+    );
+    assert!(exact.rows().iter().any(|r| r.region == "東京都"));
+    assert!(exact.rows().iter().any(|r| r.region.starts_with("postal-")));
+    assert!(
+        exact
+            .rows()
+            .iter()
+            .any(|r| r.diagnoses.contains("E11;") || r.diagnoses.ends_with("E11"))
+    );
+    let anonymized = derive_quasi_identifiers(
+        &f.extract,
+        &f.identities,
+        &f.persons,
+        &key,
+        &QuasiIdentifierOptions {
+            index_date: Some(date(2024, 1, 1)),
+            ..QuasiIdentifierOptions::anonymized(&RareValueOptions::default())
+        },
+    )
+    .unwrap();
+    assert!(anonymized.report().ages_top_coded > 0);
+    assert!(anonymized.rows().iter().any(|r| r.age == "90+"));
+    assert!(
+        anonymized
+            .rows()
+            .iter()
+            .all(|r| !r.diagnoses.contains("Q87"))
+    );
+    assert!(anonymized.report().diagnosis_categories_removed >= 1);
+    // Person pseudonyms are those of the clinical release.
+    let release = f.root.join("release");
+    write_release(
+        &f.extract,
+        &release,
+        &key,
+        &f.persons,
+        &ReleaseOptions::default(),
+    )
+    .unwrap();
+    let released = person_values(&release);
+    assert!(exact.rows().iter().all(|r| released.contains(&r.person)));
+
+    let csv_path = f.root.join("persons.csv");
+    anonymized.write_csv(&csv_path).unwrap();
+    let text = fs::read_to_string(&csv_path).unwrap();
+    assert!(text.starts_with("person,age,sex,region,visits,diagnoses\n"));
+    assert_eq!(text.lines().count(), PERSONS + 1);
+    for secret in &f.secrets {
+        assert!(!text.contains(secret.as_str()));
+    }
+    assert!(!format!("{anonymized:?}").contains("19"));
+}
+
+/// A simple k-anonymization for the test: 10-year age bands, region suppressed, classes
+/// still below k fully suppressed.
+fn k_anonymize(table: &QuasiIdentifierTable, k: usize) -> Vec<Vec<String>> {
+    let generalized: Vec<Vec<String>> = table
+        .rows()
+        .iter()
+        .map(|r| {
+            let band = r
+                .age
+                .parse::<u32>()
+                .map(|a| format!("[{}-{}[", a / 10 * 10, a / 10 * 10 + 10))
+                .unwrap_or_else(|_| "*".to_owned());
+            vec![r.person.clone(), band, r.sex.clone(), "*".to_owned()]
+        })
+        .collect();
+    let mut sizes: HashMap<Vec<String>, usize> = HashMap::new();
+    for row in &generalized {
+        *sizes.entry(row[1..].to_vec()).or_default() += 1;
+    }
+    generalized
+        .into_iter()
+        .map(|row| {
+            if sizes[&row[1..].to_vec()] < k {
+                vec![row[0].clone(), "*".into(), "*".into(), "*".into()]
+            } else {
+                row
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn linkage_attack_reidentifies_exact_quasi_identifiers_but_not_k_anonymous_ones() {
+    let f = fixture();
+    let key = ProjectKey::from_bytes("study-a", [11; 32]);
+    let truth = derive_quasi_identifiers(
+        &f.extract,
+        &f.identities,
+        &f.persons,
+        &key,
+        &QuasiIdentifierOptions::default(),
+    )
+    .unwrap();
+    let policy = ReidentificationPolicy { max_share: 0.05 };
+    let errors = AttackerErrorModel::default();
+    let exact = linkage_attack(
+        &truth,
+        &ReleasedPersonTable::from_quasi_identifiers(&truth),
+        &errors,
+        &policy,
+    )
+    .unwrap();
+    assert_eq!(exact.attempts, PERSONS as u64);
+    assert!(exact.share > 0.5, "share {}", exact.share);
+    assert!(exact.blocked);
+    assert!(matches!(
+        exact.enforce(),
+        Err(DeidentifyError::ReidentificationRiskTooHigh { .. })
+    ));
+    // The same seed gives the same result.
+    let again = linkage_attack(
+        &truth,
+        &ReleasedPersonTable::from_quasi_identifiers(&truth),
+        &errors,
+        &policy,
+    )
+    .unwrap();
+    assert_eq!(again, exact);
+
+    let k = 5;
+    let rows = k_anonymize(&truth, k);
+    let path = f.root.join("k-anonymous.csv");
+    let mut writer = csv::Writer::from_path(&path).unwrap();
+    writer
+        .write_record(["person", "age", "sex", "region"])
+        .unwrap();
+    for row in &rows {
+        writer.write_record(row).unwrap();
+    }
+    writer.flush().unwrap();
+    let released = ReleasedPersonTable::read_csv(&path, b',').unwrap();
+    let anonymous = linkage_attack(
+        &truth,
+        &released,
+        &errors,
+        &ReidentificationPolicy { max_share: 0.2 },
+    )
+    .unwrap();
+    assert!(
+        anonymous.share <= 1.0 / k as f64,
+        "share {}",
+        anonymous.share
+    );
+    assert!(!anonymous.blocked);
+    anonymous.enforce().unwrap();
+    let json = serde_json::to_string(&anonymous).unwrap();
+    assert!(truth.rows().iter().all(|r| !json.contains(&r.person)));
+}
+
+#[test]
+fn a_failed_release_leaves_nothing_and_a_full_directory_is_refused() {
+    let f = fixture();
+    let key = ProjectKey::from_bytes("study-a", [1; 32]);
+    fs::write(f.extract.join("procedures.parquet"), b"not parquet").unwrap();
+    let release = f.root.join("release");
+    let error = write_release(
+        &f.extract,
+        &release,
+        &key,
+        &f.persons,
+        &ReleaseOptions::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(error, DeidentifyError::Table { .. }), "{error}");
+    assert!(!release.exists());
+    let leftovers: Vec<_> = fs::read_dir(&f.root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("partial"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    let full = f.root.join("full");
+    fs::create_dir_all(&full).unwrap();
+    fs::write(full.join("x"), b"x").unwrap();
+    assert!(matches!(
+        write_release(
+            &f.extract,
+            &full,
+            &key,
+            &f.persons,
+            &ReleaseOptions::default()
+        ),
+        Err(DeidentifyError::OutputNotEmpty(_))
+    ));
+}
