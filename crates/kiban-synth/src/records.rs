@@ -183,7 +183,9 @@ fn to_checkup_city(person: &Person, date: NaiveDate) -> bool {
 fn plan_visits(ctx: &Context<'_>, person: &Person, rng: &mut ChaCha8Rng) -> Vec<Plan> {
     let world = ctx.world;
     let alive_from = person.birth_date.max(world.window_start);
-    let alive_to = person.last_day(world.reference_date);
+    // A person born on the reference date is seen on that day only (without the floor the
+    // window ended the day before birth and date ranges were reversed: a panic at ~7M persons).
+    let alive_to = person.last_day(world.reference_date).max(alive_from);
     let age = person.age_on(alive_to);
     let clinics = ctx.of_kind(ProviderKind::Clinic);
     let generals = ctx.of_kind(ProviderKind::GeneralHospital);
