@@ -42,61 +42,15 @@ fn find(parent: &mut [u32], mut x: u32) -> u32 {
 /// Joins `pairs` (all above the match threshold) into persons, strongest first, refusing a merge
 /// that would give one provider two records of the person. `provider` gives each record's
 /// provider.
-pub fn cluster(record_count: usize, provider: &[u32], mut pairs: Vec<ScoredPair>) -> Clustering {
-    pairs.sort_unstable_by(|x, y| {
-        y.weight
-            .total_cmp(&x.weight)
-            .then(x.a.cmp(&y.a))
-            .then(x.b.cmp(&y.b))
-    });
-    let mut parent: Vec<u32> = (0..record_count as u32).collect();
-    // Providers of each root's cluster (clusters are small: a handful of providers).
-    let mut providers: Vec<Vec<u32>> = provider.iter().map(|p| vec![*p]).collect();
-    let mut best = vec![f64::NEG_INFINITY; record_count];
-    let (mut merges, mut refused) = (0u64, 0u64);
-    for pair in pairs {
-        let (ra, rb) = (find(&mut parent, pair.a), find(&mut parent, pair.b));
-        if ra != rb {
-            let clash = providers[ra as usize]
-                .iter()
-                .any(|p| providers[rb as usize].contains(p));
-            if clash {
-                refused += 1;
-                continue;
-            }
-            let (big, small) = if providers[ra as usize].len() >= providers[rb as usize].len() {
-                (ra, rb)
-            } else {
-                (rb, ra)
-            };
-            let moved = std::mem::take(&mut providers[small as usize]);
-            providers[big as usize].extend(moved);
-            parent[small as usize] = big;
-            merges += 1;
-        }
-        for r in [pair.a, pair.b] {
-            let slot = &mut best[r as usize];
-            *slot = slot.max(pair.weight);
-        }
-    }
-    let mut person = vec![u32::MAX; record_count];
-    let mut number_of_root = vec![u32::MAX; record_count];
-    let mut persons = 0u32;
-    for r in 0..record_count as u32 {
-        let root = find(&mut parent, r) as usize;
-        if number_of_root[root] == u32::MAX {
-            number_of_root[root] = persons;
-            persons += 1;
-        }
-        person[r as usize] = number_of_root[root];
-    }
-    Clustering {
-        person,
-        persons,
-        merges,
-        merges_refused_same_provider: refused,
-        best_link_weight: best,
-    }
+pub fn cluster(record_count: usize, provider: &[u32], pairs: Vec<ScoredPair>) -> Clustering {
+    join_pairs(
+        record_count,
+        provider,
+        pairs,
+        f64::NEG_INFINITY,
+        |_, _| 0.0,
+        SameProvider::Never,
+    )
 }
 
 /// Joins `pairs` into persons like [`cluster`], deciding each merge on the evidence of the two
@@ -110,9 +64,39 @@ pub fn cluster(record_count: usize, provider: &[u32], mut pairs: Vec<ScoredPair>
 pub fn cluster_with_flows(
     record_count: usize,
     provider: &[u32],
+    pairs: Vec<ScoredPair>,
+    threshold_weight: f64,
+    flow: impl Fn(u32, u32) -> f64,
+) -> Clustering {
+    join_pairs(
+        record_count,
+        provider,
+        pairs,
+        threshold_weight,
+        flow,
+        SameProvider::OwnPairOnly,
+    )
+}
+
+/// Whether two records of one provider may be in one person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SameProvider {
+    /// Never.
+    Never,
+    /// Only the two records of the pair being merged (a person registered twice).
+    OwnPairOnly,
+}
+
+/// Union-find over `pairs`, strongest first: a merge happens when the pair's weight plus the
+/// `flow` of every other record pair across the two clusters reaches `threshold_weight` and the
+/// provider rule allows it.
+fn join_pairs(
+    record_count: usize,
+    provider: &[u32],
     mut pairs: Vec<ScoredPair>,
     threshold_weight: f64,
     flow: impl Fn(u32, u32) -> f64,
+    same_provider: SameProvider,
 ) -> Clustering {
     pairs.sort_unstable_by(|x, y| {
         y.weight
@@ -134,8 +118,8 @@ pub fn cluster_with_flows(
             let clash = sa.iter().any(|&x| {
                 sb.iter().any(|&y| {
                     provider[x as usize] == provider[y as usize]
-                        && (x, y) != (pair.a, pair.b)
-                        && (y, x) != (pair.a, pair.b)
+                        && (same_provider == SameProvider::Never
+                            || ((x, y) != (pair.a, pair.b) && (y, x) != (pair.a, pair.b)))
                 })
             });
             if clash {
