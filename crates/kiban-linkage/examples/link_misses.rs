@@ -29,22 +29,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let options = LinkOptions::default();
     let scored = score_candidates(&loaded, &linkable, &options);
     let threshold = (options.match_threshold / (1.0 - options.match_threshold)).log2();
-    let mut co_moved = vec![None; scored.weights.len()];
-    for (&k, &c) in scored.no_household.iter().zip(&scored.co_moved) {
-        co_moved[k] = Some(c);
-    }
     let mut table: BTreeMap<Row, (u64, f64)> = BTreeMap::new();
     // The ambiguous band: exact name and birth date, no shared household.
     let mut band: BTreeMap<(u8, bool, i64), (u64, u64)> = BTreeMap::new();
-    for (k, &(a, b)) in scored.candidates.pairs.iter().enumerate() {
+    // The kept pairs: every pair near or above the threshold, and every pair agreeing exactly
+    // on the identity (pairs far below the threshold are not kept by the streamed scoring).
+    for pair in &scored.pairs {
+        let (a, b) = (pair.a, pair.b);
         let is_match = person[a as usize] == person[b as usize];
-        let w = scored.weights[k];
-        let p = scored.patterns[k];
+        let w = pair.weight;
+        let p = pair.pattern;
         if level_of(p, 0) == 0 && level_of(p, 1) == 0 && (5..=11).contains(&level_of(p, 3)) {
             let e = band
                 .entry((
                     level_of(p, 3),
-                    co_moved[k] == Some(kiban_linkage::household::CoMove::Together),
+                    pair.co_move == Some(kiban_linkage::household::CoMove::Together),
                     (w.floor() as i64).clamp(-6, 12),
                 ))
                 .or_default();
@@ -59,8 +58,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             (false, true) => "false link",
             _ => continue,
         };
-        let levels = std::array::from_fn(|f| level_of(scored.patterns[k], f));
-        let e = table.entry((kind, levels, co_moved[k])).or_default();
+        let levels = std::array::from_fn(|f| level_of(p, f));
+        let e = table.entry((kind, levels, pair.co_move)).or_default();
         e.0 += 1;
         e.1 += w;
     }

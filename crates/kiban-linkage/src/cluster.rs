@@ -30,6 +30,16 @@ pub struct Clustering {
     pub best_link_weight: Vec<f64>,
 }
 
+/// The end of a cluster's list of records.
+const NO_RECORD: u32 = u32::MAX;
+
+/// The records of the cluster whose root is `root`: the list from the root by `next`.
+fn members(next: &[u32], root: u32) -> impl Iterator<Item = u32> + '_ {
+    std::iter::successors(Some(root), move |&r| {
+        Some(next[r as usize]).filter(|&n| n != NO_RECORD)
+    })
+}
+
 fn find(parent: &mut [u32], mut x: u32) -> u32 {
     while parent[x as usize] != x {
         let up = parent[parent[x as usize] as usize];
@@ -105,18 +115,20 @@ fn join_pairs(
             .then(x.b.cmp(&y.b))
     });
     let mut parent: Vec<u32> = (0..record_count as u32).collect();
-    // Records of each root's cluster (a handful: one per provider at most).
-    let mut members: Vec<Vec<u32>> = (0..record_count as u32).map(|r| vec![r]).collect();
+    // The records of each root's cluster (a handful: one per provider at most) as a list from
+    // the root: the next record of each, and each root's last record.
+    let mut next = vec![NO_RECORD; record_count];
+    let mut last: Vec<u32> = (0..record_count as u32).collect();
+    let mut size = vec![1u32; record_count];
     let mut best = vec![f64::NEG_INFINITY; record_count];
     let (mut merges, mut refused) = (0u64, 0u64);
     for pair in pairs {
         let (ra, rb) = (find(&mut parent, pair.a), find(&mut parent, pair.b));
         if ra != rb {
-            let (sa, sb) = (&members[ra as usize], &members[rb as usize]);
             // A pair of one provider (a person registered twice) may join its own two records,
             // and no other two of one provider.
-            let clash = sa.iter().any(|&x| {
-                sb.iter().any(|&y| {
+            let clash = members(&next, ra).any(|x| {
+                members(&next, rb).any(|y| {
                     provider[x as usize] == provider[y as usize]
                         && (same_provider == SameProvider::Never
                             || ((x, y) != (pair.a, pair.b) && (y, x) != (pair.a, pair.b)))
@@ -126,9 +138,8 @@ fn join_pairs(
                 refused += 1;
                 continue;
             }
-            let others: f64 = sa
-                .iter()
-                .flat_map(|&x| sb.iter().map(move |&y| (x, y)))
+            let others: f64 = members(&next, ra)
+                .flat_map(|x| members(&next, rb).map(move |y| (x, y)))
                 .filter(|&(x, y)| (x, y) != (pair.a, pair.b) && (y, x) != (pair.a, pair.b))
                 .map(|(x, y)| flow(provider[x as usize], provider[y as usize]))
                 .sum();
@@ -136,13 +147,14 @@ fn join_pairs(
             if score < threshold_weight {
                 continue;
             }
-            let (big, small) = if sa.len() >= sb.len() {
+            let (big, small) = if size[ra as usize] >= size[rb as usize] {
                 (ra, rb)
             } else {
                 (rb, ra)
             };
-            let moved = std::mem::take(&mut members[small as usize]);
-            members[big as usize].extend(moved);
+            next[last[big as usize] as usize] = small;
+            last[big as usize] = last[small as usize];
+            size[big as usize] += size[small as usize];
             parent[small as usize] = big;
             merges += 1;
             for r in [pair.a, pair.b] {
@@ -157,6 +169,7 @@ fn join_pairs(
             }
         }
     }
+    drop((next, last, size));
     let mut person = vec![u32::MAX; record_count];
     let mut number_of_root = vec![u32::MAX; record_count];
     let mut persons = 0u32;

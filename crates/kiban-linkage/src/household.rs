@@ -167,7 +167,8 @@ impl CoMove {
     /// The levels in [`CoMoveEvidence`] order.
     pub const ALL: [CoMove; 3] = [CoMove::Together, CoMove::Apart, CoMove::NoMates];
 
-    fn index(self) -> usize {
+    /// The level's position in [`CoMove::ALL`].
+    pub fn index(self) -> usize {
         match self {
             CoMove::Together => 0,
             CoMove::Apart => 1,
@@ -221,6 +222,33 @@ impl CoMoveEvidence {
         random_pairs: usize,
         seed: u64,
     ) -> CoMoveEvidence {
+        let groups: Vec<(f64, CoMove, f64)> = evidence
+            .iter()
+            .zip(levels)
+            .map(|(&w, &l)| (w, l, 1.0))
+            .collect();
+        let mut model = CoMoveEvidence::from_random_pairs(
+            households,
+            pool,
+            records,
+            linkable,
+            random_pairs,
+            seed,
+        );
+        model.fit(&groups);
+        model
+    }
+
+    /// The model before EM: u from `random_pairs` random pairs of the `linkable` records that
+    /// share no household, m at its starting point.
+    pub fn from_random_pairs(
+        households: &Households,
+        pool: &StringPool,
+        records: &[LinkRecord],
+        linkable: &[u32],
+        random_pairs: usize,
+        seed: u64,
+    ) -> CoMoveEvidence {
         let n = linkable.len() as u64;
         let counts = if n < 2 {
             [0u64; 3]
@@ -246,19 +274,26 @@ impl CoMoveEvidence {
         let sampled: u64 = counts.iter().sum();
         // Half a pseudo-count: a level never seen is rare, not impossible.
         let u = counts.map(|c| (c as f64 + 0.5) / (sampled as f64 + 1.5));
-        let mut model = CoMoveEvidence {
+        CoMoveEvidence {
             m: [0.1, 0.3, 0.6],
             u,
             expected_matches: 0.0,
             random_pairs: sampled,
-        };
+        }
+    }
+
+    /// EM for m over counted groups of candidate pairs sharing no household: each group is the
+    /// weight its pairs share (prior included, co-movement excluded), their [`CoMove`] and how
+    /// many pairs it holds. A linkage run sums its candidate pairs into such groups (fine bins
+    /// of weight) as it streams them.
+    pub fn fit(&mut self, groups: &[(f64, CoMove, f64)]) {
         for _ in 0..EM_ITERATIONS {
-            let acc = evidence
+            let acc = groups
                 .par_iter()
-                .zip(levels)
-                .map(|(w, &l)| {
+                .map(|&(w, l, count)| {
                     let mut acc = [0.0; 3];
-                    acc[l.index()] = crate::model::probability_of_weight(w + model.weight(l));
+                    acc[l.index()] =
+                        count * crate::model::probability_of_weight(w + self.weight(l));
                     acc
                 })
                 .reduce(|| [0.0; 3], |p, q| [p[0] + q[0], p[1] + q[1], p[2] + q[2]]);
@@ -266,16 +301,15 @@ impl CoMoveEvidence {
             let m = acc.map(|a| (a + 0.5) / (matches + 1.5));
             let moved = m
                 .iter()
-                .zip(&model.m)
+                .zip(&self.m)
                 .map(|(x, y)| (x - y).abs())
                 .fold(0.0, f64::max);
-            model.m = m;
-            model.expected_matches = matches;
+            self.m = m;
+            self.expected_matches = matches;
             if moved < 1e-7 {
                 break;
             }
         }
-        model
     }
 
     /// The weight in bits of a level.
@@ -366,5 +400,40 @@ mod tests {
         assert!(evidence.weight(CoMove::Together) > 17.0);
         assert!(evidence.weight(CoMove::Apart) < -0.5);
         assert_eq!(evidence.weight(CoMove::NoMates), 0.0);
+    }
+
+    #[test]
+    fn counted_groups_fit_like_the_pairs_they_stand_for() {
+        let u = [0.001, 0.5, 0.499];
+        let start = CoMoveEvidence {
+            m: [0.1, 0.3, 0.6],
+            u,
+            expected_matches: 0.0,
+            random_pairs: 1_000,
+        };
+        let mut pairs = Vec::new();
+        for _ in 0..300 {
+            pairs.push((8.0, CoMove::Together, 1.0));
+        }
+        for _ in 0..500 {
+            pairs.push((-2.0, CoMove::Apart, 1.0));
+            pairs.push((3.0, CoMove::NoMates, 1.0));
+        }
+        let mut one_by_one = start.clone();
+        one_by_one.fit(&pairs);
+        let mut counted = start;
+        counted.fit(&[
+            (8.0, CoMove::Together, 300.0),
+            (-2.0, CoMove::Apart, 500.0),
+            (3.0, CoMove::NoMates, 500.0),
+        ]);
+        for l in 0..3 {
+            assert!(
+                (one_by_one.m[l] - counted.m[l]).abs() < 1e-9,
+                "{one_by_one:?} {counted:?}"
+            );
+        }
+        assert!((one_by_one.expected_matches - counted.expected_matches).abs() < 1e-6);
+        assert!(counted.weight(CoMove::Together) > 5.0);
     }
 }

@@ -15,7 +15,8 @@
 //! - [`records`]: streaming load of the identity CSV of issue 5
 //!   ([`records::load_identity_csv`]) into compact normalized [`records::LinkRecord`]s, with typed
 //!   errors ([`records::LoadError`]) and the list of rows that cannot be linked.
-//! - [`blocking`]: the blocking rules whose union is the candidate set.
+//! - [`blocking`]: the blocking rules whose union is the candidate set, streamed block by block
+//!   with each pair once ([`blocking::BlockIndex`]).
 //! - [`model`]: the Fellegi–Sunter model: comparison vectors (one name comparison of kanji and
 //!   kana together, birth date, sex, and one household comparison of card, branch, address and
 //!   postal code), u from random pairs, m from EM sessions over training blocks, the shared-card
@@ -37,7 +38,9 @@
 //!   per provider and person except a person registered twice at one provider (a same-provider
 //!   pair of one identity, weighed under its own prior).
 //! - [`link`]: the whole run, [`link::link_csv`] (CSV in, `record_id,person_id,match_probability`
-//!   out) and [`link::link_records`].
+//!   out) and [`link::link_records`], in memory that grows with the records, not with the
+//!   candidate pairs: the model learns from sums over the streamed pairs and keeps only the
+//!   pairs that can matter one by one ([`link::score_candidates`]).
 //! - [`evaluate`]: pairwise and cluster precision and recall against a truth file.
 //! - [`keys`]: NDB-style linkage keys (ID1, ID2, ID5) as HMAC-SHA256 under a recipient
 //!   project's key ([`keys::ProjectKey`], [`keys::linkage_keys`], [`keys::write_keys_csv`]).

@@ -1,6 +1,11 @@
 //! The whole linkage: load, block, fit the model, score, cluster, write.
+//!
+//! Memory grows with the records, not with the candidate pairs (which grow with the square of
+//! the namesakes): the candidates are generated block by block and streamed
+//! ([`crate::blocking::BlockIndex`]); what the model learns from all of them is summed on the
+//! way, and only the pairs that can matter one by one are kept ([`score_candidates`]).
 
-use crate::blocking::{Candidates, RuleReport, TrainingRule, candidate_pairs, training_sample};
+use crate::blocking::{BlockIndex, RuleReport, TrainingRule, training_sample};
 use crate::cluster::{ScoredPair, cluster_with_flows};
 use crate::household::{CoMove, CoMoveEvidence, Households, shares_no_household};
 use crate::identity_group::{GroupSizeEvidence, IdentityGroups};
@@ -17,6 +22,7 @@ use crate::records::{
 use rayon::prelude::*;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 /// Settings of a linkage run.
@@ -120,19 +126,57 @@ pub struct Linkage {
     pub report: LinkReport,
 }
 
-/// The candidate pairs of a run with their comparison vectors and final weights.
+/// A candidate pair kept past the stream of candidates ([`score_candidates`]), with its final
+/// weight.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct KeptPair {
+    /// First record index (the smaller).
+    pub a: u32,
+    /// Second record index.
+    pub b: u32,
+    /// The comparison vector.
+    pub pattern: Pattern,
+    /// How the two households moved, for a pair sharing no household.
+    pub co_move: Option<CoMove>,
+    /// The identity group's level when both records are of one identity group
+    /// ([`crate::identity_group`]).
+    pub group: Option<u8>,
+    /// The match weight in bits, prior included (while streaming: the evidence of the comparison
+    /// vector alone).
+    pub weight: f64,
+}
+
+impl KeptPair {
+    /// The pair's class of household evidence: its [`CoMove`] level, or 3 when the records
+    /// share a household.
+    fn household_class(&self) -> usize {
+        self.co_move.map_or(SHARED_HOUSEHOLD, CoMove::index)
+    }
+}
+
+/// The household class of pairs sharing a household (the three others are [`CoMove::ALL`]).
+const SHARED_HOUSEHOLD: usize = 3;
+/// Household classes: the three co-movement levels and a shared household.
+const HOUSEHOLD_CLASSES: usize = 4;
+
+/// The scored candidate pairs of a run. Candidate pairs are streamed, never stored all at once:
+/// what the later steps learn from all of them is summed on the way (counts per provider pair,
+/// household class and a fine bin of weight), and only the pairs that can matter one by one are
+/// kept: those that may reach clustering, and those every step needs individually (exact
+/// agreement on the identity, one identity group, households that moved together).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScoredCandidates {
-    /// The candidate pairs and what each blocking rule produced.
-    pub candidates: Candidates,
-    /// The comparison vector of each pair.
-    pub patterns: Vec<Pattern>,
-    /// The match weight of each pair in bits, prior included.
-    pub weights: Vec<f64>,
-    /// Indexes (into the pairs) of the pairs sharing no household.
-    pub no_household: Vec<usize>,
-    /// Whether each of those pairs' households moved together.
-    pub co_moved: Vec<CoMove>,
+    /// What each blocking rule produced.
+    pub rules: Vec<RuleReport>,
+    /// Distinct candidate pairs compared.
+    pub pairs_compared: u64,
+    /// The kept pairs with their final weights.
+    pub pairs: Vec<KeptPair>,
+    /// Per record, an upper bound of the weight in bits of its candidate pairs that were not kept
+    /// (`f64::NEG_INFINITY` when none): their strongest evidence with the strongest provider
+    /// pair of the record's provider. Such pairs are far below the match threshold; a record
+    /// linked to nothing reports its probability of being a person of its own from it.
+    pub strongest_dropped: Vec<f64>,
     /// Distinct comparison vectors.
     pub distinct_patterns: u64,
     /// The fitted model.
@@ -157,6 +201,41 @@ pub struct ScoredCandidates {
 /// Pairs this far (in bits) below the match threshold still go to clustering: the other records
 /// of their two clusters may vouch for them ([`cluster_with_flows`]).
 const CLUSTER_EVIDENCE_MARGIN: f64 = 8.0;
+
+/// While streaming, a pair is kept when its evidence and the first estimate of the prior come
+/// within this many bits of the clustering cut: room for the evidence learned later (provider
+/// pair, household co-movement) and the refined prior. A pair left out that the learned model
+/// would have lifted over the cut is found by a second pass ([`score_candidates`]).
+const KEEP_MARGIN: f64 = 6.0;
+
+/// Bins per bit of the weight sums that stand for the streamed pairs in EM. A bin's pairs count
+/// at their mean weight: within 1/16 bit the posterior is near linear in the weight.
+const BINS_PER_BIT: f64 = 16.0;
+
+/// Units per bit of the fixed-point sums of weight within a bin: integer sums do not depend on
+/// the order the threads add in, so a run is reproducible.
+const SUM_UNITS_PER_BIT: f64 = 4_294_967_296.0;
+
+/// Streamed evidence is binned within these bits (beyond, a pair is a sure match or non-match
+/// whatever the rest of the model says).
+const BINNED_WEIGHT_LIMIT: f64 = 1_000.0;
+
+/// The bin of a weight and its offset within the bin in fixed point.
+fn bin_of(weight: f64) -> (i32, u64) {
+    let w = if weight.is_nan() {
+        0.0
+    } else {
+        weight.clamp(-BINNED_WEIGHT_LIMIT, BINNED_WEIGHT_LIMIT)
+    };
+    let bin = (w * BINS_PER_BIT).floor();
+    let offset = ((w - bin / BINS_PER_BIT) * SUM_UNITS_PER_BIT).round() as u64;
+    (bin as i32, offset)
+}
+
+/// The mean weight of `count` pairs of bin `bin` whose offsets sum to `offsets`.
+fn bin_mean(bin: i32, count: u64, offsets: u64) -> f64 {
+    f64::from(bin) / BINS_PER_BIT + offsets as f64 / count.max(1) as f64 / SUM_UNITS_PER_BIT
+}
 
 /// The weight in bits of a match probability.
 fn probability_weight(probability: f64) -> f64 {
@@ -199,21 +278,93 @@ fn same_provider_pairs_count(loaded: &LoadedRecords, linkable: &[u32]) -> f64 {
     per_provider.values().map(|c| c * (c - 1.0) / 2.0).sum()
 }
 
-/// Blocks, fits the model and weighs every candidate pair of the `linkable` records.
+/// A weight sum of streamed pairs: the provider pair (smaller provider first), the household
+/// class and the weight's bin.
+type BinKey = (u32, u32, u8, i32);
+
+/// What one worker sums while the candidate pairs stream past.
+#[derive(Default)]
+struct StreamTotals {
+    compared: u64,
+    co_moved: u64,
+    patterns: rustc_hash::FxHashSet<Pattern>,
+    /// Pairs and the sum of their evidence per bin.
+    bins: rustc_hash::FxHashMap<BinKey, (u64, u64)>,
+    /// The strongest evidence of a pair not kept, per provider pair and household class.
+    dropped: rustc_hash::FxHashMap<(u32, u32, u8), f64>,
+    kept: Vec<KeptPair>,
+}
+
+impl StreamTotals {
+    fn merge(mut self, mut other: StreamTotals) -> StreamTotals {
+        // The larger vector of kept pairs receives the smaller.
+        if self.kept.len() < other.kept.len() {
+            std::mem::swap(&mut self.kept, &mut other.kept);
+        }
+        self.kept.append(&mut other.kept);
+        self.compared += other.compared;
+        self.co_moved += other.co_moved;
+        self.patterns.extend(other.patterns);
+        for (key, (n, sum)) in other.bins {
+            let e = self.bins.entry(key).or_default();
+            e.0 += n;
+            e.1 += sum;
+        }
+        for (key, w) in other.dropped {
+            let e = self.dropped.entry(key).or_insert(f64::NEG_INFINITY);
+            *e = e.max(w);
+        }
+        self
+    }
+}
+
+/// `f32` bits ordered like the numbers, for an atomic maximum.
+fn ordered_bits(x: f32) -> u32 {
+    let bits = x.to_bits();
+    if bits & 0x8000_0000 != 0 {
+        !bits
+    } else {
+        bits | 0x8000_0000
+    }
+}
+
+fn from_ordered_bits(bits: u32) -> f32 {
+    f32::from_bits(if bits & 0x8000_0000 != 0 {
+        bits & 0x7FFF_FFFF
+    } else {
+        !bits
+    })
+}
+
+/// Blocks, fits the model and weighs every candidate pair of the `linkable` records, streaming
+/// the candidates ([`BlockIndex::fold_pairs`]): memory grows with the records and the kept
+/// pairs, not with all candidate pairs.
+///
+/// One pass compares every candidate pair and sums, per provider pair, household class and fine
+/// bin of weight, how many pairs there are and their weight: the prior, household co-movement
+/// and provider flows are learned by EM on these sums as they were on the pairs. Kept one by one
+/// are the pairs that agree exactly on the identity (the prior's estimate), of one identity group
+/// (namesake density), whose households moved together, and those whose evidence comes near the
+/// clustering cut. When the learned model lifts a provider pair and household class of pairs
+/// left out over the cut after all, a second pass collects them: clustering sees every pair it
+/// would see with all pairs in memory.
 pub fn score_candidates(
     loaded: &LoadedRecords,
     linkable: &[u32],
     options: &LinkOptions,
 ) -> ScoredCandidates {
+    score_streamed(loaded, linkable, options, KEEP_MARGIN)
+}
+
+/// [`score_candidates`] keeping the pairs within `keep_margin` bits of the clustering cut.
+fn score_streamed(
+    loaded: &LoadedRecords,
+    linkable: &[u32],
+    options: &LinkOptions,
+    keep_margin: f64,
+) -> ScoredCandidates {
     let records = &loaded.records;
     let pool = &loaded.pool;
-    let candidates = candidate_pairs(pool, records, linkable, options.max_block_size);
-    let patterns: Vec<u32> = candidates
-        .pairs
-        .par_iter()
-        .map(|&(a, b)| compare_records(pool, &records[a as usize], &records[b as usize]))
-        .collect();
-    let distinct_patterns = count_patterns(&patterns).len() as u64;
     let mut model = train_model(loaded, linkable, options);
     let name_frequencies = NameFrequencies::new(records, linkable);
     let households = Households::new(records, linkable);
@@ -234,6 +385,7 @@ pub fn score_candidates(
         options.random_pairs,
         options.seed,
     );
+    let identity_groups = IdentityGroups::new(records, linkable);
     // The evidence of each pair, without the prior.
     let pair_evidence = |model: &ModelParameters, (a, b): (u32, u32), pattern: Pattern| {
         let (x, y) = (&records[a as usize], &records[b as usize]);
@@ -242,78 +394,244 @@ pub fn score_candidates(
             + residence.of(pattern)
             + within_household.of(pattern)
     };
-    let mut weights: Vec<f64> = candidates
-        .pairs
-        .par_iter()
-        .zip(&patterns)
-        .map(|(&pair, &pattern)| pair_evidence(&model, pair, pattern))
+    let threshold_weight = probability_weight(options.match_threshold);
+    let cut = threshold_weight - CLUSTER_EVIDENCE_MARGIN;
+    let keep_floor = cut - keep_margin - model.prior_weight();
+    let providers_of = |a: u32, b: u32| {
+        let (x, y) = (records[a as usize].hospital, records[b as usize].hospital);
+        (x.min(y), x.max(y))
+    };
+    // One streamed pair: its comparison, and whether it is kept one by one.
+    let compare_pair = |model: &ModelParameters, a: u32, b: u32| {
+        let pattern = compare_records(pool, &records[a as usize], &records[b as usize]);
+        let evidence = pair_evidence(model, (a, b), pattern);
+        let co_move = shares_no_household(pattern).then(|| households.co_move(pool, records, a, b));
+        let group = identity_groups.level(a, b);
+        let pair = KeptPair {
+            a,
+            b,
+            pattern,
+            co_move,
+            group,
+            weight: evidence,
+        };
+        let kept = agrees_exactly(pattern)
+            || group.is_some()
+            || co_move == Some(CoMove::Together)
+            || evidence >= keep_floor;
+        (pair, kept)
+    };
+    let block_index = BlockIndex::new(pool, records, linkable, options.max_block_size);
+    // Per record and household class of the pairs left out (moved-together pairs are all
+    // kept): the strongest evidence.
+    let no_pair = ordered_bits(f32::NEG_INFINITY);
+    let dropped_by_record: Vec<[AtomicU32; HOUSEHOLD_CLASSES - 1]> = (0..records.len())
+        .map(|_| std::array::from_fn(|_| AtomicU32::new(no_pair)))
         .collect();
+    let totals = block_index.fold_pairs(
+        records,
+        StreamTotals::default,
+        |totals: &mut StreamTotals, a, b| {
+            let (pair, kept) = compare_pair(&model, a, b);
+            let class = pair.household_class();
+            let (pa, pb) = providers_of(a, b);
+            totals.compared += 1;
+            totals.co_moved += u64::from(pair.co_move == Some(CoMove::Together));
+            totals.patterns.insert(pair.pattern);
+            let (bin, offset) = bin_of(pair.weight);
+            let sums = totals.bins.entry((pa, pb, class as u8, bin)).or_default();
+            sums.0 += 1;
+            sums.1 += offset;
+            if kept {
+                totals.kept.push(pair);
+            } else {
+                let strongest = totals
+                    .dropped
+                    .entry((pa, pb, class as u8))
+                    .or_insert(f64::NEG_INFINITY);
+                *strongest = strongest.max(pair.weight);
+                let bits = ordered_bits(pair.weight as f32);
+                dropped_by_record[a as usize][class - 1].fetch_max(bits, Ordering::Relaxed);
+                dropped_by_record[b as usize][class - 1].fetch_max(bits, Ordering::Relaxed);
+            }
+        },
+        StreamTotals::merge,
+    );
+    let StreamTotals {
+        compared: pairs_compared,
+        co_moved: co_moved_pairs,
+        patterns: distinct,
+        bins,
+        dropped,
+        kept: mut pairs,
+    } = totals;
+    let distinct_patterns = distinct.len() as u64;
+    drop(distinct);
+    // A fixed order: sums over the pairs do not depend on the threads' interleaving.
+    pairs.par_sort_unstable_by_key(|p| (p.a, p.b));
     let all_pairs = cross_provider_pairs(loaded, linkable);
-    let expected_matching_pairs = estimate_matching_pairs(&model, &patterns, &weights, all_pairs);
-    model.expected_matching_pairs = expected_matching_pairs;
-    model.match_prior = (expected_matching_pairs / all_pairs).clamp(1e-12, 0.5);
-    // Household co-movement, on the pairs that share no household.
-    let no_household: Vec<usize> = patterns
-        .iter()
-        .enumerate()
-        .filter(|(_, p)| shares_no_household(**p))
-        .map(|(k, _)| k)
-        .collect();
-    let co_moved: Vec<CoMove> = no_household
-        .par_iter()
-        .map(|&k| {
-            let (a, b) = candidates.pairs[k];
-            households.co_move(pool, records, a, b)
+    // The prior from the pairs that agree exactly (all kept).
+    let refine_prior = |model: &mut ModelParameters, pairs: &[KeptPair]| {
+        let (patterns, evidence): (Vec<Pattern>, Vec<f64>) = pairs
+            .iter()
+            .filter(|p| agrees_exactly(p.pattern))
+            .map(|p| (p.pattern, p.weight))
+            .unzip();
+        let expected = estimate_matching_pairs(model, &patterns, &evidence, all_pairs);
+        model.expected_matching_pairs = expected;
+        model.match_prior = (expected / all_pairs).clamp(1e-12, 0.5);
+    };
+    refine_prior(&mut model, &pairs);
+    // Household co-movement, on the sums of the pairs that share no household.
+    let prior = model.prior_weight();
+    let mut co_move_sums: rustc_hash::FxHashMap<(u8, i32), (u64, u64)> =
+        rustc_hash::FxHashMap::default();
+    for (&(_, _, class, bin), &(n, sum)) in &bins {
+        if usize::from(class) != SHARED_HOUSEHOLD {
+            let e = co_move_sums.entry((class, bin)).or_default();
+            e.0 += n;
+            e.1 += sum;
+        }
+    }
+    let mut co_move_groups: Vec<(f64, CoMove, f64)> = co_move_sums
+        .into_iter()
+        .map(|((class, bin), (n, offsets))| {
+            (
+                bin_mean(bin, n, offsets) + prior,
+                CoMove::ALL[usize::from(class)],
+                n as f64,
+            )
         })
         .collect();
-    let prior = model.prior_weight();
-    let no_household_evidence: Vec<f64> =
-        no_household.iter().map(|&k| weights[k] + prior).collect();
-    let co_move = CoMoveEvidence::learn(
+    co_move_groups.sort_unstable_by(|x, y| x.0.total_cmp(&y.0).then(x.1.cmp(&y.1)));
+    let mut co_move = CoMoveEvidence::from_random_pairs(
         &households,
         pool,
         records,
         linkable,
-        &no_household_evidence,
-        &co_moved,
         options.random_pairs,
         options.seed,
     );
-    drop(no_household_evidence);
-    for (&k, &c) in no_household.iter().zip(&co_moved) {
-        weights[k] += co_move.weight(c);
+    co_move.fit(&co_move_groups);
+    drop(co_move_groups);
+    let class_weight = |class: usize| {
+        if class == SHARED_HOUSEHOLD {
+            0.0
+        } else {
+            co_move.weight(CoMove::ALL[class])
+        }
+    };
+    for pair in &mut pairs {
+        pair.weight += class_weight(pair.household_class());
     }
-    let co_moved_pairs = co_moved.iter().filter(|c| **c == CoMove::Together).count() as u64;
-    let co_moved_flags = co_moved;
-    let expected_matching_pairs = estimate_matching_pairs(&model, &patterns, &weights, all_pairs);
-    model.expected_matching_pairs = expected_matching_pairs;
-    model.match_prior = (expected_matching_pairs / all_pairs).clamp(1e-12, 0.5);
+    refine_prior(&mut model, &pairs);
     let prior = model.prior_weight();
-    weights.par_iter_mut().for_each(|w| *w += prior);
+    pairs.par_iter_mut().for_each(|p| p.weight += prior);
     // Patient flows between providers, with the rest of the evidence as each pair's prior.
-    let provider_of: Vec<u32> = records.iter().map(|r| r.hospital).collect();
-    let provider_pairs = ProviderPairEvidence::learn(
-        &provider_of,
-        linkable.iter().copied(),
-        candidates
-            .pairs
-            .iter()
-            .copied()
-            .zip(weights.iter().copied()),
+    let mut bin_keys: Vec<&BinKey> = bins.keys().collect();
+    bin_keys.sort_unstable();
+    let provider_pairs = ProviderPairEvidence::learn_counted(
+        linkable.iter().map(|&i| records[i as usize].hospital),
+        bin_keys.into_iter().map(|key| {
+            let (pa, pb, class, bin) = *key;
+            let (n, offsets) = bins[key];
+            (
+                (pa, pb),
+                bin_mean(bin, n, offsets) + class_weight(usize::from(class)) + prior,
+                n as f64,
+            )
+        }),
     );
-    weights
-        .par_iter_mut()
-        .zip(&candidates.pairs)
-        .for_each(|(w, &(a, b))| {
-            *w += provider_pairs.weight(provider_of[a as usize], provider_of[b as usize]);
-        });
+    drop(bins);
+    let provider_of: Vec<u32> = records.iter().map(|r| r.hospital).collect();
+    pairs.par_iter_mut().for_each(|p| {
+        p.weight += provider_pairs.weight(provider_of[p.a as usize], provider_of[p.b as usize]);
+    });
     drop(provider_of);
-    // Namesake density, on the pairs of one identity group, with the rest of the evidence
-    // (prior included) as each pair's prior.
-    let identity_groups = IdentityGroups::new(records, linkable);
+    // Namesake density, on the pairs of one identity group (all kept), with the rest of the
+    // evidence (prior included) as each pair's prior.
+    let (grouped_evidence, grouped_levels): (Vec<f64>, Vec<u8>) = pairs
+        .iter()
+        .filter_map(|p| p.group.map(|l| (p.weight, l)))
+        .unzip();
+    let group_size = GroupSizeEvidence::learn(&grouped_evidence, &grouped_levels);
+    drop((grouped_evidence, grouped_levels));
+    for pair in &mut pairs {
+        if let Some(l) = pair.group {
+            pair.weight += group_size.weight(l);
+        }
+    }
+    // The pairs left out: if the learned model could lift some over the cut, a second pass
+    // finds them (pairs left out are of no identity group: their weight is complete).
+    let lifted = |(pa, pb, class): (u32, u32, u8), evidence: f64| {
+        evidence + class_weight(usize::from(class)) + prior + provider_pairs.weight(pa, pb)
+    };
+    let second_pass = dropped
+        .iter()
+        .any(|(&key, &evidence)| lifted(key, evidence) >= cut);
+    if second_pass {
+        let mut found = block_index.fold_pairs(
+            records,
+            Vec::new,
+            |found: &mut Vec<KeptPair>, a, b| {
+                let (mut pair, kept) = compare_pair(&model, a, b);
+                if !kept {
+                    let (pa, pb) = providers_of(a, b);
+                    pair.weight = lifted((pa, pb, pair.household_class() as u8), pair.weight);
+                    if pair.weight >= cut {
+                        found.push(pair);
+                    }
+                }
+            },
+            |mut x, mut y| {
+                x.append(&mut y);
+                x
+            },
+        );
+        found.par_sort_unstable_by_key(|p| (p.a, p.b));
+        pairs.extend(found);
+    }
+    let rules = block_index.rules().to_vec();
+    drop(block_index);
+    // A record's pairs left out are weighed with the strongest provider pair of its provider:
+    // an upper bound (which provider each pair was at is not kept).
+    let mut strongest_flow: rustc_hash::FxHashMap<u32, f64> = rustc_hash::FxHashMap::default();
+    for &i in linkable {
+        strongest_flow
+            .entry(records[i as usize].hospital)
+            .or_insert(0.0);
+    }
+    let providers: Vec<u32> = strongest_flow.keys().copied().collect();
+    for (&p, strongest) in strongest_flow.iter_mut() {
+        *strongest = providers
+            .iter()
+            .filter(|&&q| q != p)
+            .map(|&q| provider_pairs.weight(p, q))
+            .fold(f64::NEG_INFINITY, f64::max);
+    }
+    let strongest_dropped: Vec<f64> = dropped_by_record
+        .into_par_iter()
+        .enumerate()
+        .map(|(r, classes)| {
+            let evidence = classes
+                .iter()
+                .enumerate()
+                .map(|(class, slot)| {
+                    let evidence = f64::from(from_ordered_bits(slot.load(Ordering::Relaxed)));
+                    evidence + class_weight(class + 1)
+                })
+                .fold(f64::NEG_INFINITY, f64::max);
+            let flow = strongest_flow
+                .get(&records[r].hospital)
+                .copied()
+                .unwrap_or(0.0);
+            evidence + prior + flow
+        })
+        .collect();
     // Records of one identity at one provider: a person registered twice, or namesakes. Their
     // prior is their own: the matches among all pairs of one provider.
     let same_provider_pairs = identity_groups.same_provider_pairs().to_vec();
+    drop(identity_groups);
     let same_provider_evidence: Vec<f64> = same_provider_pairs
         .par_iter()
         .map(|&(a, b)| {
@@ -329,25 +647,11 @@ pub fn score_candidates(
         .iter()
         .map(|w| w + same_provider_prior)
         .collect();
-    let grouped: Vec<(usize, u8)> = candidates
-        .pairs
-        .iter()
-        .enumerate()
-        .filter_map(|(k, &(a, b))| identity_groups.level(a, b).map(|l| (k, l)))
-        .collect();
-    drop(identity_groups);
-    let grouped_evidence: Vec<f64> = grouped.iter().map(|&(k, _)| weights[k]).collect();
-    let grouped_levels: Vec<u8> = grouped.iter().map(|&(_, l)| l).collect();
-    let group_size = GroupSizeEvidence::learn(&grouped_evidence, &grouped_levels);
-    for &(k, l) in &grouped {
-        weights[k] += group_size.weight(l);
-    }
     ScoredCandidates {
-        candidates,
-        patterns,
-        weights,
-        no_household,
-        co_moved: co_moved_flags,
+        rules,
+        pairs_compared,
+        pairs,
+        strongest_dropped,
         distinct_patterns,
         model,
         co_move,
@@ -368,8 +672,10 @@ pub fn link_records(loaded: &LoadedRecords, options: &LinkOptions) -> Linkage {
         .filter(|&i| loaded.linkable[i as usize])
         .collect();
     let ScoredCandidates {
-        candidates,
-        weights,
+        rules,
+        pairs_compared,
+        pairs,
+        strongest_dropped: mut best_candidate,
         distinct_patterns,
         model,
         co_move,
@@ -381,22 +687,23 @@ pub fn link_records(loaded: &LoadedRecords, options: &LinkOptions) -> Linkage {
         ..
     } = score_candidates(loaded, &linkable, options);
     // The strongest candidate weight per record, for the records that end up alone.
-    let mut best_candidate = vec![f64::NEG_INFINITY; records.len()];
-    for (&(a, b), &w) in candidates.pairs.iter().zip(&weights) {
-        for r in [a, b] {
+    for pair in &pairs {
+        for r in [pair.a, pair.b] {
             let slot = &mut best_candidate[r as usize];
-            *slot = slot.max(w);
+            *slot = slot.max(pair.weight);
         }
     }
-    let threshold_weight = (options.match_threshold / (1.0 - options.match_threshold)).log2();
-    let accepted: Vec<ScoredPair> = candidates
-        .pairs
+    let threshold_weight = probability_weight(options.match_threshold);
+    let mut accepted: Vec<ScoredPair> = pairs
         .iter()
-        .zip(&weights)
-        .filter(|(_, w)| **w >= threshold_weight - CLUSTER_EVIDENCE_MARGIN)
-        .map(|(&(a, b), &weight)| ScoredPair { a, b, weight })
+        .filter(|p| p.weight >= threshold_weight - CLUSTER_EVIDENCE_MARGIN)
+        .map(|p| ScoredPair {
+            a: p.a,
+            b: p.b,
+            weight: p.weight,
+        })
         .collect();
-    let mut accepted = accepted;
+    drop(pairs);
     accepted.extend(
         same_provider_pairs
             .iter()
@@ -408,8 +715,6 @@ pub fn link_records(loaded: &LoadedRecords, options: &LinkOptions) -> Linkage {
         .iter()
         .filter(|p| p.weight >= threshold_weight)
         .count() as u64;
-    let pairs_compared = candidates.pairs.len() as u64;
-    drop(weights);
     let providers: Vec<u32> = records.iter().map(|r| r.hospital).collect();
     let clustering = cluster_with_flows(
         records.len(),
@@ -436,7 +741,7 @@ pub fn link_records(loaded: &LoadedRecords, options: &LinkOptions) -> Linkage {
         linkable_records: linkable.len() as u64,
         unlinkable: loaded.unlinkable.clone(),
         unusable_values: loaded.unusable.clone(),
-        blocking: candidates.rules,
+        blocking: rules,
         pairs_compared,
         distinct_patterns,
         model,
@@ -811,5 +1116,114 @@ mod tests {
         evidence.extend(vec![40.0; 100]);
         let matches = estimate_matching_pairs(&model, &patterns, &evidence, 1e9);
         assert!((matches - 1_000.0).abs() < 5.0, "{matches}");
+    }
+
+    #[test]
+    fn ordered_bits_keep_the_order_of_the_numbers() {
+        let values = [
+            f32::NEG_INFINITY,
+            -40.5,
+            -1.0,
+            -0.0,
+            0.0,
+            1e-3,
+            7.25,
+            f32::INFINITY,
+        ];
+        for w in values.windows(2) {
+            assert!(
+                ordered_bits(w[0]) <= ordered_bits(w[1]),
+                "{} {}",
+                w[0],
+                w[1]
+            );
+        }
+        for v in values {
+            assert_eq!(from_ordered_bits(ordered_bits(v)), v);
+        }
+    }
+
+    #[test]
+    fn clustering_sees_the_same_pairs_whatever_is_kept_while_streaming() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = kiban_synth::SynthConfig {
+            persons: 3_000,
+            seed: 21,
+            ..kiban_synth::SynthConfig::default()
+        };
+        let summary = kiban_synth::write_identity_csv(&config, dir.path(), &|_| {}).unwrap();
+        let loaded = crate::records::load_identity_csv(&summary.records_path).unwrap();
+        let linkable: Vec<u32> = (0..loaded.records.len() as u32)
+            .filter(|&i| loaded.linkable[i as usize])
+            .collect();
+        let options = LinkOptions::default();
+        let cut = probability_weight(options.match_threshold) - CLUSTER_EVIDENCE_MARGIN;
+        let eligible = |scored: &ScoredCandidates| {
+            let mut pairs: Vec<(u32, u32, f64)> = scored
+                .pairs
+                .iter()
+                .filter(|p| p.weight >= cut)
+                .map(|p| (p.a, p.b, p.weight))
+                .collect();
+            pairs.sort_by_key(|p| (p.0, p.1));
+            pairs
+        };
+        // Everything kept: as if all pairs were in memory.
+        let all = score_streamed(&loaded, &linkable, &options, 1_000.0);
+        assert_eq!(all.pairs.len() as u64, all.pairs_compared);
+        // Almost nothing kept beyond what every step needs: the second pass finds the rest.
+        let few = score_streamed(&loaded, &linkable, &options, -1_000.0);
+        assert!(few.pairs.len() < all.pairs.len());
+        assert_eq!(few.pairs_compared, all.pairs_compared);
+        // The same model up to the order of parallel sums.
+        let close = |x: f64, y: f64| (x - y).abs() <= 1e-9 * x.abs().max(1.0);
+        assert!(close(few.model.match_prior, all.model.match_prior));
+        assert_eq!(few.model.fields, all.model.fields);
+        for l in 0..3 {
+            assert!(close(few.co_move.m[l], all.co_move.m[l]));
+        }
+        for (a, b) in [(0, 1), (1, 2), (0, 2)] {
+            let provider = |r: u32| loaded.records[r as usize].hospital;
+            let (pa, pb) = (provider(linkable[a]), provider(linkable[b * 7]));
+            assert!(close(
+                few.provider_pairs.weight(pa, pb),
+                all.provider_pairs.weight(pa, pb)
+            ));
+        }
+        let (x, y) = (eligible(&all), eligible(&few));
+        assert!(x.len() > 1_000, "{}", x.len());
+        assert_eq!(x.len(), y.len());
+        for (p, q) in x.iter().zip(&y) {
+            assert_eq!((p.0, p.1), (q.0, q.1));
+            assert!((p.2 - q.2).abs() < 1e-6, "{p:?} {q:?}");
+        }
+        // The default margin gives the same persons as keeping everything.
+        let default = score_candidates(&loaded, &linkable, &options);
+        assert_eq!(eligible(&default).len(), x.len());
+        // A record's bound on its pairs left out is above each of those pairs' weights.
+        let kept: rustc_hash::FxHashSet<(u32, u32)> =
+            few.pairs.iter().map(|p| (p.a, p.b)).collect();
+        for p in all.pairs.iter().filter(|p| !kept.contains(&(p.a, p.b))) {
+            for r in [p.a, p.b] {
+                assert!(
+                    few.strongest_dropped[r as usize] >= p.weight - 1e-4,
+                    "{p:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_bin_stands_for_its_pairs_at_their_mean_weight() {
+        let weights = [-12.31, -12.30, -12.29];
+        let bins: Vec<(i32, u64)> = weights.iter().map(|&w| bin_of(w)).collect();
+        assert!(bins.iter().all(|b| b.0 == bins[0].0));
+        let offsets: u64 = bins.iter().map(|b| b.1).sum();
+        assert!((bin_mean(bins[0].0, 3, offsets) - (-12.30)).abs() < 1e-9);
+        assert_eq!(
+            bin_of(f64::NEG_INFINITY).0,
+            (-BINNED_WEIGHT_LIMIT * BINS_PER_BIT) as i32
+        );
+        assert_eq!(bin_of(f64::NAN), (0, 0));
     }
 }

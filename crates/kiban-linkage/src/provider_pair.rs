@@ -66,10 +66,25 @@ impl ProviderPairEvidence {
         linkable: impl Iterator<Item = u32>,
         pairs: impl Iterator<Item = ((u32, u32), f64)>,
     ) -> ProviderPairEvidence {
+        ProviderPairEvidence::learn_counted(
+            linkable.map(|r| provider[r as usize]),
+            pairs.map(|((a, b), w)| ((provider[a as usize], provider[b as usize]), w, 1.0)),
+        )
+    }
+
+    /// Learns the weights like [`ProviderPairEvidence::learn`] from counted groups of pairs:
+    /// `record_providers` gives the provider of each record that takes part, `groups` each group
+    /// of candidate pairs as its two providers, the weight in bits its pairs share (the rest of
+    /// the model, prior included) and how many pairs it holds. A linkage run sums its candidate
+    /// pairs into such groups (fine bins of weight per provider pair) as it streams them.
+    pub fn learn_counted(
+        record_providers: impl Iterator<Item = u32>,
+        groups: impl Iterator<Item = ((u32, u32), f64, f64)>,
+    ) -> ProviderPairEvidence {
         let mut counts: FxHashMap<u32, f64> = FxHashMap::default();
         let mut total = 0.0;
-        for r in linkable {
-            *counts.entry(provider[r as usize]).or_default() += 1.0;
+        for p in record_providers {
+            *counts.entry(p).or_default() += 1.0;
             total += 1.0;
         }
         let total = f64::max(total, 1.0);
@@ -87,9 +102,9 @@ impl ProviderPairEvidence {
         let mut level_of: FxHashMap<(u32, u32), u32> = FxHashMap::default();
         let mut levels: Vec<(u32, u32)> = Vec::new();
         let mut settled: Vec<f64> = Vec::new();
-        let mut open: Vec<(u32, f32)> = Vec::new();
-        for ((a, b), w) in pairs {
-            let key = ordered(provider[a as usize], provider[b as usize]);
+        let mut open: Vec<(u32, f32, f32)> = Vec::new();
+        for ((a, b), w, count) in groups {
+            let key = ordered(a, b);
             if key.0 == key.1 {
                 continue;
             }
@@ -99,9 +114,9 @@ impl ProviderPairEvidence {
                 levels.len() as u32 - 1
             });
             if w >= SETTLED_WEIGHT {
-                settled[level as usize] += 1.0;
+                settled[level as usize] += count;
             } else if w > -SETTLED_WEIGHT {
-                open.push((level, w as f32));
+                open.push((level, w as f32, count as f32));
             }
         }
         drop(level_of);
@@ -111,9 +126,11 @@ impl ProviderPairEvidence {
                 .par_iter()
                 .fold(
                     || vec![0.0; levels.len()],
-                    |mut acc, &(l, w)| {
-                        acc[l as usize] +=
-                            crate::model::probability_of_weight(f64::from(w) + weights[l as usize]);
+                    |mut acc, &(l, w, count)| {
+                        acc[l as usize] += f64::from(count)
+                            * crate::model::probability_of_weight(
+                                f64::from(w) + weights[l as usize],
+                            );
                         acc
                     },
                 )
@@ -193,5 +210,36 @@ mod tests {
         assert_eq!(learned.weight(1, 1), 0.0);
         assert_eq!(learned.weight(1, 9), 0.0);
         assert!(learned.expected_matches >= 200.0);
+    }
+
+    #[test]
+    fn counted_groups_learn_like_the_pairs_they_stand_for() {
+        let provider: Vec<u32> = (0..400).map(|r| 1 + r % 4).collect();
+        let mut pairs = Vec::new();
+        for k in 0..100u32 {
+            let base = 4 * k;
+            pairs.push(((base, base + 1), 40.0));
+            pairs.push(((base + 2, base + 3), 12.0));
+            pairs.push(((base, base + 2), -5.0));
+        }
+        let one_by_one = ProviderPairEvidence::learn(&provider, 0..400, pairs.iter().copied());
+        let counted = ProviderPairEvidence::learn_counted(
+            provider.iter().copied(),
+            [
+                ((1, 2), 40.0, 100.0),
+                ((3, 4), 12.0, 100.0),
+                ((1, 3), -5.0, 100.0),
+            ]
+            .into_iter(),
+        );
+        for (a, b) in [(1, 2), (3, 4), (1, 3), (2, 4)] {
+            assert!(
+                (one_by_one.weight(a, b) - counted.weight(a, b)).abs() < 1e-4,
+                "{a}-{b}: {} {}",
+                one_by_one.weight(a, b),
+                counted.weight(a, b)
+            );
+        }
+        assert!((one_by_one.expected_matches - counted.expected_matches).abs() < 1e-3);
     }
 }

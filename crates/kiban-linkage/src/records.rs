@@ -122,50 +122,88 @@ pub enum LoadError {
     },
 }
 
-/// Strings stored once, referred to by a `u32` id. Id 0 is the empty string.
+/// Strings stored once, referred to by a `u32` id. Id 0 is the empty string. The strings lie
+/// end to end in one buffer (a few bytes of overhead per string, not an allocation each); while
+/// loading, an index from each string's 64-bit hash to its id finds repeats.
 #[derive(Debug, Default)]
 pub struct StringPool {
-    strings: Vec<Box<str>>,
-    index: FxHashMap<Box<str>, u32>,
+    text: String,
+    /// Where each string starts in `text`, and one last entry where the last string ends.
+    starts: Vec<u64>,
+    index: FxHashMap<u64, u32>,
+    /// Strings whose hash is another string's (rare): by their text.
+    collisions: FxHashMap<Box<str>, u32>,
 }
 
 impl StringPool {
     /// An empty pool holding only the empty string (id 0).
     pub fn new() -> StringPool {
-        let mut pool = StringPool::default();
+        let mut pool = StringPool {
+            starts: vec![0],
+            ..StringPool::default()
+        };
         pool.intern("");
         pool
     }
 
     /// The id of `text`, storing it if new.
     pub fn intern(&mut self, text: &str) -> u32 {
-        if let Some(&id) = self.index.get(text) {
-            return id;
+        if self.starts.is_empty() {
+            self.starts.push(0);
         }
-        let id = self.strings.len() as u32;
-        self.strings.push(text.into());
-        self.index.insert(text.into(), id);
+        let hash = {
+            let mut hasher = rustc_hash::FxHasher::default();
+            std::hash::Hasher::write(&mut hasher, text.as_bytes());
+            std::hash::Hasher::finish(&hasher)
+        };
+        match self.index.get(&hash) {
+            Some(&id) if self.get(id) == text => return id,
+            Some(_) => {
+                if let Some(&id) = self.collisions.get(text) {
+                    return id;
+                }
+            }
+            None => {}
+        }
+        let id = self.len() as u32;
+        self.text.push_str(text);
+        self.starts.push(self.text.len() as u64);
+        match self.index.entry(hash) {
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(id);
+            }
+            std::collections::hash_map::Entry::Occupied(_) => {
+                self.collisions.insert(text.into(), id);
+            }
+        }
         id
     }
 
     /// The string of an id (empty for an unknown id).
     pub fn get(&self, id: u32) -> &str {
-        self.strings.get(id as usize).map_or("", |s| s)
+        let id = id as usize;
+        match (self.starts.get(id), self.starts.get(id + 1)) {
+            (Some(&start), Some(&end)) => self.text.get(start as usize..end as usize).unwrap_or(""),
+            _ => "",
+        }
     }
 
     /// Number of distinct strings.
     pub fn len(&self) -> usize {
-        self.strings.len()
+        self.starts.len().saturating_sub(1)
     }
 
     /// Whether only the empty string is stored.
     pub fn is_empty(&self) -> bool {
-        self.strings.len() <= 1
+        self.len() <= 1
     }
 
     /// Drops the lookup index once loading is done (ids stay valid; no more interning).
     pub fn freeze(&mut self) {
         self.index = FxHashMap::default();
+        self.collisions = FxHashMap::default();
+        self.text.shrink_to_fit();
+        self.starts.shrink_to_fit();
     }
 }
 
@@ -372,7 +410,8 @@ pub fn load_identity_reader(
         unlinkable: Vec::new(),
         unusable: UnusableValues::default(),
     };
-    let mut first_line: FxHashMap<Box<str>, u64> = FxHashMap::default();
+    // The line of each record, for the duplicate check after loading.
+    let mut lines: Vec<u64> = Vec::new();
     let mut batch: Vec<csv::ByteRecord> = Vec::with_capacity(BATCH_ROWS);
     let mut record = csv::ByteRecord::new();
     loop {
@@ -388,7 +427,8 @@ pub fn load_identity_reader(
                 .map(|r| normalize_row(path, r, &positions))
                 .collect::<Result<_, _>>()?;
             for row in rows {
-                add_row(path, &mut loaded, &mut first_line, row)?;
+                lines.push(row.line);
+                add_row(path, &mut loaded, row)?;
             }
             batch.clear();
         }
@@ -397,7 +437,29 @@ pub fn load_identity_reader(
         }
     }
     loaded.pool.freeze();
+    check_unique_record_ids(path, &loaded.record_ids, &lines)?;
     Ok(loaded)
+}
+
+/// Fails on the first record (in file order) whose id an earlier record has. Sorting the
+/// records by id finds repeats without a second copy of every id.
+fn check_unique_record_ids(path: &Path, ids: &[Box<str>], lines: &[u64]) -> Result<(), LoadError> {
+    let mut order: Vec<u32> = (0..ids.len() as u32).collect();
+    order.par_sort_unstable_by(|&a, &b| ids[a as usize].cmp(&ids[b as usize]).then(a.cmp(&b)));
+    // Per repeated id: its first record and its first repeat; the earliest repeat fails.
+    let repeat = order
+        .chunk_by(|&a, &b| ids[a as usize] == ids[b as usize])
+        .filter(|group| group.len() >= 2)
+        .map(|group| (group[1], group[0]))
+        .min();
+    match repeat {
+        Some((repeat, first)) => Err(LoadError::DuplicateRecordId {
+            path: path.to_owned(),
+            line: lines.get(repeat as usize).copied().unwrap_or(0),
+            first_line: lines.get(first as usize).copied().unwrap_or(0),
+        }),
+        None => Ok(()),
+    }
 }
 
 fn trim_bom(header: &[u8]) -> &[u8] {
@@ -514,26 +576,13 @@ fn normalize_row(
     })
 }
 
-fn add_row(
-    path: &Path,
-    loaded: &mut LoadedRecords,
-    first_line: &mut FxHashMap<Box<str>, u64>,
-    row: NormalizedRow,
-) -> Result<(), LoadError> {
+fn add_row(path: &Path, loaded: &mut LoadedRecords, row: NormalizedRow) -> Result<(), LoadError> {
     if row.record_id.is_empty() {
         return Err(LoadError::EmptyRecordId {
             path: path.to_owned(),
             line: row.line,
         });
     }
-    if let Some(&first) = first_line.get(row.record_id.as_str()) {
-        return Err(LoadError::DuplicateRecordId {
-            path: path.to_owned(),
-            line: row.line,
-            first_line: first,
-        });
-    }
-    first_line.insert(row.record_id.as_str().into(), row.line);
     let pool = &mut loaded.pool;
     let mut name = |parts: &[String; 3]| NameIds {
         key: pool.intern(&parts[0]),
@@ -586,4 +635,44 @@ fn add_row(
     loaded.records.push(record);
     loaded.record_ids.push(row.record_id.into_boxed_str());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pool_stores_each_string_once() {
+        let mut pool = StringPool::new();
+        assert_eq!(pool.get(0), "");
+        let a = pool.intern("山田");
+        let b = pool.intern("太郎");
+        assert_eq!(pool.intern("山田"), a);
+        assert_eq!(pool.intern(""), 0);
+        assert_ne!(a, b);
+        assert_eq!((pool.get(a), pool.get(b)), ("山田", "太郎"));
+        assert_eq!(pool.len(), 3);
+        pool.freeze();
+        assert_eq!(pool.get(b), "太郎");
+        assert_eq!(pool.get(99), "");
+    }
+
+    #[test]
+    fn the_first_repeated_record_id_in_file_order_is_reported() {
+        let ids: Vec<Box<str>> = ["a", "b", "c", "b", "a", "d"].map(Box::from).to_vec();
+        let lines = [2, 3, 4, 5, 6, 7];
+        let error = check_unique_record_ids(Path::new("x.csv"), &ids, &lines).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                LoadError::DuplicateRecordId {
+                    line: 5,
+                    first_line: 3,
+                    ..
+                }
+            ),
+            "{error}"
+        );
+        check_unique_record_ids(Path::new("x.csv"), &ids[..3], &lines[..3]).unwrap();
+    }
 }
