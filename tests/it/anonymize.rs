@@ -405,3 +405,95 @@ fn differential_privacy_from_the_command_line_releases_k_anonymous_classes() {
             .unwrap() as usize
     );
 }
+
+/// Derived age at event, the built ICD-10 hierarchy and local recoding from the command line:
+/// the birth date never reaches the release, every released age and code is a label of its
+/// hierarchy, and k holds over the released rows, recounted from the file alone.
+#[test]
+fn age_at_event_icd10_and_local_recoding_from_the_command_line() {
+    let out = tempfile::tempdir().unwrap();
+    let input = out.path().join("visits.csv");
+    let codes = [
+        "E11.9", "E119", "E14", "I10", "I11", "I20", "I25", "J45", "J18", "C50", "C34", "K21",
+    ];
+    let mut text = String::from("birth_date;visit_date;diagnosis\n");
+    // A deterministic spread of birth dates, visits and codes, with a few rare combinations.
+    let mut state: u64 = 7;
+    for _ in 0..600 {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let year = 1925 + (state >> 33) % 80;
+        let month = 1 + (state >> 20) % 12;
+        let day = 1 + (state >> 40) % 28;
+        let code = codes[((state >> 12) % codes.len() as u64) as usize];
+        text.push_str(&format!(
+            "{year}-{month:02}-{day:02};2026-0{}-15;{code}\n",
+            1 + (state >> 50) % 9
+        ));
+    }
+    std::fs::write(&input, text).unwrap();
+    let release = out.path().join("release.csv");
+    let report = out.path().join("report.json");
+    run_ok(
+        kiban()
+            .arg("anonymize")
+            .arg(&input)
+            .args([
+                "--qi",
+                "age,diagnosis",
+                "--k",
+                "5",
+                "--max-suppression",
+                "0",
+            ])
+            .args(["--age-at-event", "age=birth_date:visit_date"])
+            .args([
+                "--icd10",
+                "diagnosis",
+                "--local-recoding",
+                "--metric",
+                "loss",
+            ])
+            .arg("--out")
+            .arg(&release)
+            .arg("--report")
+            .arg(&report),
+    );
+    let released = std::fs::read_to_string(&release).unwrap();
+    let mut lines = released.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(';').collect();
+    assert!(!header.contains(&"birth_date"), "{header:?}");
+    let age_at = header.iter().position(|h| *h == "age").unwrap();
+    let code_at = header.iter().position(|h| *h == "diagnosis").unwrap();
+    let mut classes: HashMap<(String, String), usize> = HashMap::new();
+    let mut rows = 0;
+    for line in lines {
+        rows += 1;
+        let fields: Vec<&str> = line.split(';').collect();
+        let (age, code) = (fields[age_at], fields[code_at]);
+        let age_ok = age == "*"
+            || age == "90+"
+            || age.parse::<u32>().is_ok_and(|a| a < 90)
+            || age
+                .split_once('-')
+                .is_some_and(|(lo, hi)| lo.parse::<u32>().is_ok() && hi.parse::<u32>().is_ok());
+        assert!(age_ok, "age label {age}");
+        let code_ok = code == "*"
+            || codes.contains(&code)
+            || (code.len() == 3 && codes.iter().any(|c| c.starts_with(code)))
+            || code.contains('-');
+        assert!(code_ok, "code label {code}");
+        if !(age == "*" && code == "*") {
+            *classes
+                .entry((age.to_owned(), code.to_owned()))
+                .or_insert(0) += 1;
+        }
+    }
+    assert_eq!(rows, 600);
+    assert!(classes.values().all(|&n| n >= 5), "{classes:?}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert!(json["local_recoding"].is_object(), "{json}");
+    assert_eq!(json["derived_ages"][0]["column"], "age", "{json}");
+}

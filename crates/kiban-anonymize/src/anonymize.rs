@@ -7,11 +7,13 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use crate::age::DerivedAge;
 use crate::data::{AttributeRole, Dataset};
 use crate::dp::{DifferentialPrivacy, DifferentialPrivacyAchieved};
 use crate::engine::{Evaluation, FinestClasses, PopulationClasses};
 use crate::error::{AnonymizeError, Result};
 use crate::hierarchy::{Hierarchy, SUPPRESSED};
+use crate::local::{LocalProblem, LocalRecodingReport, Recoding};
 use crate::metric::{Metric, MetricTables};
 use crate::privacy::{
     GroundDistance, LDiversity, PrivacyModels, TDistance, entropy, equal_distance_emd,
@@ -137,6 +139,12 @@ pub struct Report {
     pub microaggregation: Vec<Microaggregated>,
     /// With (ε, δ)-differential privacy: its parameters, the derived k and the sample.
     pub differential_privacy: Option<DifferentialPrivacyAchieved>,
+    /// Columns derived before the anonymization (age at an event), with their rule.
+    pub derived_ages: Vec<DerivedAge>,
+    /// With local recoding ([`SearchConfig::local_recoding`]): what it did. `levels` and
+    /// `information_loss` are then those of the global optimum it started from; every other
+    /// figure is measured on the release.
+    pub local_recoding: Option<LocalRecodingReport>,
 }
 
 /// How a numeric quasi-identifier is microaggregated in the release.
@@ -179,6 +187,8 @@ pub struct Anonymization<'a> {
     aggregates: Vec<Option<Vec<String>>>,
     /// Suppressed records are never released (differential privacy).
     always_drop_suppressed: bool,
+    /// With local recoding: the level vector of every finest class.
+    recoding: Option<Recoding>,
 }
 
 /// Assigns roles to the columns of `dataset`, checking names and conflicts.
@@ -312,6 +322,7 @@ pub fn anonymize_with_population<'a>(
         subset,
         aggregates: vec![None; roles.quasi_identifiers.len()],
         always_drop_suppressed: false,
+        recoding: searched.recoding,
     })
 }
 
@@ -381,6 +392,7 @@ pub fn anonymize_private<'a>(
     let choice = crate::dp::private_search(
         &ordered,
         &classes,
+        dataset.row_count(),
         k,
         privacy.search_budget,
         privacy.steps,
@@ -420,6 +432,7 @@ pub fn anonymize_private<'a>(
         sampled_records: sampled,
         input_records: dataset.row_count(),
         score_sensitivity: choice.sensitivity,
+        score: choice.score,
         seed: privacy.seed,
     });
     Ok(Anonymization {
@@ -434,6 +447,7 @@ pub fn anonymize_private<'a>(
         subset: Some(sample),
         aggregates: vec![None; roles.quasi_identifiers.len()],
         always_drop_suppressed: true,
+        recoding: None,
     })
 }
 
@@ -445,6 +459,14 @@ pub(crate) fn check_settings(
     has_population: bool,
 ) -> Result<()> {
     settings.models.validate(records, roles.sensitive.len())?;
+    if settings.search.local_recoding
+        && (settings.models.k_map.is_some() || settings.models.delta_presence.is_some())
+    {
+        return Err(AnonymizeError::InvalidParameter(
+            "local recoding is not combined with k-map or δ-presence (population-level models)"
+                .into(),
+        ));
+    }
     if settings.models.k_map.is_some() && !has_population {
         return Err(AnonymizeError::InvalidParameter(
             "k-map needs a population table".into(),
@@ -514,10 +536,12 @@ pub(crate) struct Searched {
     pub hierarchies: Vec<Hierarchy>,
     /// The finest equivalence classes.
     pub classes: FinestClasses,
-    /// The chosen node.
+    /// The chosen node (with local recoding: the released classes).
     pub best: Evaluation,
     /// The report.
     pub report: Report,
+    /// With local recoding: the level vector of every finest class.
+    pub recoding: Option<Recoding>,
 }
 
 /// Searches the lattice over the finest classes and measures the report; `dataset` gives the
@@ -563,7 +587,27 @@ pub(crate) fn search_classes(
         settings.models.suppression_budget(classes.records),
     );
     let outcome = search(&problem, &settings.search)?;
-    let report = build_report(
+    let mut best = outcome.best;
+    let mut recoding = None;
+    let mut local_report = None;
+    if settings.search.local_recoding {
+        let (recoded, report) = crate::local::recode(
+            &LocalProblem {
+                hierarchies: &ordered,
+                classes: &classes,
+                models: &settings.models,
+                metric: settings.metric,
+                search: &settings.search,
+            },
+            &best,
+        )?;
+        if let Some((recoded, release)) = recoded {
+            recoding = Some(recoded);
+            best = release;
+        }
+        local_report = Some(report);
+    }
+    let mut report = build_report(
         roles,
         settings,
         Encoded {
@@ -571,7 +615,7 @@ pub(crate) fn search_classes(
             hierarchies: &ordered,
             grounds: &grounds,
         },
-        &outcome.best,
+        &best,
         ReportSearch {
             information_loss: outcome.information_loss,
             strategy: outcome.strategy,
@@ -580,11 +624,13 @@ pub(crate) fn search_classes(
             started,
         },
     );
+    report.local_recoding = local_report;
     Ok(Searched {
         hierarchies: ordered,
         classes,
-        best: outcome.best,
+        best,
         report,
+        recoding,
     })
 }
 
@@ -930,6 +976,8 @@ fn build_report(
         presence_records,
         microaggregation: Vec::new(),
         differential_privacy: None,
+        derived_ages: Vec::new(),
+        local_recoding: None,
     }
 }
 
@@ -940,6 +988,15 @@ impl Anonymization<'_> {
     /// The report of this anonymization.
     pub fn report(&self) -> &Report {
         &self.report
+    }
+
+    /// Records a derived age-at-event column in the report (see
+    /// [`Dataset::derive_age_at_event`]).
+    pub fn report_derived_age(&mut self, derived: DerivedAge) {
+        self.report
+            .derived_ages
+            .retain(|d| d.column != derived.column);
+        self.report.derived_ages.push(derived);
     }
 
     /// Releases the numeric quasi-identifier `column` as the mean or median of each released
@@ -1076,7 +1133,10 @@ impl Anonymization<'_> {
                             fields.push(aggregate);
                         } else if kept {
                             let h = &self.hierarchies[j];
-                            let level = self.best.levels[j];
+                            let level = match &self.recoding {
+                                Some(recoding) => recoding.levels(class)[j],
+                                None => self.best.levels[j],
+                            };
                             let leaf = self.qi_codes[j][row];
                             fields.push(h.label(level, h.generalize(leaf, level)));
                         } else {

@@ -57,6 +57,11 @@ pub struct Dataset {
     /// `first_lines[column][code]`: 1-based line where the dictionary value first appears
     /// (to name it in type errors without showing the value).
     first_lines: Vec<Vec<u64>>,
+    /// Line of row 0 when every record is one line (2 for delimited text after its header, 1
+    /// for Parquet rows).
+    first_row_line: u64,
+    /// Line of every row, kept only when some record spans several lines (quoted newlines).
+    row_lines: Option<Vec<u64>>,
 }
 
 /// Appends values to one dictionary-encoded column.
@@ -76,7 +81,8 @@ impl ColumnBuilder {
         }
     }
 
-    fn push(&mut self, value: &str, line: u64) {
+    /// Appends `value` as the next row (first seen on `line` if new).
+    pub(crate) fn push(&mut self, value: &str, line: u64) {
         let code = self.intern(value, line);
         self.column.codes.push(code);
     }
@@ -140,6 +146,7 @@ impl Dataset {
             header.iter().map(|_| ColumnBuilder::new()).collect();
         let mut record = csv::StringRecord::new();
         let mut rows = 0usize;
+        let mut row_lines: Option<Vec<u64>> = None;
         while csv
             .read_record(&mut record)
             .map_err(|e| csv_error_of(source, &e))?
@@ -156,6 +163,14 @@ impl Dataset {
             for (field, builder) in record.iter().zip(&mut builders) {
                 builder.push(field, line);
             }
+            // Lines per row are only stored once a record has spanned several lines.
+            if let Some(lines) = row_lines.as_mut() {
+                lines.push(line);
+            } else if line != rows as u64 + 2 {
+                let mut lines: Vec<u64> = (0..rows as u64).map(|r| r + 2).collect();
+                lines.push(line);
+                row_lines = Some(lines);
+            }
             rows += 1;
         }
         if rows == 0 {
@@ -163,7 +178,9 @@ impl Dataset {
                 path: source.to_path_buf(),
             });
         }
-        Ok(Self::assemble(source, header, builders, rows))
+        let mut dataset = Self::assemble(source, header, builders, rows);
+        dataset.row_lines = row_lines;
+        Ok(dataset)
     }
 
     fn assemble(
@@ -184,6 +201,8 @@ impl Dataset {
             rows,
             types,
             first_lines,
+            first_row_line: 2,
+            row_lines: None,
         }
     }
 
@@ -217,6 +236,8 @@ impl Dataset {
             rows,
             types,
             first_lines,
+            first_row_line: 2,
+            row_lines: None,
         }
     }
 
@@ -285,6 +306,7 @@ impl Dataset {
         }
         let mut dataset = Self::assemble(path, header, builders, rows);
         dataset.types = types;
+        dataset.first_row_line = 1;
         Ok(dataset)
     }
 
@@ -385,6 +407,22 @@ impl Dataset {
     /// The encoded column at `index`.
     pub fn column(&self, index: usize) -> &EncodedColumn {
         &self.columns[index]
+    }
+
+    /// The 1-based line of `row` in the file (for Parquet: the 1-based row number).
+    pub(crate) fn line_of_row(&self, row: usize) -> u64 {
+        match &self.row_lines {
+            Some(lines) => lines[row],
+            None => row as u64 + self.first_row_line,
+        }
+    }
+
+    /// Appends a column built row by row (a derived column) with its type.
+    pub(crate) fn push_column(&mut self, name: &str, builder: ColumnBuilder, kind: AttributeType) {
+        self.header.push(name.to_string());
+        self.columns.push(builder.column);
+        self.first_lines.push(builder.first_lines);
+        self.types.push(kind);
     }
 }
 

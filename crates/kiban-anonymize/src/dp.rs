@@ -1,22 +1,36 @@
-//! SafePub-style (ε, δ)-differential privacy (Bild, Kuhn, Prasser, PoPETs 2018).
+//! SafePub-style (ε, δ)-differential privacy (Bild, Kuhn, Prasser, "SafePub: A Truthful Data
+//! Anonymization Algorithm With Strong Privacy Guarantees", PoPETs 2018(1):67–87).
 //!
-//! The mechanism: every record is sampled with probability β; the sample is generalized with
-//! full-domain generalization and every class of fewer than k records is suppressed (removed).
-//! By Li, Qardaji and Su (2012, "On sampling, anonymization, and differential privacy"), such a
-//! "strongly safe" k-anonymization satisfies (ε_anon, δ)-differential privacy for
-//! β = 1 − e^(−ε_anon) and δ = d(k, β, ε_anon) (see [`safe_delta`]); k is the smallest with
-//! d ≤ δ ([`safe_k`]). The generalization is chosen privately with the exponential mechanism as
-//! in SafePub's search: starting at the lattice top (everything generalized to `*`), each of
-//! `steps` steps adds the direct specializations of the current node to a candidate set and
-//! picks the next node from it; the output is then picked among the nodes visited. Each of the `steps + 1` picks uses
-//! ε_search / (steps + 1), so the whole release is (ε_anon + ε_search, δ)-differentially private.
+//! What is implemented, with the paper's (and its reference implementation's, ARX) formulas:
 //!
-//! Score: minus the summed per-record granularity loss of the sample (ARX's loss metric per
-//! attribute, a suppressed record counting 1 per attribute). Adding or removing one record
-//! changes it by at most k·q (q quasi-identifiers): the record's own loss (≤ q), plus, when its
-//! class crosses the size k, the k − 1 other records between suppressed (q each) and released
-//! (0..q each).
-
+//! * **Random sampling and strong k-anonymity** (SafePub §3, after Li, Qardaji and Su 2012,
+//!   "On sampling, anonymization, and differential privacy", Theorem 5): every record is drawn
+//!   with probability β; the sample is generalized with one full-domain generalization and
+//!   every class of fewer than k records is removed. This is (ε_anon, δ)-differentially private
+//!   for any ε_anon ≥ −ln(1 − β) and δ = d(k, β, ε_anon) with
+//!   d(k, β, ε) = max_{n ≥ n_m} Σ_{j > γn}^{n} f(j; n, β), f the binomial probability,
+//!   γ = (e^ε − 1 + β) / e^ε and n_m = ⌈k/γ − 1⌉ ([`safe_delta`]).
+//! * **Parameters** (SafePub §4.1): ε = ε_anon + ε_search; β = 1 − e^(−ε_anon), the largest
+//!   sampling probability ε_anon allows; k the smallest integer with d(k, β, ε_anon) ≤ δ
+//!   ([`safe_k`]).
+//! * **Search** (SafePub §4.2, Algorithm 1): starting at the lattice top, each of `steps` steps
+//!   adds the direct specializations of the current pivot to the candidates, removes the pivot
+//!   and draws the next pivot with the exponential mechanism (McSherry and Talwar 2007):
+//!   Pr[g] ∝ exp(ε_step · s(g) / 2) for a score s already divided by its sensitivity.
+//!   SafePub's reference implementation then returns the best-scoring pivot, which uses the
+//!   data outside the mechanism; here the output is drawn from the pivots with one more
+//!   exponential mechanism instead, so each of the `steps + 1` draws spends
+//!   ε_step = ε_search / (steps + 1) and the whole search is ε_search-differentially private by
+//!   sequential composition.
+//! * **Score** (SafePub §5, data granularity, as ARX's `MetricMDNMLoss.getScore`): over the
+//!   whole input, a released value costs the share of the attribute's domain its generalization
+//!   covers (leaves under the label / leaves), a suppressed value, and every value of a record
+//!   not drawn into the sample, costs 1; s(g) = −(Σ over records and the q quasi-identifiers of
+//!   the cost) / (q · max(1, k − 1)). Sensitivity of the sum: adding one record either leaves
+//!   the sample unchanged (it costs q, not drawn) or adds a drawn record (cost in [0, q]) whose
+//!   class may reach k and release k − 1 records that cost q each while suppressed (a change in
+//!   [−(k − 1)q, 0]): the two have opposite signs, so the score changes by at most
+//!   max(1, k − 1) · q.
 use std::collections::BTreeSet;
 
 use rand::{RngExt, SeedableRng};
@@ -120,8 +134,12 @@ pub struct DifferentialPrivacyAchieved {
     pub sampled_records: usize,
     /// Records of the input.
     pub input_records: usize,
-    /// Sensitivity of the score (k times the quasi-identifiers).
+    /// Sensitivity of the summed granularity cost, max(1, k − 1) times the quasi-identifiers;
+    /// scores are divided by it.
     pub score_sensitivity: f64,
+    /// SafePub score of the chosen generalization (the summed granularity cost of the input
+    /// divided by [`Self::score_sensitivity`], negated: 0 is best).
+    pub score: f64,
     /// Seed used, if one was given.
     pub seed: Option<u64>,
 }
@@ -221,15 +239,19 @@ pub(crate) fn sample(rows: usize, beta: f64, rng: &mut ChaCha20Rng) -> Vec<bool>
 /// The outcome of the private search.
 pub(crate) struct PrivateChoice {
     pub best: Evaluation,
+    /// SafePub score of `best`.
+    pub score: f64,
     pub steps: usize,
     pub nodes_checked: usize,
     pub sensitivity: f64,
 }
 
-/// SafePub's private search over the lattice of `hierarchies` on the sampled `classes`.
+/// SafePub's private search over the lattice of `hierarchies` on the sampled `classes` drawn
+/// from `input_records` records.
 pub(crate) fn private_search(
     hierarchies: &[Hierarchy],
     classes: &FinestClasses,
+    input_records: usize,
     k: usize,
     epsilon_search: f64,
     steps: usize,
@@ -237,57 +259,23 @@ pub(crate) fn private_search(
 ) -> PrivateChoice {
     let models = PrivacyModels::k_anonymity(k, 1.0);
     let q = hierarchies.len();
-    let sensitivity = (k * q) as f64;
+    let sensitivity = score_sensitivity(k, q);
     let epsilon_step = epsilon_search / (steps + 1) as f64;
-    // Loss of each generalized value: (leaves under it − 1) / (leaves − 1).
-    let loss: Vec<Vec<Vec<f64>>> = hierarchies
-        .iter()
-        .map(|h| {
-            let leaves = h.leaf_count();
-            (0..h.height())
-                .map(|level| {
-                    let mut under = vec![0usize; h.cardinality(level)];
-                    for leaf in 0..leaves as u32 {
-                        under[h.generalize(leaf, level) as usize] += 1;
-                    }
-                    under
-                        .iter()
-                        .map(|&n| {
-                            if leaves <= 1 {
-                                1.0
-                            } else {
-                                (n - 1) as f64 / (leaves - 1) as f64
-                            }
-                        })
-                        .collect()
-                })
-                .collect()
-        })
-        .collect();
+    let not_sampled = input_records.saturating_sub(classes.records);
+    let share = domain_shares(hierarchies);
     let mut checked = 0usize;
     let mut evaluate = |levels: &[usize]| -> (f64, Evaluation) {
         checked += 1;
         let eval = classes.evaluate(hierarchies, levels, &models);
-        let mut total = eval.suppressed_records as f64 * q as f64;
-        for (g, (&size, &kept)) in eval.sizes.iter().zip(&eval.kept).enumerate() {
-            if kept {
-                let leaves = classes.codes(eval.first_class[g] as usize);
-                let record: f64 = (0..q)
-                    .map(|j| {
-                        let level = levels[j];
-                        loss[j][level][hierarchies[j].generalize(leaves[j], level) as usize]
-                    })
-                    .sum();
-                total += f64::from(size) * record;
-            }
-        }
-        (-total, eval)
+        let cost = granularity_cost(&share, hierarchies, classes, &eval, not_sampled);
+        (-cost / sensitivity, eval)
     };
+    // The exponential mechanism on scores already divided by the sensitivity.
     let pick = |scores: &[f64], rng: &mut ChaCha20Rng| -> usize {
         let top = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         let weights: Vec<f64> = scores
             .iter()
-            .map(|&s| (epsilon_step * (s - top) / (2.0 * sensitivity)).exp())
+            .map(|&s| (epsilon_step * (s - top) / 2.0).exp())
             .collect();
         let mut u = rng.random::<f64>() * weights.iter().sum::<f64>();
         for (i, &w) in weights.iter().enumerate() {
@@ -327,13 +315,64 @@ pub(crate) fn private_search(
     }
     let scores: Vec<f64> = visited.iter().map(|c| c.1).collect();
     let chosen = pick(&scores, rng);
-    let best = visited.swap_remove(chosen).2;
+    let (_, score, best) = visited.swap_remove(chosen);
     PrivateChoice {
         best,
+        score,
         steps: taken,
         nodes_checked: checked,
         sensitivity,
     }
+}
+
+/// Per quasi-identifier, level and label: the share of the domain the label covers.
+fn domain_shares(hierarchies: &[Hierarchy]) -> Vec<Vec<Vec<f64>>> {
+    hierarchies
+        .iter()
+        .map(|h| {
+            let leaves = h.leaf_count().max(1) as f64;
+            (0..h.height())
+                .map(|level| {
+                    h.leaves_per_label(level)
+                        .iter()
+                        .map(|&n| f64::from(n) / leaves)
+                        .collect()
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// SafePub's summed granularity cost of a node: the domain share of every released value,
+/// 1 for every value of a suppressed record and of the `not_sampled` records.
+fn granularity_cost(
+    share: &[Vec<Vec<f64>>],
+    hierarchies: &[Hierarchy],
+    classes: &FinestClasses,
+    eval: &Evaluation,
+    not_sampled: usize,
+) -> f64 {
+    let q = hierarchies.len();
+    let mut cost = (eval.suppressed_records + not_sampled) as f64 * q as f64;
+    for (g, (&size, &kept)) in eval.sizes.iter().zip(&eval.kept).enumerate() {
+        if kept {
+            let leaves = classes.codes(eval.first_class[g] as usize);
+            let record: f64 = (0..q)
+                .map(|j| {
+                    let level = eval.levels[j];
+                    share[j][level][hierarchies[j].generalize(leaves[j], level) as usize]
+                })
+                .sum();
+            cost += f64::from(size) * record;
+        }
+    }
+    cost
+}
+
+/// Sensitivity of SafePub's granularity score summed over `q` quasi-identifiers with the
+/// derived `k`: max(1, k − 1) · q (see the module documentation).
+pub fn score_sensitivity(k: usize, q: usize) -> f64 {
+    (k.saturating_sub(1).max(1) * q) as f64
 }
 
 #[cfg(test)]
@@ -346,6 +385,104 @@ mod tests {
         assert!((binomial_tail(2, 3, 0.5) - 0.5).abs() < 1e-12);
         assert!((binomial_tail(0, 5, 0.3) - 1.0).abs() < 1e-12);
         assert_eq!(binomial_tail(6, 5, 0.3), 0.0);
+    }
+
+    /// Li, Qardaji, Su / SafePub by hand for ε = ln 2 and β = 1 − e^(−ln 2) = 1/2: γ =
+    /// (2 − 1 + 1/2) / 2 = 3/4, and d(k) = max over n ≥ ⌈4k/3 − 1⌉ of P[Bin(n, 1/2) > 3n/4]:
+    /// the tails are n = 1: 1/2, 2: 1/4, 3: 1/8, 4: 1/16, 5: P[X ≥ 4] = 6/32, 6: P[X ≥ 5] = 7/64,
+    /// 7: P[X ≥ 6] = 8/128, 8: P[X ≥ 7] = 9/256, 9: P[X ≥ 7] = 46/512, then smaller (n = 13:
+    /// 378/8192). So d(1) = 1/2 (n ≥ 1), d(2) = 1/4 (n ≥ 2), d(3) = 6/32 (n ≥ 3), d(4) = 6/32
+    /// (n ≥ 5), d(5) = 7/64 (n ≥ 6), d(6) = 46/512 (n ≥ 7); the derived k for δ = 0.2, 0.15 and
+    /// 0.1 is 3, 5 and 6.
+    #[test]
+    fn derived_k_matches_the_formula_computed_by_hand() {
+        let epsilon = std::f64::consts::LN_2;
+        assert_eq!(
+            epsilon.exp(),
+            2.0,
+            "the hand computation needs e^ε = 2 exactly"
+        );
+        let beta = 1.0 - (-epsilon).exp();
+        assert_eq!(beta, 0.5);
+        let by_hand = [
+            (1, 0.5),
+            (2, 0.25),
+            (3, 6.0 / 32.0),
+            (4, 6.0 / 32.0),
+            (5, 7.0 / 64.0),
+            (6, 46.0 / 512.0),
+        ];
+        for (k, delta) in by_hand {
+            let computed = safe_delta(k, epsilon, beta);
+            assert!(
+                (computed - delta).abs() < 1e-12,
+                "d({k}) = {computed}, by hand {delta}"
+            );
+        }
+        assert_eq!(safe_k(0.2, epsilon, beta).unwrap(), 3);
+        assert_eq!(safe_k(0.15, epsilon, beta).unwrap(), 5);
+        assert_eq!(safe_k(0.1, epsilon, beta).unwrap(), 6);
+        // The job's parameters: ε_anon = ε − ε_search and β = 1 − e^(−ε_anon).
+        let dp = DifferentialPrivacy {
+            search_budget: 0.5,
+            ..DifferentialPrivacy::new(1.5, 0.1, None)
+        };
+        let (epsilon_anonymization, beta, k) = dp.parameters().unwrap();
+        assert_eq!(epsilon_anonymization, 1.0);
+        assert!((beta - (1.0 - (-1.0f64).exp())).abs() < 1e-15);
+        assert_eq!(k, safe_k(0.1, 1.0, beta).unwrap());
+    }
+
+    /// Adding one record changes the summed granularity cost by at most max(1, k − 1) · q,
+    /// whether it is drawn into the sample or not (the other records' draws kept).
+    #[test]
+    fn score_sensitivity_bounds_the_change_of_one_record() {
+        let age = Hierarchy::from_rows(
+            "age",
+            ["30", "31", "40", "41"]
+                .iter()
+                .map(|v| vec![v.to_string(), format!("{}x", &v[..1]), "*".to_string()])
+                .collect(),
+        )
+        .unwrap();
+        let sex = Hierarchy::from_rows(
+            "sex",
+            vec![vec!["F".into(), "*".into()], vec!["M".into(), "*".into()]],
+        )
+        .unwrap();
+        let hierarchies = vec![age, sex];
+        let share = domain_shares(&hierarchies);
+        // Leaf codes of the records (age, sex); all drawn except the last two.
+        let base: Vec<(u32, u32)> = vec![(0, 0), (1, 0), (0, 0), (2, 1), (3, 1), (2, 1), (1, 1)];
+        for k in 1..=4 {
+            let models = PrivacyModels::k_anonymity(k, 1.0);
+            let cost = |records: &[(u32, u32)], not_sampled: usize, levels: &[usize]| {
+                let codes = vec![
+                    records.iter().map(|r| r.0).collect::<Vec<_>>(),
+                    records.iter().map(|r| r.1).collect::<Vec<_>>(),
+                ];
+                let classes = FinestClasses::build(&hierarchies, &codes, &[]);
+                let eval = classes.evaluate(&hierarchies, levels, &models);
+                granularity_cost(&share, &hierarchies, &classes, &eval, not_sampled)
+            };
+            let bound = score_sensitivity(k, 2);
+            for levels in [[0, 0], [1, 0], [0, 1], [1, 1], [2, 0], [2, 1]] {
+                let before = cost(&base, 2, &levels);
+                for extra in [(0, 0), (1, 1), (2, 0), (3, 1)] {
+                    let mut drawn = base.clone();
+                    drawn.push(extra);
+                    let change = (cost(&drawn, 2, &levels) - before).abs();
+                    assert!(
+                        change <= bound + 1e-9,
+                        "k {k} {levels:?}: {change} > {bound}"
+                    );
+                    let change = (cost(&base, 3, &levels) - before).abs();
+                    assert!(change <= bound + 1e-9);
+                }
+            }
+        }
+        assert_eq!(score_sensitivity(1, 9), 9.0);
+        assert_eq!(score_sensitivity(6, 9), 45.0);
     }
 
     #[test]

@@ -503,6 +503,78 @@ impl FinestClasses {
             .collect()
     }
 
+    /// The classes `members` only, in that order (codes, sizes, sensitive histograms); the
+    /// overall sensitive distributions and ground distances stay those of `self`, so that
+    /// t-closeness is still measured against the whole data set. No rows, population or
+    /// research subset.
+    pub fn restricted(&self, members: &[u32]) -> FinestClasses {
+        let mut codes = Vec::with_capacity(members.len() * self.qi_count);
+        let mut sizes = Vec::with_capacity(members.len());
+        for &c in members {
+            codes.extend_from_slice(self.codes(c as usize));
+            sizes.push(self.sizes[c as usize]);
+        }
+        let sensitive = self
+            .sensitive
+            .iter()
+            .map(|hist| {
+                let mut offsets = Vec::with_capacity(members.len() + 1);
+                offsets.push(0u32);
+                let (mut values, mut counts) = (Vec::new(), Vec::new());
+                for &c in members {
+                    let range =
+                        hist.offsets[c as usize] as usize..hist.offsets[c as usize + 1] as usize;
+                    values.extend_from_slice(&hist.values[range.clone()]);
+                    counts.extend_from_slice(&hist.counts[range]);
+                    offsets.push(values.len() as u32);
+                }
+                SensitiveHistograms {
+                    offsets,
+                    values,
+                    counts,
+                    overall: hist.overall.clone(),
+                    ground: hist.ground.clone(),
+                }
+            })
+            .collect();
+        FinestClasses {
+            qi_count: self.qi_count,
+            codes,
+            records: sizes.iter().map(|&n| n as usize).sum(),
+            sizes,
+            row_class: Vec::new(),
+            sensitive,
+            shifts: self.shifts.clone(),
+            population: None,
+            presence_sizes: None,
+        }
+    }
+
+    /// Records per group and whether each group satisfies k-anonymity, ℓ-diversity and
+    /// t-closeness, for any grouping of the finest classes (`class_group[c]` < `groups`).
+    /// k-map and δ-presence are not checked.
+    pub fn group_verdicts(
+        &self,
+        class_group: &[u32],
+        groups: usize,
+        models: &PrivacyModels,
+    ) -> (Vec<u32>, Vec<bool>) {
+        let mut sizes = vec![0u32; groups];
+        for (c, &g) in class_group.iter().enumerate() {
+            sizes[g as usize] += self.sizes[c];
+        }
+        let mut kept: Vec<bool> = sizes.iter().map(|&s| s >= models.k as u32).collect();
+        if models.needs_sensitive() {
+            for hist in &self.sensitive {
+                let verdicts = self.sensitive_verdicts(hist, class_group, groups, models);
+                for (keep, ok) in kept.iter_mut().zip(verdicts) {
+                    *keep &= ok;
+                }
+            }
+        }
+        (sizes, kept)
+    }
+
     /// Sets the ground distance of t-closeness for sensitive attribute `s`.
     pub fn set_ground_distance(&mut self, s: usize, ground: GroundDistance) {
         self.sensitive[s].ground = ground;

@@ -10,7 +10,9 @@ use std::path::Path;
 use rustc_hash::FxHashMap;
 use serde::Deserialize;
 
+use crate::age::AgeAtEventSpec;
 use crate::error::{AnonymizeError, MAX_LISTED_MISSING_VALUES, Result};
+use crate::icd10;
 
 /// The label of the fully suppressed / most general value.
 pub const SUPPRESSED: &str = "*";
@@ -130,7 +132,9 @@ impl Hierarchy {
             HierarchySpec::Dates => date_rows(name, &distinct)?,
             HierarchySpec::Mask(spec) => mask_rows(spec, &distinct),
             HierarchySpec::Grouping(spec) => grouping_rows(name, spec, &distinct)?,
-            HierarchySpec::Icd10 => icd10_rows(name, &distinct)?,
+            HierarchySpec::Icd10 => icd10_rows(name, &Icd10Spec::all_levels(), &distinct)?,
+            HierarchySpec::Icd10Levels(spec) => icd10_rows(name, spec, &distinct)?,
+            HierarchySpec::AgeAtEvent(spec) => crate::age::age_band_rows(name, spec, &distinct)?,
         };
         Hierarchy::from_rows(name, rows)
     }
@@ -245,90 +249,110 @@ pub enum HierarchySpec {
     Mask(MaskSpec),
     /// Explicit groupings, level by level.
     Grouping(GroupingSpec),
-    /// ICD-10 codes: full code (`E11.9`) → 3-character category (`E11`) → chapter
-    /// (`IV E00-E90`) → `*`.
+    /// ICD-10 codes: full code (`E11.9`) → 3-character category (`E11`) → block of the WHO
+    /// 2019 tabular list (`E10-E14`) → chapter (`IV E00-E90`) → `*`. A code whose category is
+    /// in no block (`C27`, ICD-10-CM's `D49`) is an error.
     Icd10,
+    /// ICD-10 codes with a chosen subset of the levels category, block and chapter (e.g.
+    /// `["category", "chapter"]`, the hierarchy [`HierarchySpec::Icd10`] built before it had
+    /// the block level).
+    Icd10Levels(Icd10Spec),
+    /// Age at an event derived from a birth-date column and an event date (a column or a
+    /// fixed date), top-coded (`90+`) and generalized in nested bands: exact age → 5-year band
+    /// → 10-year band → `*` by default. The quasi-identifier it is given for is a new column,
+    /// added by [`crate::JobConfig::load_dataset`] (or [`crate::Dataset::derive_age_at_event`]);
+    /// built over that column's values.
+    AgeAtEvent(AgeAtEventSpec),
 }
 
-/// The 22 chapters of ICD-10 (WHO 2019): Roman numeral and the first category of each, in
-/// order; a category belongs to the last chapter starting at or before it.
-const ICD10_CHAPTERS: [(&str, &str, &str); 22] = [
-    ("I", "A00", "B99"),
-    ("II", "C00", "D48"),
-    ("III", "D50", "D89"),
-    ("IV", "E00", "E90"),
-    ("V", "F00", "F99"),
-    ("VI", "G00", "G99"),
-    ("VII", "H00", "H59"),
-    ("VIII", "H60", "H95"),
-    ("IX", "I00", "I99"),
-    ("X", "J00", "J99"),
-    ("XI", "K00", "K93"),
-    ("XII", "L00", "L99"),
-    ("XIII", "M00", "M99"),
-    ("XIV", "N00", "N99"),
-    ("XV", "O00", "O99"),
-    ("XVI", "P00", "P96"),
-    ("XVII", "Q00", "Q99"),
-    ("XVIII", "R00", "R99"),
-    ("XIX", "S00", "T98"),
-    ("XX", "V01", "Y98"),
-    ("XXI", "Z00", "Z99"),
-    ("XXII", "U00", "U99"),
-];
+/// One intermediate level of the ICD-10 hierarchy builder ([`Icd10Spec`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Icd10Level {
+    /// The 3-character category: `E11.9`, `E119` → `E11`.
+    Category,
+    /// The block of the WHO 2019 tabular list: `E11` → `E10-E14`.
+    Block,
+    /// The chapter: `E11` → `IV E00-E90`.
+    Chapter,
+}
 
-/// The chapter label (`IV E00-E90`) of a 3-character ICD-10 category.
-fn icd10_chapter(category: &str) -> Option<String> {
-    // Chapters in code order (U comes after Z in the table above, so sort by start).
-    let mut best: Option<&(&str, &str, &str)> = None;
-    for chapter in &ICD10_CHAPTERS {
-        if chapter.1 <= category && best.is_none_or(|b| chapter.1 > b.1) {
-            best = Some(chapter);
+/// ICD-10 codes with a chosen subset of the levels code → category → block → chapter → `*`
+/// (the code and `*` are always there). TOML:
+/// `icd = { kind = "icd10_levels", levels = ["category", "chapter"] }`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Icd10Spec {
+    /// Intermediate levels, most specific first, each at most once.
+    pub levels: Vec<Icd10Level>,
+}
+
+impl Icd10Spec {
+    /// All levels: code → category → block → chapter → `*` (what [`HierarchySpec::Icd10`]
+    /// builds).
+    pub fn all_levels() -> Self {
+        Icd10Spec {
+            levels: vec![Icd10Level::Category, Icd10Level::Block, Icd10Level::Chapter],
         }
     }
-    best.map(|(numeral, first, last)| format!("{numeral} {first}-{last}"))
 }
 
-/// The 3-character category of an ICD-10 code (`E11.9`, `E119`, `e11` → `E11`), when it has
-/// the form letter + two digits.
-fn icd10_category(code: &str) -> Option<String> {
-    let mut chars = code.trim().chars();
-    let letter = chars.next()?.to_ascii_uppercase();
-    let tens = chars.next()?;
-    let units = chars.next()?;
-    (letter.is_ascii_uppercase() && tens.is_ascii_digit() && units.is_ascii_digit())
-        .then(|| format!("{letter}{tens}{units}"))
-}
-
-fn icd10_rows(name: &str, values: &[&str]) -> Result<Vec<Vec<String>>> {
+fn icd10_rows(name: &str, spec: &Icd10Spec, values: &[&str]) -> Result<Vec<Vec<String>>> {
+    let invalid = |rule: String| AnonymizeError::InvalidHierarchy {
+        hierarchy: name.to_string(),
+        rule,
+    };
+    if spec.levels.windows(2).any(|pair| pair[0] >= pair[1]) {
+        return Err(invalid(
+            "ICD-10 levels must be given most specific first (category, block, chapter), each once"
+                .into(),
+        ));
+    }
+    let needs_block = spec.levels.contains(&Icd10Level::Block);
     let mut rows = Vec::with_capacity(values.len());
+    // Codes outside every block (or chapter) are counted and the first one located; the values
+    // themselves are not named.
+    let mut unplaced: Vec<usize> = Vec::new();
     for (index, value) in values.iter().enumerate() {
         if crate::types::is_missing(value) {
-            rows.push(
-                vec![value.to_string(); 3]
-                    .into_iter()
-                    .chain([SUPPRESSED.to_string()])
-                    .collect(),
-            );
+            let mut row = vec![value.to_string(); spec.levels.len() + 1];
+            row.push(SUPPRESSED.to_string());
+            rows.push(row);
             continue;
         }
-        let category = icd10_category(value);
-        let chapter = category.as_deref().and_then(icd10_chapter);
-        let (Some(category), Some(chapter)) = (category, chapter) else {
-            return Err(AnonymizeError::InvalidHierarchy {
-                hierarchy: name.to_string(),
-                rule: format!(
-                    "distinct value {} is not an ICD-10 code (a letter and two digits, then an optional subcategory)",
-                    index + 1
-                ),
-            });
+        let Some(category) = icd10::category(value) else {
+            return Err(invalid(format!(
+                "distinct value {} is not an ICD-10 code (a letter and two digits, then an optional subcategory)",
+                index + 1
+            )));
         };
-        rows.push(vec![
-            value.to_string(),
-            category,
-            chapter,
-            SUPPRESSED.to_string(),
-        ]);
+        let placement = if needs_block {
+            icd10::place(&category).map(|p| (p.block, p.chapter))
+        } else if spec.levels.contains(&Icd10Level::Chapter) {
+            icd10::chapter(&category).map(|chapter| (String::new(), chapter))
+        } else {
+            Some((String::new(), String::new()))
+        };
+        let Some((block, chapter)) = placement else {
+            unplaced.push(index);
+            continue;
+        };
+        let mut row = vec![value.to_string()];
+        row.extend(spec.levels.iter().map(|level| match level {
+            Icd10Level::Category => category.clone(),
+            Icd10Level::Block => block.clone(),
+            Icd10Level::Chapter => chapter.clone(),
+        }));
+        row.push(SUPPRESSED.to_string());
+        rows.push(row);
+    }
+    if let Some(first) = unplaced.first() {
+        return Err(invalid(format!(
+            "{} distinct value(s), the first being distinct value {}, have a 3-character category in no {} of ICD-10 (WHO 2019)",
+            unplaced.len(),
+            first + 1,
+            if needs_block { "block" } else { "chapter" }
+        )));
     }
     Ok(rows)
 }
@@ -633,35 +657,128 @@ mod tests {
     }
 
     #[test]
-    fn icd10_builder_rolls_codes_up_to_categories_and_chapters() {
-        let h = Hierarchy::build(
-            "icd",
-            &HierarchySpec::Icd10,
-            [
-                "E11.9", "E119", "E10", "I10", "C50.9", "D49", "U07.1", "T14",
-            ],
-        )
-        .unwrap();
+    fn icd10_builder_rolls_codes_up_to_categories_blocks_and_chapters() {
+        let codes = [
+            "E11.9", "E119", "e11", "E10", "E14.9", "E15", "I10", "C50.9", "C97", "D48.7", "U07.1",
+            "U82", "T14", "T79.0", "Y09", "X85", "?",
+        ];
+        let h = Hierarchy::build("icd", &HierarchySpec::Icd10, codes).unwrap();
+        assert_eq!(h.height(), 5);
         let label = |value: &str, level: usize| {
             h.label(level, h.generalize(h.leaf_code(value).unwrap(), level))
                 .to_string()
         };
         assert_eq!(label("E11.9", 1), "E11");
         assert_eq!(label("E119", 1), "E11");
-        assert_eq!(label("E11.9", 2), "IV E00-E90");
-        assert_eq!(label("E10", 2), "IV E00-E90");
-        assert_eq!(label("I10", 2), "IX I00-I99");
-        assert_eq!(label("C50.9", 2), "II C00-D48");
-        assert_eq!(label("D49", 2), "II C00-D48");
-        assert_eq!(label("U07.1", 2), "XXII U00-U99");
-        assert_eq!(label("T14", 2), "XIX S00-T98");
-        assert_eq!(label("I10", 3), "*");
+        assert_eq!(label("e11", 1), "E11");
+        assert_eq!(label("E11.9", 2), "E10-E14");
+        assert_eq!(label("E119", 2), "E10-E14");
+        assert_eq!(label("E11.9", 3), "IV E00-E90");
+        // Block boundaries: E10 and E14 open and close "E10-E14", E15 starts the next block.
+        assert_eq!(label("E10", 2), "E10-E14");
+        assert_eq!(label("E14.9", 2), "E10-E14");
+        assert_eq!(label("E15", 2), "E15-E16");
+        assert_eq!(label("E15", 3), "IV E00-E90");
+        assert_eq!(label("I10", 2), "I10-I15");
+        assert_eq!(label("I10", 3), "IX I00-I99");
+        assert_eq!(label("C50.9", 2), "C50-C50");
+        assert_eq!(label("C97", 2), "C97-C97");
+        assert_eq!(label("D48.7", 2), "D37-D48");
+        assert_eq!(label("D48.7", 3), "II C00-D48");
+        assert_eq!(label("U07.1", 2), "U00-U49");
+        assert_eq!(label("U82", 2), "U82-U85");
+        assert_eq!(label("U07.1", 3), "XXII U00-U85");
+        assert_eq!(label("T14", 2), "T08-T14");
+        assert_eq!(label("T79.0", 2), "T79-T79");
+        assert_eq!(label("T14", 3), "XIX S00-T98");
+        assert_eq!(label("X85", 2), "X85-Y09");
+        assert_eq!(label("Y09", 2), "X85-Y09");
+        assert_eq!(label("Y09", 3), "XX V01-Y98");
+        assert_eq!(label("?", 3), "?");
+        assert_eq!(label("I10", 4), "*");
+        // The five codes of block E10-E14 (E11.9, E119, e11, E10, E14.9) share one label.
+        assert_eq!(
+            h.leaves_per_label(2)[h.generalize(h.leaf_code("E10").unwrap(), 2) as usize],
+            5
+        );
         let err = Hierarchy::build("icd", &HierarchySpec::Icd10, ["E11", "9XX"]).unwrap_err();
         assert!(err.to_string().contains("distinct value 1"), "{err}");
         assert!(
             !err.to_string().contains("9XX"),
             "the value is not named: {err}"
         );
+    }
+
+    #[test]
+    fn icd10_builder_places_the_diagnoses_of_kiban_synth() {
+        // The diagnoses `kiban synth` generates (crates/kiban-synth/src/codes.rs).
+        let codes = [
+            "E11.9", "E11.2", "I10", "E78.5", "E79.0", "K05.3", "K02.9", "C50.9", "C34.9", "I50.9",
+            "B18.1", "B18.2", "B24", "K71.9", "L27.0", "I42.7", "J06.9", "J20.9", "A09", "M54.5",
+            "N30.0", "H10.9", "J30.4", "L30.9", "G12.2", "E75.2", "G10", "E74.0", "D47.7",
+        ];
+        let h = Hierarchy::build("icd", &HierarchySpec::Icd10, codes).unwrap();
+        let block = |v: &str| {
+            h.label(2, h.generalize(h.leaf_code(v).unwrap(), 2))
+                .to_string()
+        };
+        assert_eq!(block("E78.5"), "E70-E90");
+        assert_eq!(block("B24"), "B20-B24");
+        assert_eq!(block("B18.1"), "B15-B19");
+        assert_eq!(block("D47.7"), "D37-D48");
+        assert_eq!(block("G12.2"), "G10-G14");
+        assert_eq!(block("A09"), "A00-A09");
+        assert_eq!(block("M54.5"), "M50-M54");
+        assert_eq!(h.cardinality(3), 11);
+    }
+
+    #[test]
+    fn icd10_code_outside_every_block_is_a_typed_error() {
+        // C27-C29 lie between blocks C15-C26 and C30-C39; D49 is an ICD-10-CM category; U99 is
+        // past the last block of chapter XXII.
+        for gap in ["C27.1", "D49", "U99", "A90"] {
+            let err =
+                Hierarchy::build("diagnosis", &HierarchySpec::Icd10, ["E11", gap]).unwrap_err();
+            match &err {
+                AnonymizeError::InvalidHierarchy { hierarchy, rule } => {
+                    assert_eq!(hierarchy, "diagnosis");
+                    assert!(rule.contains("no block of ICD-10 (WHO 2019)"), "{rule}");
+                    assert!(rule.starts_with("1 distinct value(s)"), "{rule}");
+                }
+                other => panic!("unexpected {other}"),
+            }
+            assert!(
+                !err.to_string().contains(gap),
+                "the value is not named: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn icd10_levels_choose_the_intermediate_levels() {
+        let spec: HierarchySpec =
+            serde_json::from_str(r#"{"kind":"icd10_levels","levels":["category","chapter"]}"#)
+                .unwrap();
+        let h = Hierarchy::build("icd", &spec, ["E11.9", "C27", "I10"]).unwrap();
+        assert_eq!(h.height(), 4);
+        let leaf = h.leaf_code("C27").unwrap();
+        assert_eq!(h.label(1, h.generalize(leaf, 1)), "C27");
+        assert_eq!(h.label(2, h.generalize(leaf, 2)), "II C00-D48");
+        let blocks = HierarchySpec::Icd10Levels(Icd10Spec {
+            levels: vec![Icd10Level::Block],
+        });
+        let h = Hierarchy::build("icd", &blocks, ["E11.9", "E13"]).unwrap();
+        assert_eq!(h.height(), 3);
+        assert_eq!(h.cardinality(1), 1);
+        let default: HierarchySpec = serde_json::from_str(r#"{"kind":"icd10"}"#).unwrap();
+        assert_eq!(default, HierarchySpec::Icd10);
+        let backwards = HierarchySpec::Icd10Levels(Icd10Spec {
+            levels: vec![Icd10Level::Chapter, Icd10Level::Category],
+        });
+        let err = Hierarchy::build("icd", &backwards, ["E11"]).unwrap_err();
+        assert!(err.to_string().contains("most specific first"), "{err}");
+        let err = Hierarchy::build("icd", &spec, ["D49"]).unwrap_err();
+        assert!(err.to_string().contains("no chapter"), "{err}");
     }
 
     #[test]

@@ -272,6 +272,9 @@ pub fn render_report_html(report: &Report) -> String {
     out.push_str("</table>");
 
     privacy_section(&mut out, report, released);
+    differential_privacy_section(&mut out, report);
+    local_recoding_section(&mut out, report);
+    derived_section(&mut out, report);
     risk_section(&mut out, report);
 
     out.push_str("<h2>同値クラスの大きさ / Class-size histogram</h2>");
@@ -295,6 +298,136 @@ pub fn render_report_html(report: &Report) -> String {
          released data.</p></body></html>\n",
     );
     out
+}
+
+/// With (ε, δ)-differential privacy: the parameters, the derived k, the chosen generalization
+/// and its SafePub score.
+fn differential_privacy_section(out: &mut String, report: &Report) {
+    let Some(dp) = &report.differential_privacy else {
+        return;
+    };
+    out.push_str("<h2>差分プライバシー (SafePub) / Differential privacy (SafePub)</h2><table>");
+    row(out, "ε (合計 / total)", &format!("{}", dp.epsilon));
+    row(
+        out,
+        "ε<sub>anon</sub> (抽出と k-匿名化 / sampling and k-anonymization)",
+        &format!("{:.6}", dp.epsilon_anonymization),
+    );
+    row(
+        out,
+        "ε<sub>search</sub> (一般化の選択 / choice of the generalization)",
+        &format!("{}", dp.epsilon_search),
+    );
+    row(out, "δ", &format!("{:e}", dp.delta));
+    row(
+        out,
+        "β = 1 − e<sup>−ε<sub>anon</sub></sup> (抽出確率 / sampling probability)",
+        &format!("{:.6}", dp.beta),
+    );
+    row(
+        out,
+        "k (ε<sub>anon</sub>, δ, β から導出 / derived from ε<sub>anon</sub>, δ, β)",
+        &dp.k.to_string(),
+    );
+    row(
+        out,
+        "抽出レコード / Sampled records",
+        &format!("{} / {}", dp.sampled_records, dp.input_records),
+    );
+    let chosen: Vec<String> = report
+        .quasi_identifiers
+        .iter()
+        .zip(&report.levels)
+        .map(|(name, level)| format!("{name}={level}"))
+        .collect();
+    row(
+        out,
+        "選ばれた一般化 / Chosen generalization",
+        &chosen.join(", "),
+    );
+    row(
+        out,
+        "スコア / Score (SafePub granularity ÷ sensitivity)",
+        &format!("{:.6}", dp.score),
+    );
+    row(
+        out,
+        "感度 / Sensitivity (max(1, k − 1) · q)",
+        &format!("{}", dp.score_sensitivity),
+    );
+    row(out, "探索ステップ / Search steps", &dp.steps.to_string());
+    out.push_str(
+        "</table><p class=\"note\">k は Li–Qardaji–Su の d(k, β, ε<sub>anon</sub>) ≤ δ を満たす最小値、\
+         一般化は指数メカニズムで選択 / k is the smallest with d(k, β, ε<sub>anon</sub>) ≤ δ \
+         (Li, Qardaji, Su 2012; SafePub §4); the generalization is drawn with the exponential \
+         mechanism.</p>",
+    );
+}
+
+/// With local recoding: how many records were recoded instead of suppressed, per iteration.
+fn local_recoding_section(out: &mut String, report: &Report) {
+    let Some(local) = &report.local_recoding else {
+        return;
+    };
+    out.push_str("<h2>ローカル再符号化 / Local recoding</h2><table>");
+    row(
+        out,
+        "大域最適解での削除 / Suppressed by the global optimum",
+        &local.suppressed_by_global.to_string(),
+    );
+    row(
+        out,
+        "削除せず再符号化 / Recoded instead of suppressed",
+        &local.records_recoded.to_string(),
+    );
+    row(
+        out,
+        "最終的な削除 / Suppressed in the release",
+        &local.suppressed_after.to_string(),
+    );
+    row(out, "終了理由 / Stopped because", &local.stopped_because);
+    out.push_str(
+        "</table><table><tr><th>反復 / Iteration</th><th>レベル / Levels</th>\
+         <th>再符号化 / Recoded</th><th>残り / Left</th></tr>",
+    );
+    for (i, step) in local.steps.iter().enumerate() {
+        let _ = write!(
+            out,
+            "<tr><td class=\"num\">{}</td><td>{}</td><td class=\"num\">{}</td>\
+             <td class=\"num\">{}</td></tr>",
+            i + 1,
+            escape(&format!("{:?}", step.levels)),
+            step.records_recoded,
+            step.records_left
+        );
+    }
+    let _ = write!(
+        out,
+        "</table><p class=\"note\">{}</p>",
+        escape(&local.method)
+    );
+}
+
+/// Columns derived before the anonymization (age at an event).
+fn derived_section(out: &mut String, report: &Report) {
+    if report.derived_ages.is_empty() {
+        return;
+    }
+    out.push_str(
+        "<h2>導出列 / Derived columns</h2><table><tr><th>列 / Column</th><th>規則 / Rule</th>\
+         <th>上限まとめ / Top-coded</th><th>欠損 / Missing</th></tr>",
+    );
+    for derived in &report.derived_ages {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+            escape(&derived.column),
+            escape(&derived.rule),
+            derived.top_coded_records,
+            derived.missing_records
+        );
+    }
+    out.push_str("</table>");
 }
 
 fn privacy_section(out: &mut String, report: &Report, released: usize) {

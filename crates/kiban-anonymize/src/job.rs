@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::age::{AgeAtEventSpec, DerivedAge};
 use crate::anonymize::{
     Aggregation, AttributeRoles, Report, Settings, anonymize_private, anonymize_with_population,
     write_report_json,
@@ -171,7 +172,8 @@ impl JobConfig {
 
     /// Whether [`run`] streams the input: as [`Self::streaming`] says, or when absent, if the
     /// input has more rows than [`Self::streaming_row_threshold`] and uses no feature that
-    /// needs the rows in memory (δ-presence, microaggregation, differential privacy). The row count of a Parquet file
+    /// needs the rows in memory (δ-presence, microaggregation, differential privacy, a
+    /// derived age-at-event column). The row count of a Parquet file
     /// is exact (from its metadata); that of a large delimited file is estimated from the
     /// length of its first lines.
     ///
@@ -183,18 +185,33 @@ impl JobConfig {
         if self.privacy.delta_presence.is_some()
             || !self.microaggregation.is_empty()
             || self.differential_privacy.is_some()
+            || self.derived_ages().next().is_some()
         {
             return Ok(false);
         }
         Ok(crate::stream::estimated_rows(&self.input)? > self.streaming_row_threshold)
     }
 
-    /// The roles of the columns.
+    /// The roles of the columns. The birth-date column of an age-at-event derivation is
+    /// identifying (dropped) unless it is given a role.
     pub(crate) fn roles(&self) -> AttributeRoles {
+        let mut identifying = self.identifying.clone();
+        for (_, spec) in self.derived_ages() {
+            let birth = &spec.birth_date;
+            let has_role = self
+                .quasi_identifiers
+                .iter()
+                .chain(&self.sensitive)
+                .chain(&identifying)
+                .any(|c| c == birth);
+            if !has_role {
+                identifying.push(birth.clone());
+            }
+        }
         AttributeRoles {
             quasi_identifiers: self.quasi_identifiers.clone(),
             sensitive: self.sensitive.clone(),
-            identifying: self.identifying.clone(),
+            identifying,
         }
     }
 
@@ -209,11 +226,28 @@ impl JobConfig {
         }
     }
 
-    /// Reads the input (by extension, see [`Dataset::read`]) and applies [`Self::types`].
+    /// Reads the input (by extension, see [`Dataset::read`]), applies [`Self::types`] and
+    /// adds the derived columns: every hierarchy of kind `age_at_event` given for a column that
+    /// is not in the input adds that column ([`Dataset::derive_age_at_event`]).
     pub fn load_dataset(&self) -> Result<Dataset> {
         let mut dataset = Dataset::read(&self.input, self.separator_byte()?)?;
         dataset.set_types(&self.types)?;
+        for (column, spec) in self.derived_ages() {
+            if dataset.column_index(column).is_err() {
+                dataset.derive_age_at_event(column, spec)?;
+            }
+        }
         Ok(dataset)
+    }
+
+    /// The age-at-event hierarchies: (derived column, specification).
+    pub(crate) fn derived_ages(&self) -> impl Iterator<Item = (&String, &AgeAtEventSpec)> {
+        self.hierarchies
+            .iter()
+            .filter_map(|(column, source)| match source {
+                HierarchySource::Built(HierarchySpec::AgeAtEvent(spec)) => Some((column, spec)),
+                _ => None,
+            })
     }
 
     /// Checks that a built hierarchy fits the type of its column: intervals need an integer or
@@ -237,7 +271,11 @@ impl JobConfig {
                 "date",
                 &[AttributeType::Date],
             ),
-            HierarchySpec::Mask(_) | HierarchySpec::Grouping(_) | HierarchySpec::Icd10 => {
+            HierarchySpec::Mask(_)
+            | HierarchySpec::Grouping(_)
+            | HierarchySpec::Icd10
+            | HierarchySpec::Icd10Levels(_)
+            | HierarchySpec::AgeAtEvent(_) => {
                 return Ok(());
             }
         };
@@ -395,6 +433,9 @@ pub fn run_on(job: &JobConfig, dataset: &Dataset) -> Result<Report> {
     let mut result = result;
     for (column, function) in &job.microaggregation {
         result.microaggregate(column, *function)?;
+    }
+    for (column, spec) in job.derived_ages() {
+        result.report_derived_age(DerivedAge::measure(dataset, column, spec)?);
     }
     result.write_release(&job.output, separator, job.drop_suppressed)?;
     let report = result.report().clone();

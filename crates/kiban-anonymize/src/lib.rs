@@ -5,7 +5,11 @@
 //!
 //! Principal types:
 //! * [`Hierarchy`] — a validated generalization hierarchy, imported from ARX CSV
-//!   ([`Hierarchy::read_arx`]) or built ([`HierarchySpec`]: intervals, dates, masking, groupings).
+//!   ([`Hierarchy::read_arx`]) or built ([`HierarchySpec`]: intervals, dates, masking,
+//!   groupings, ICD-10 code → 3-character category → WHO 2019 block → chapter
+//!   ([`HierarchySpec::Icd10`], levels chosen with [`Icd10Spec`]), and age at an event
+//!   derived from a birth date and an event date ([`AgeAtEventSpec`],
+//!   [`Dataset::derive_age_at_event`]): exact age → 5-year → 10-year band, `90+` top-coded).
 //! * [`Dataset`] — a delimited ([`Dataset::read_delimited`]) or Parquet
 //!   ([`Dataset::read_parquet`], read batch by batch) file in dictionary-encoded columns, each
 //!   with an [`AttributeType`] (string, integer, decimal, date, ordinal, code) declared with
@@ -15,7 +19,9 @@
 //!   integer or decimal column, the date builder a date column.
 //! * [`PrivacyModels`] (k, suppression limit, [`LDiversity`], t-closeness with a
 //!   [`TDistance`], k-map against a population table, [`DeltaPresence`]), [`Metric`] (incl.
-//!   [`Metric::KlDivergence`]), [`SearchConfig`] — what to protect and what to optimize.
+//!   [`Metric::KlDivergence`]), [`SearchConfig`] — what to protect and what to optimize;
+//!   [`SearchConfig::local_recoding`] releases the records the optimum suppresses with a
+//!   coarser generalization instead (ARX's iterated global recoding, [`LocalRecodingReport`]).
 //! * [`anonymize`] / [`anonymize_with_population`] → [`Anonymization`] (report,
 //!   [`Anonymization::microaggregate`], [`Anonymization::write_release`]).
 //! * [`JobConfig`] + [`run`] — the whole job (what `kiban anonymize` calls), returning a
@@ -27,7 +33,8 @@
 //!   `t_distance`, `k_map`, `[privacy.delta_presence]`.
 //! * [`DifferentialPrivacy`] + [`anonymize_private`] — SafePub-style (ε, δ)-differential
 //!   privacy: random sampling with β = 1 − e^(−ε_anon), k from (ε_anon, δ, β) ([`safe_k`]),
-//!   the generalization chosen by the exponential mechanism; TOML `[differential_privacy]`.
+//!   the generalization chosen by the exponential mechanism over SafePub's granularity score
+//!   (sensitivity [`score_sensitivity`]); TOML `[differential_privacy]`.
 //! * [`RiskSummary`] — prosecutor, journalist (from the population table when one is given)
 //!   and marketer risk, sample uniques and population-uniqueness estimates (Zayatz, Pitman,
 //!   SNB, Dankar's rule).
@@ -78,6 +85,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod age;
 mod anonymize;
 mod data;
 mod dp;
@@ -85,7 +93,9 @@ mod engine;
 mod error;
 mod hierarchy;
 mod html;
+mod icd10;
 mod job;
+mod local;
 mod metric;
 mod privacy;
 mod risk;
@@ -93,6 +103,7 @@ mod search;
 mod stream;
 mod types;
 
+pub use age::{AgeAtEventSpec, DEFAULT_AGE_TOP, DerivedAge, age_at};
 pub use anonymize::{
     Aggregation, Anonymization, AttributeRoles, ClassSizeBin, JOURNALIST_WITH_POPULATION,
     Microaggregated, POPULATION_COUNT_COLUMN, Report, SensitiveAchieved, Settings, anonymize,
@@ -101,14 +112,18 @@ pub use anonymize::{
 pub use data::{AttributeRole, Dataset, EncodedColumn};
 pub use dp::{
     DEFAULT_SEARCH_BUDGET, DEFAULT_SEARCH_STEPS, DifferentialPrivacy, DifferentialPrivacyAchieved,
-    safe_delta, safe_k,
+    safe_delta, safe_k, score_sensitivity,
 };
 pub use error::{AnonymizeError, MAX_LISTED_MISSING_VALUES, Result};
-pub use hierarchy::{GroupingSpec, Hierarchy, HierarchySpec, IntervalSpec, MaskSpec, SUPPRESSED};
+pub use hierarchy::{
+    GroupingSpec, Hierarchy, HierarchySpec, Icd10Level, Icd10Spec, IntervalSpec, MaskSpec,
+    SUPPRESSED,
+};
 pub use html::{render_report_html, write_report_html};
 pub use job::{
     DEFAULT_STREAMING_ROW_THRESHOLD, HierarchySource, JobConfig, arx_hierarchy_path, run, run_on,
 };
+pub use local::{LOCAL_RECODING_METHOD, LocalRecodingReport, LocalRecodingStep};
 pub use metric::Metric;
 pub use privacy::{DeltaPresence, LDiversity, PrivacyModels, TDistance};
 pub use risk::{
@@ -116,5 +131,5 @@ pub use risk::{
     PopulationUniqueness, RiskBin, RiskSummary, UniquenessModel, pitman_uniques,
     population_uniqueness, shlosser_classes, snb_uniques, zayatz_uniques,
 };
-pub use search::{SearchConfig, SearchStrategy};
+pub use search::{DEFAULT_MAX_LOCAL_RECODING_ITERATIONS, SearchConfig, SearchStrategy};
 pub use types::{AttributeType, MISSING_VALUES, UnknownAttributeType, is_missing};

@@ -34,6 +34,22 @@ pub struct SearchConfig {
     /// Time limit of the heuristic search, in milliseconds.
     #[serde(default = "default_heuristic_time_limit_ms")]
     pub heuristic_time_limit_ms: u64,
+    /// Local recoding: the records the optimum suppresses are anonymized again on their own,
+    /// iteratively, and released with the coarser generalization found for them instead of
+    /// being suppressed (ARX's iterated global recoding; see [`crate::LocalRecodingReport`]).
+    /// Not with k-map or δ-presence.
+    #[serde(default)]
+    pub local_recoding: bool,
+    /// Largest number of local-recoding iterations.
+    #[serde(default = "default_max_local_recoding_iterations")]
+    pub max_local_recoding_iterations: usize,
+}
+
+/// Default of [`SearchConfig::max_local_recoding_iterations`].
+pub const DEFAULT_MAX_LOCAL_RECODING_ITERATIONS: usize = 100;
+
+fn default_max_local_recoding_iterations() -> usize {
+    DEFAULT_MAX_LOCAL_RECODING_ITERATIONS
 }
 
 fn default_max_optimal_nodes() -> usize {
@@ -49,6 +65,8 @@ impl Default for SearchConfig {
         SearchConfig {
             max_optimal_nodes: default_max_optimal_nodes(),
             heuristic_time_limit_ms: default_heuristic_time_limit_ms(),
+            local_recoding: false,
+            max_local_recoding_iterations: DEFAULT_MAX_LOCAL_RECODING_ITERATIONS,
         }
     }
 }
@@ -657,6 +675,7 @@ mod tests {
                     &SearchConfig {
                         max_optimal_nodes: 0,
                         heuristic_time_limit_ms: 10_000,
+                        ..SearchConfig::default()
                     },
                 )
                 .unwrap();

@@ -338,6 +338,11 @@ pub(crate) fn run_streaming(job: &JobConfig) -> Result<Report> {
             feature: "microaggregation",
         });
     }
+    if job.derived_ages().next().is_some() {
+        return Err(AnonymizeError::NotStreamable {
+            feature: "a derived age-at-event column",
+        });
+    }
     let separator = job.separator_byte()?;
     let path = job.input.as_path();
     let roles = job.roles();
@@ -489,7 +494,19 @@ pub(crate) fn run_streaming(job: &JobConfig) -> Result<Report> {
         builders: &first.builders,
         class_index: &first.class_index,
         leaf_class: &leaf_class,
-        labels: chosen_labels(&searched.hierarchies, &searched.best, &to_leaf),
+        labels: match &searched.recoding {
+            Some(recoding) => recoding
+                .nodes
+                .iter()
+                .map(|levels| chosen_labels(&searched.hierarchies, levels, &to_leaf))
+                .collect(),
+            None => vec![chosen_labels(
+                &searched.hierarchies,
+                &searched.best.levels,
+                &to_leaf,
+            )],
+        },
+        class_node: searched.recoding.as_ref().map(|r| r.class_node.as_slice()),
         best: &searched.best,
         drop_suppressed: job.drop_suppressed,
     };
@@ -506,12 +523,12 @@ pub(crate) fn run_streaming(job: &JobConfig) -> Result<Report> {
 /// The released label of every dictionary code of every quasi-identifier at the chosen levels.
 fn chosen_labels<'h>(
     hierarchies: &'h [Hierarchy],
-    best: &Evaluation,
+    levels: &[usize],
     to_leaf: &[Vec<u32>],
 ) -> Vec<Vec<&'h str>> {
     hierarchies
         .iter()
-        .zip(&best.levels)
+        .zip(levels)
         .zip(to_leaf)
         .map(|((h, &level), leaves)| {
             leaves
@@ -531,7 +548,10 @@ struct SecondPass<'a> {
     builders: &'a [Option<ColumnBuilder>],
     class_index: &'a FxHashMap<Box<[u32]>, u32>,
     leaf_class: &'a [u32],
-    labels: Vec<Vec<&'a str>>,
+    /// Per level vector (one, or with local recoding one per node): `labels[node][j][code]`.
+    labels: Vec<Vec<Vec<&'a str>>>,
+    /// With local recoding: the node of every finest class.
+    class_node: Option<&'a [u32]>,
     best: &'a Evaluation,
     drop_suppressed: bool,
 }
@@ -607,8 +627,14 @@ impl SecondPass<'_> {
                 key.push(code);
             }
             let class = *self.class_index.get(key.as_slice()).ok_or_else(changed)?;
-            let group = self.best.class_group[self.leaf_class[class as usize] as usize] as usize;
+            let finest = self.leaf_class[class as usize] as usize;
+            let group = self.best.class_group[finest] as usize;
             let kept = self.best.kept[group];
+            // A suppressed class is never labelled, so its node does not matter.
+            let labels = match self.class_node.map(|nodes| nodes[finest]) {
+                Some(node) if kept => &self.labels[node as usize],
+                _ => &self.labels[0],
+            };
             if !kept && self.drop_suppressed {
                 continue;
             }
@@ -618,7 +644,7 @@ impl SecondPass<'_> {
                     AttributeRole::Identifying => {}
                     AttributeRole::QuasiIdentifying if kept => {
                         let j = qi_position[column];
-                        fields.push(self.labels[j][key[j] as usize]);
+                        fields.push(labels[j][key[j] as usize]);
                     }
                     AttributeRole::QuasiIdentifying => fields.push(SUPPRESSED),
                     AttributeRole::Sensitive | AttributeRole::Insensitive => {
@@ -739,7 +765,8 @@ mod tests {
             builders: &builders,
             class_index: &class_index,
             leaf_class: &[],
-            labels: vec![vec![]],
+            labels: vec![vec![vec![]]],
+            class_node: None,
             best: &best,
             drop_suppressed: false,
         };

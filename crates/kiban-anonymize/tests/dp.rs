@@ -150,3 +150,36 @@ fn non_quasi_identifier_columns_and_bad_parameters_are_refused() {
     ));
     assert!(!out.exists());
 }
+
+#[test]
+fn html_report_shows_the_differential_privacy_parameters_and_the_choice() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut job = job(&dir.path().join("dp.csv"), 2.0, 1e-5, 11);
+    let html_path = dir.path().join("report.html");
+    job.report_html = Some(html_path.clone());
+    let json_path = dir.path().join("report.json");
+    job.report = Some(json_path.clone());
+    let report = run(&job).unwrap();
+    let dp = report.differential_privacy.clone().unwrap();
+    let html = std::fs::read_to_string(&html_path).unwrap();
+    let section = &html[html
+        .find("<h2>差分プライバシー (SafePub) / Differential privacy (SafePub)</h2>")
+        .expect("a DP section")..];
+    for expected in [
+        format!("<td class=\"num\">{}</td>", dp.epsilon),
+        format!("<td class=\"num\">{:e}</td>", dp.delta),
+        format!("<td class=\"num\">{:.6}</td>", dp.beta),
+        format!("<td class=\"num\">{}</td>", dp.k),
+        format!("<td class=\"num\">{:.6}</td>", dp.score),
+        format!("sex={}, age={}", report.levels[0], report.levels[1]),
+    ] {
+        assert!(section.contains(&expected), "{expected} missing");
+    }
+    // The score is SafePub's: minus the granularity cost of the input over its sensitivity,
+    // so within [−(input records)·q / sensitivity, 0].
+    assert_eq!(dp.score_sensitivity, ((dp.k - 1).max(1) * ALL.len()) as f64);
+    let worst = -((dp.input_records * ALL.len()) as f64) / dp.score_sensitivity;
+    assert!(dp.score < 0.0 && dp.score >= worst, "{}", dp.score);
+    let json = std::fs::read_to_string(&json_path).unwrap();
+    assert!(json.contains("\"score\""), "{json}");
+}

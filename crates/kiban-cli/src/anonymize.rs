@@ -5,8 +5,8 @@
 
 use anyhow::{Context, Result, bail};
 use kiban_anonymize::{
-    Aggregation, AttributeType, DeltaPresence, JobConfig, LDiversity, Metric, PrivacyModels,
-    TDistance,
+    AgeAtEventSpec, Aggregation, AttributeType, DeltaPresence, HierarchySource, HierarchySpec,
+    Icd10Level, Icd10Spec, JobConfig, LDiversity, Metric, PrivacyModels, TDistance,
 };
 
 use crate::AnonymizeArgs;
@@ -55,7 +55,7 @@ pub fn run(args: AnonymizeArgs) -> Result<()> {
     }
     if let Some(dp) = &report.differential_privacy {
         println!(
-            "  (ε, δ)-DP: ε = {} (anonymization {:.4}, search {}), δ = {}, β = {:.4}, derived k = {}; {} of {} records sampled",
+            "  (ε, δ)-DP: ε = {} (anonymization {:.4}, search {}), δ = {}, β = {:.4}, derived k = {}; {} of {} records sampled; score {:.4}",
             dp.epsilon,
             dp.epsilon_anonymization,
             dp.epsilon_search,
@@ -63,7 +63,17 @@ pub fn run(args: AnonymizeArgs) -> Result<()> {
             dp.beta,
             dp.k,
             dp.sampled_records,
-            dp.input_records
+            dp.input_records,
+            dp.score
+        );
+    }
+    if let Some(local) = &report.local_recoding {
+        println!(
+            "  local recoding: {} of {} suppressed records recoded instead, {} still suppressed ({})",
+            local.records_recoded,
+            local.suppressed_by_global,
+            local.suppressed_after,
+            local.stopped_because
         );
     }
     if let Some(k_map) = report.k_map {
@@ -163,6 +173,57 @@ fn job_of(args: &AnonymizeArgs) -> Result<JobConfig> {
             delta,
             args.models.dp_seed,
         ));
+    }
+    job.search.local_recoding = args.models.local_recoding;
+    job.search.max_local_recoding_iterations = args.models.local_recoding_iterations;
+    let icd10 = if args.models.icd10_levels.is_empty() {
+        HierarchySpec::Icd10
+    } else {
+        let levels = args
+            .models
+            .icd10_levels
+            .iter()
+            .map(|level| match level.trim() {
+                "category" => Ok(Icd10Level::Category),
+                "block" => Ok(Icd10Level::Block),
+                "chapter" => Ok(Icd10Level::Chapter),
+                other => bail!("--icd10-levels `{other}`: use category, block or chapter"),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        HierarchySpec::Icd10Levels(Icd10Spec { levels })
+    };
+    for column in &args.models.icd10 {
+        job.hierarchies.insert(
+            column.trim().to_string(),
+            HierarchySource::Built(icd10.clone()),
+        );
+    }
+    for declaration in &args.models.age_at_event {
+        let parsed = declaration
+            .split_once('=')
+            .and_then(|(name, dates)| Some((name, dates.split_once(':')?)));
+        let Some((name, (birth, event))) = parsed else {
+            bail!("--age-at-event `{declaration}`: use NAME=BIRTH:EVENT");
+        };
+        let event = event.trim();
+        let is_date = chrono::NaiveDate::parse_from_str(event, "%Y-%m-%d").is_ok();
+        let spec = AgeAtEventSpec {
+            birth_date: birth.trim().to_string(),
+            event_date: (!is_date).then(|| event.to_string()),
+            event_on: is_date.then(|| event.to_string()),
+            top: args.models.age_top,
+            widths: args.models.age_bands.clone(),
+        };
+        let name = name.trim();
+        spec.validate(name)
+            .with_context(|| format!("--age-at-event `{declaration}`"))?;
+        if !job.quasi_identifiers.iter().any(|qi| qi == name) {
+            bail!("--age-at-event: `{name}` must also be listed in --qi");
+        }
+        job.hierarchies.insert(
+            name.to_string(),
+            HierarchySource::Built(HierarchySpec::AgeAtEvent(spec)),
+        );
     }
     for declaration in &args.models.types {
         let Some((column, kind)) = declaration.split_once('=') else {
