@@ -42,6 +42,7 @@ pub async fn run(command: Command) -> Result<ExitCode> {
         Command::Deidentify(args) => crate::deidentify::run(args)
             .await
             .map(|_| ExitCode::SUCCESS),
+        Command::Staff(command) => crate::staff::run(command).await,
     }
 }
 
@@ -223,9 +224,11 @@ async fn run_server(
         .await
         .with_context(|| format!("metadata store in {}", data_dir.display()))?;
     let mut lock = None;
+    let mut staff = None;
     let (collection, intake) = match existing_master_key(data_dir, key_file)? {
         Some((keys, key_path)) => {
             lock = Some(IntakeLock::acquire(data_dir)?);
+            staff = Some(staff_auth(&meta, keys.as_ref(), listen).await?);
             let store = Arc::new(
                 Store::open(data_dir, keys)
                     .with_context(|| format!("encrypted store in {}", data_dir.display()))?,
@@ -245,7 +248,10 @@ async fn run_server(
         }
         None => (None, None),
     };
-    let state = app_state(&meta, data_dir, collection, intake_api);
+    let mut state = app_state(&meta, data_dir, collection, intake_api);
+    if let Some(staff) = staff {
+        state = state.with_staff_auth(staff);
+    }
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -271,6 +277,24 @@ async fn run_server(
     drop(lock);
     println!("serve: stopped");
     Ok(())
+}
+
+/// Staff sign-in over the store's master key. The session cookie is `Secure` unless the
+/// portal listens on a loopback address: browsers reach a loopback server over plain HTTP, and
+/// kiban serves plain HTTP, so a server on any other address must sit behind HTTPS.
+async fn staff_auth(
+    meta: &Metadata,
+    keys: &dyn kiban_store::KeyProvider,
+    listen: SocketAddr,
+) -> Result<kiban_server::staff_auth::StaffAuth> {
+    let sealer = kiban_server::staff_auth::StaffSecretSealer::open(meta, keys)
+        .await
+        .context("staff key")?;
+    let config = kiban_server::staff_auth::StaffAuthConfig {
+        secure_cookie: !listen.ip().is_loopback(),
+        ..Default::default()
+    };
+    kiban_server::staff_auth::StaffAuth::new(sealer, config).context("staff sign-in")
 }
 
 /// The portal's state: with the collection registers (and so the intake API) when the master
@@ -375,7 +399,8 @@ async fn demo(args: DemoArgs) -> Result<ExitCode> {
             ingest_options: IngestOptions::default(),
         }),
         &args.intake,
-    );
+    )
+    .with_staff_auth(staff_auth(&meta, keys.as_ref(), args.listen).await?);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -450,6 +475,7 @@ async fn demo(args: DemoArgs) -> Result<ExitCode> {
     println!(
         "4/4 serve: portal at {base_url}/ (日本語 / English), intake API at {base_url}/fhir; press Ctrl-C to stop"
     );
+    crate::demo_staff::ensure_demo_staff(&meta, keys.as_ref(), &base_url).await?;
     // A failure to install the handler only means Ctrl-C kills the process instead.
     let _ = tokio::signal::ctrl_c().await;
     let _ = stop.send(());

@@ -11,6 +11,7 @@
 //! | `kiban link` | links identity records into persons | `kiban-linkage` |
 //! | `kiban demo` | all of the above on embedded defaults | all |
 //! | `kiban keygen` | creates a master key file | `kiban-store` |
+//! | `kiban staff` | staff accounts with roles and a TOTP second factor | `kiban-server` |
 //!
 //! Each command is a few lines calling a library; this crate adds only argument parsing,
 //! progress bars, key-file location and Ctrl-C handling.
@@ -21,6 +22,7 @@ mod anonymize;
 mod commands;
 mod deidentify;
 mod demo_release;
+mod demo_staff;
 mod demo_upload;
 mod extract;
 mod keys;
@@ -29,6 +31,7 @@ mod link_store;
 mod lock;
 mod progress;
 mod provider;
+mod staff;
 
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
@@ -104,6 +107,13 @@ pub enum Command {
     /// each with its re-identification test (再識別テスト); a release above the limit is
     /// blocked and nothing is written.
     Deidentify(crate::deidentify::DeidentifyArgs),
+    /// Manage operator staff accounts (R-A2): roles, password, TOTP second factor.
+    ///
+    /// Staff sign in at /staff/sign-in with login, password and the 6-digit code of their
+    /// authenticator app; the registers and the linkage review need a signed-in member with a
+    /// permitted role.
+    #[command(subcommand)]
+    Staff(crate::staff::StaffCommand),
 }
 
 /// Arguments of `kiban link`.
@@ -250,6 +260,33 @@ pub struct AnonymizeModelArgs {
     /// Seed of --dp's sampling and selection (reproducible runs); random when absent.
     #[arg(long, value_name = "SEED", requires = "dp")]
     pub dp_seed: Option<u64>,
+    /// Local recoding: the records the optimum would suppress are searched again on their
+    /// own and released at a coarser generalization where the privacy models allow it.
+    #[arg(long)]
+    pub local_recoding: bool,
+    /// Most rounds of --local-recoding.
+    #[arg(long, value_name = "N", requires = "local_recoding",
+          default_value_t = kiban_anonymize::DEFAULT_MAX_LOCAL_RECODING_ITERATIONS)]
+    pub local_recoding_iterations: usize,
+    /// ICD-10 columns, comma-separated, generalized code → 3-character category → block
+    /// (E10-E14) → chapter (IV E00-E90) → `*` without a hierarchy file.
+    #[arg(long, value_delimiter = ',', value_name = "COLUMN")]
+    pub icd10: Vec<String>,
+    /// Levels of the --icd10 hierarchies, comma-separated among category, block, chapter
+    /// (default all three).
+    #[arg(long, value_delimiter = ',', value_name = "LEVEL", requires = "icd10")]
+    pub icd10_levels: Vec<String>,
+    /// A quasi-identifier derived as age at an event, `NAME=BIRTH:EVENT` where BIRTH is the
+    /// birth-date column and EVENT an event-date column or one date `YYYY-MM-DD`; NAME must be
+    /// among --qi. Released in bands: exact age, --age-bands, `*`, top-coded at --age-top.
+    #[arg(long, value_name = "NAME=BIRTH:EVENT")]
+    pub age_at_event: Vec<String>,
+    /// Ages from this on are released as `<TOP>+` (with --age-at-event).
+    #[arg(long, value_name = "TOP", default_value_t = kiban_anonymize::DEFAULT_AGE_TOP)]
+    pub age_top: i64,
+    /// Band widths of --age-at-event, comma-separated, each a multiple of the previous.
+    #[arg(long, value_delimiter = ',', value_name = "YEARS", default_values_t = [5_i64, 10])]
+    pub age_bands: Vec<i64>,
 }
 
 /// Arguments of `kiban extract`.

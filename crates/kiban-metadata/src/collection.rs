@@ -1368,5 +1368,12 @@ mod tests {
         let meta = fresh_postgres(&url).await;
         crate::persons::tests::check_person_links(meta.clone()).await;
         meta.close().await;
+        // Staff accounts and the clerical review queue.
+        let meta = fresh_postgres(&url).await;
+        crate::staff::tests::check_staff_accounts(&meta).await;
+        meta.close().await;
+        let meta = fresh_postgres(&url).await;
+        crate::review::tests::check_review_pairs(&meta).await;
+        meta.close().await;
     }
 }

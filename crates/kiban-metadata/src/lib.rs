@@ -16,6 +16,12 @@
 //! with [`Metadata::record_intake_notification_basis`] and summarized per means by
 //! [`Metadata::intake_notification_basis`].
 //!
+//! Operator staff (R-A2) have accounts with roles ([`StaffRole`], [`Metadata::add_staff_account`]),
+//! whose secrets only the sign-in check reads ([`Metadata::staff_credentials`]), and a staff
+//! audit log ([`Metadata::record_staff_audit`]). Uncertain record pairs of a linkage run wait
+//! for clerical review ([`Metadata::insert_review_pairs`], [`Metadata::decide_review_pair`]);
+//! the decisions constrain the next run ([`Metadata::review_decisions`]).
+//!
 //! SQLite (embedded, one file in the data directory) is the default; PostgreSQL works through the
 //! same code (`sqlx::Any`), with its own migrations.
 //!
@@ -49,6 +55,8 @@ use std::path::Path;
 mod collection;
 mod persons;
 mod provision;
+mod review;
+mod staff;
 use collection::value_rows;
 pub use collection::{
     CollectionCounts, CollectionEvent, FilingStatus, NewCollectionEvent, NewProviderToken,
@@ -58,6 +66,13 @@ pub use collection::{
 };
 pub use persons::{LinkageRun, PersonLink, PersonLinkChange};
 pub use provision::{IntakePatientBasis, NotificationBasisSummary, ProviderQuarantineEntry};
+pub use review::{
+    NewReviewPair, REVIEW_NOTE_MAX_CHARS, ReviewDecision, ReviewDecisionRecord, ReviewEvidence,
+    ReviewPair, ReviewRecord, ReviewStatus,
+};
+pub use staff::{
+    NewStaffAccount, NewStaffAuditEvent, StaffAccount, StaffAuditEvent, StaffCredentials, StaffRole,
+};
 
 /// File name of the embedded SQLite database inside a data directory.
 pub const SQLITE_FILE: &str = "kiban.db";
@@ -67,6 +82,12 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 
 /// Rows per multi-row INSERT or IN (...) query; well under SQLite's bound-parameter limit.
 pub(crate) const BATCH: usize = 400;
+
+/// Rows per statement of the dedupe index (one or two bound digests per row): an intake
+/// chunk asks about and upserts thousands of digests, and every statement is a round trip
+/// to the database's worker thread. 8,000 parameters stay well inside SQLite's (32,766) and
+/// PostgreSQL's (65,535) limits.
+pub(crate) const DIGEST_BATCH: usize = 4000;
 
 /// Errors of the metadata store.
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +107,15 @@ pub enum MetadataError {
         /// Kind of row.
         what: &'static str,
         /// Its id.
+        id: String,
+    },
+    /// A row cannot be written because another one is in the way (a taken login, a decision
+    /// already made).
+    #[error("{what}: {id}")]
+    Conflict {
+        /// What conflicts.
+        what: &'static str,
+        /// The id or name concerned.
         id: String,
     },
     /// A stored value is not what kiban wrote.
@@ -602,7 +632,7 @@ impl Metadata {
                 }
             }
         }
-        for batch in versions.chunks(BATCH) {
+        for batch in versions.chunks(DIGEST_BATCH) {
             let sql = format!(
                 // A changed resource replaces the content digest held, so that a re-sent copy
                 // of the new version is a duplicate, not a third version.
@@ -681,7 +711,7 @@ impl Metadata {
             })
         };
         let mut known = HashMap::new();
-        for batch in identities.chunks(BATCH) {
+        for batch in identities.chunks(DIGEST_BATCH) {
             let sql = format!(
                 "SELECT identity_digest, content_digest FROM resource_versions WHERE identity_digest IN {}",
                 self.bulk_rows(1, batch.len())

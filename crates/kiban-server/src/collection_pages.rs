@@ -8,10 +8,14 @@
 //!   details did not match (never which one).
 //! - `GET /optout/receipt?number=`: the status of a refusal by its receipt number.
 //!
-//! Staff (no sign-in exists yet: R-A2 will guard everything under `/registers/`):
+//! Staff (signed in, see `staff_pages`; the acquisition or general manager, and the security
+//! officer for the log):
 //! - `GET /registers/refusals`: the refusal register by receipt number, no identity data.
 //! - `GET|POST /registers/refusals/new`: records a refusal received by phone.
 //! - `GET /registers/events`: the collection audit log.
+//!
+//! Staff sign-in and the clerical review of linkage (`staff_pages`): `GET|POST /staff/sign-in`,
+//! `POST /staff/sign-out`, `GET /staff`, `GET /staff/review`, `GET|POST /staff/review/{id}`.
 //!
 //! Providers (signed in with their intake token, see `provider_pages`):
 //! - `GET /provider`, `POST /provider/signin`, `POST /provider/signout`;
@@ -64,17 +68,19 @@ const LIMITER_SWEEP_AT: usize = 10_000;
 const RECEIPT_NUMBER_MAX_LEN: usize = 40;
 /// Rows shown on the register pages.
 const REGISTER_LIMIT: i64 = 500;
-/// Who records phone refusals until sign-in names the staff member.
-const PHONE_ACTOR: &str = "staff:portal";
 
 mod provider_pages;
+mod staff_pages;
 pub(crate) use provider_pages::{BasisView, basis_views};
+pub(crate) use staff_pages::staff_api_routes;
+use staff_pages::{CollectionLogReaders, RegisterKeepers, SignedIn};
 
 /// Every route of the opt-out, register and provider portal pages (merged into the portal
 /// router).
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .merge(provider_pages::routes())
+        .merge(staff_pages::routes())
         .route("/optout", get(optout_form).post(optout_submit))
         .route("/optout/receipt", get(receipt_check))
         .route("/registers/refusals", get(refusals_register))
@@ -103,7 +109,7 @@ pub(crate) struct FailedAttempts {
 }
 
 impl FailedAttempts {
-    fn new(limit: usize, window: Duration) -> Self {
+    pub(crate) fn new(limit: usize, window: Duration) -> Self {
         Self {
             limit,
             window,
@@ -119,7 +125,7 @@ impl FailedAttempts {
     }
 
     /// Whether `client` is over the limit now.
-    fn is_blocked(&self, client: &str) -> bool {
+    pub(crate) fn is_blocked(&self, client: &str) -> bool {
         let now = Instant::now();
         let mut clients = self.clients();
         match clients.get_mut(client) {
@@ -132,7 +138,7 @@ impl FailedAttempts {
     }
 
     /// Counts one failure of `client`.
-    fn record(&self, client: &str) {
+    pub(crate) fn record(&self, client: &str) {
         let now = Instant::now();
         let mut clients = self.clients();
         if clients.len() >= LIMITER_SWEEP_AT {
@@ -349,6 +355,8 @@ enum StaffPage {
     Refusals,
     PhoneRefusal,
     Events,
+    Review,
+    Home,
 }
 
 /// What the layout shows around every page of this module.
@@ -395,6 +403,8 @@ impl CollectionPage {
                 Text::NavEvents,
                 Some(StaffPage::Events),
             ),
+            ("/staff/review", Text::NavReview, Some(StaffPage::Review)),
+            ("/staff", Text::NavStaffHome, Some(StaffPage::Home)),
         ]
         .into_iter()
         .map(|(href, label, p)| NavLink {
@@ -410,6 +420,20 @@ impl CollectionPage {
             home_href: "/",
             nav,
             note: Some(visit.t(Text::RegistersSignInNote)),
+            toggle_href: visit.href_in(visit.lang.other()),
+            toggle_lang: visit.lang.other(),
+        }
+    }
+
+    /// A staff page shown before sign-in (no navigation).
+    fn staff_signed_out(visit: &Visit, title: Text) -> Self {
+        Self {
+            lang: visit.lang,
+            title: visit.t(title),
+            site_name: "kiban",
+            home_href: "/",
+            nav: Vec::new(),
+            note: None,
             toggle_href: visit.href_in(visit.lang.other()),
             toggle_lang: visit.lang.other(),
         }
@@ -450,7 +474,9 @@ fn message_page(
     message: Text,
     back_href: Option<&'static str>,
 ) -> Response {
-    let page = if visit.path.starts_with("/registers") {
+    let page = if visit.path == "/staff/sign-in" {
+        CollectionPage::staff_signed_out(visit, title)
+    } else if visit.path.starts_with("/registers") || visit.path.starts_with("/staff") {
         CollectionPage::staff(visit, title, StaffPage::Refusals)
     } else if visit.path.starts_with("/provider") {
         CollectionPage::provider(visit, title, None)
@@ -946,7 +972,11 @@ struct RefusalsTemplate {
 }
 
 /// `GET /registers/refusals`.
-async fn refusals_register(State(state): State<AppState>, visit: Visit) -> Response {
+async fn refusals_register(
+    State(state): State<AppState>,
+    _staff: SignedIn<RegisterKeepers>,
+    visit: Visit,
+) -> Response {
     let Some(collection) = &state.collection else {
         return read_only(&visit);
     };
@@ -1005,7 +1035,11 @@ struct EventsTemplate {
 }
 
 /// `GET /registers/events`.
-async fn events_register(State(state): State<AppState>, visit: Visit) -> Response {
+async fn events_register(
+    State(state): State<AppState>,
+    _staff: SignedIn<CollectionLogReaders>,
+    visit: Visit,
+) -> Response {
     let Some(collection) = &state.collection else {
         return read_only(&visit);
     };
@@ -1102,7 +1136,11 @@ async fn render_phone_form(
 }
 
 /// `GET /registers/refusals/new`.
-async fn phone_form(State(state): State<AppState>, visit: Visit) -> Response {
+async fn phone_form(
+    State(state): State<AppState>,
+    _staff: SignedIn<RegisterKeepers>,
+    visit: Visit,
+) -> Response {
     let Some(collection) = &state.collection else {
         return read_only(&visit);
     };
@@ -1112,6 +1150,7 @@ async fn phone_form(State(state): State<AppState>, visit: Visit) -> Response {
 /// `POST /registers/refusals/new`.
 async fn phone_submit(
     State(state): State<AppState>,
+    staff: SignedIn<RegisterKeepers>,
     visit: Visit,
     form: Result<Form<PhoneRefusalForm>, FormRejection>,
 ) -> Response {
@@ -1149,7 +1188,7 @@ async fn phone_submit(
         refused_on,
         requester,
         channel: RefusalChannel::Phone,
-        actor: PHONE_ACTOR.to_owned(),
+        actor: format!("staff:{}", staff.account.login),
     };
     let receipt = match collection.collection.refuse(&request).await {
         Ok(receipt) => receipt,

@@ -278,7 +278,7 @@ texts! {
     NavRefusals: "提供停止台帳", "Refusals";
     NavPhoneRefusal: "電話受付", "Phone refusal";
     NavEvents: "収集監査ログ", "Collection log";
-    RegistersSignInNote: "職員用ページです。サインイン機能（R-A2）の導入後は、権限のある職員のみが閲覧できます。", "Staff pages. Once sign-in (R-A2) is in place, only authorised staff can open them.";
+    RegistersSignInNote: "職員用ページです（R-A2）。権限のある職員のみが閲覧でき、閲覧と操作は記録されます。", "Staff pages (R-A2): only staff whose roles permit it can open them, and what they do is logged.";
     RefusalsTitle: "提供停止台帳", "Refusal register";
     RefusalsNote: "患者の特定につながる情報は表示しません。受付番号で管理します。", "No data identifying a patient is shown; refusals are kept by receipt number.";
     RefusalsEmpty: "提供停止の記録はありません。", "No refusal has been recorded.";
@@ -341,6 +341,70 @@ texts! {
     MeansEmail: "電子メール", "E-mail";
     MeansPoster: "掲示", "Poster";
     MeansWeb: "ウェブサイト", "Web site";
+
+    // ---- staff sign-in (R-A2) and the clerical review of linkage ----
+    NavStaffHome: "職員", "Staff";
+    NavReview: "名寄せ確認", "Linkage review";
+    StaffSignInTitle: "職員サインイン", "Staff sign-in";
+    StaffSignInIntro: "ログイン名、パスワード、認証アプリに表示される6桁の確認コードを入力してください。",
+        "Enter your login name, your password and the 6-digit code your authenticator app shows.";
+    StaffLogin: "ログイン名", "Login name";
+    StaffPassword: "パスワード", "Password";
+    StaffTotpCode: "確認コード（6桁）", "Verification code (6 digits)";
+    StaffSignInSubmit: "サインイン", "Sign in";
+    StaffSignInFailed: "サインインできませんでした。入力内容を確認してください。失敗が続くと、しばらくの間サインインできなくなります。",
+        "Sign-in failed. Check what you entered. After repeated failures, sign-in is blocked for a while.";
+    StaffSignOut: "サインアウト", "Sign out";
+    StaffHomeTitle: "職員ページ", "Staff";
+    StaffSignedInAs: "サインイン中", "Signed in as";
+    StaffRoles: "役割", "Roles";
+    StaffPagesAllowed: "利用できるページ", "Pages you may open";
+    StaffNoPages: "この役割で利用できる職員ページはまだありません。", "No staff page is open to these roles yet.";
+    StaffForbiddenTitle: "権限がありません", "Not permitted";
+    StaffForbidden: "この役割ではこのページを開けません。", "Your roles do not permit this page.";
+    StaffUnavailable: "このサーバーは読み取り専用で起動しているため（マスター鍵なし）、職員のサインインと職員ページは利用できません。",
+        "This server runs read-only (started without the master key), so staff sign-in and the staff pages are not available.";
+    ReviewTitle: "名寄せの確認待ち", "Linkage pairs to review";
+    ReviewNote: "名寄せで判定がつかなかった記録の組です。判定の最も不確かなもの（一致確率が50%に近いもの）から表示しています。",
+        "Record pairs that linkage could not decide, most uncertain first (match probability nearest 50%).";
+    ReviewEmpty: "確認待ちの組はありません。", "No pairs wait for review.";
+    ReviewOpenCount: "確認待ちの組", "Pairs to review";
+    ReviewPairColumn: "組", "Pair";
+    ReviewProbability: "一致確率", "Match probability";
+    ReviewRun: "名寄せ実行", "Linkage run";
+    ReviewOpenLink: "確認する", "Review";
+    ReviewDetailTitle: "記録の組の確認", "Review a record pair";
+    ReviewDetailNote: "本人確認情報を表示しています。閲覧と判定はすべて記録されます。この画面を印刷・複写しないでください。",
+        "Identity data is shown. Every view and decision is logged. Do not print or copy this page.";
+    ReviewField: "項目", "Field";
+    ReviewLeft: "記録A", "Record A";
+    ReviewRight: "記録B", "Record B";
+    ReviewComparison: "比較結果", "Comparison";
+    ReviewWeight: "重み（ビット）", "Weight (bits)";
+    ReviewEvidenceTitle: "項目ごとの比較", "Comparison by field";
+    ReviewRecordMissing: "（識別情報が見つかりません）", "(identity record not found)";
+    ReviewSamePerson: "同一人物", "Same person";
+    ReviewDifferentPersons: "別人", "Different persons";
+    ReviewNoteLabel: "メモ（任意。識別情報は書かないでください）", "Note (optional; do not write identity data)";
+    ReviewDecision: "判定", "Decision";
+    ReviewStatusOpen: "確認待ち", "Open";
+    ReviewDecidedBy: "判定者", "Decided by";
+    ReviewAlreadyDecided: "この組はすでに判定されています。", "This pair has already been decided.";
+    ReviewNotFound: "この組は見つかりません。", "No such pair.";
+    ReviewBack: "確認待ちの一覧へ", "Back to the pairs to review";
+    FieldProvider: "提供元", "Provider";
+    FieldNameKanji: "氏名（漢字）", "Name (kanji)";
+    FieldNameKana: "氏名（カナ）", "Name (kana)";
+    FieldBirthDate: "生年月日", "Birth date";
+    FieldSex: "性別", "Sex";
+    FieldPostalCode: "郵便番号", "Postal code";
+    FieldAddress: "住所", "Address";
+    FieldInsurerNumber: "保険者番号", "Insurer number";
+    FieldInsuredSymbol: "被保険者証の記号", "Card symbol";
+    FieldInsuredNumber: "被保険者証の番号", "Card number";
+    FieldInsuredBranch: "枝番", "Card branch";
+    FieldHousehold: "住所・保険証", "Address and insurance card";
+    FieldName: "氏名", "Name";
 }
 
 #[cfg(test)]

@@ -19,6 +19,11 @@
 //! `/api/v1/intakes/{id}`, `/api/v1/quarantine?provider=&limit=` (`{"quarantine": [...]}`).
 //! Errors are `{"error": "..."}` with the status code. `/healthz` answers `ok`.
 //!
+//! Operator staff sign in at `/staff/sign-in` with login, password and a TOTP code
+//! ([`staff_auth`], R-A2); the registers (`/registers/...`) and the clerical review of linkage
+//! (`/staff/review`, `/api/v1/staff/review`) need a signed-in member with a permitted role.
+//! The aggregate pages above show counts only and stay open.
+//!
 //! The FHIR intake API lives under `/fhir` ([`fhir_api`]); providers read their own provision
 //! record and quarantine there with their token, or on the provider portal under `/provider`
 //! (sign-in with the token, then a session cookie). [`serve`] also releases held lines on a
@@ -51,6 +56,7 @@ pub mod operation_outcome;
 mod pages;
 mod provision;
 pub mod rate_limit;
+pub mod staff_auth;
 
 pub use held_release::{DEFAULT_HELD_RELEASE_INTERVAL, release_held_once, spawn_held_release};
 
@@ -108,6 +114,9 @@ pub struct AppState {
     /// ([`spawn_held_release`]); `None` (or zero) never does. Default
     /// [`DEFAULT_HELD_RELEASE_INTERVAL`]. Only used when the server takes data in.
     pub held_release_interval: Option<Duration>,
+    /// Staff sign-in (R-A2): without it (a server started without the master key) staff
+    /// pages answer 503.
+    pub staff: Option<staff_auth::StaffAuth>,
 }
 
 /// What taking data in needs: the open store (with its keys) and the collection registers.
@@ -130,7 +139,14 @@ impl AppState {
             collection: None,
             fhir_api: fhir_api::FhirApiConfig::default(),
             held_release_interval: Some(DEFAULT_HELD_RELEASE_INTERVAL),
+            staff: None,
         }
+    }
+
+    /// The same state with staff sign-in (the staff pages and the review queue need it).
+    pub fn with_staff_auth(mut self, staff: staff_auth::StaffAuth) -> Self {
+        self.staff = Some(staff);
+        self
     }
 
     /// The same state with these intake API settings (body and rate limits).
@@ -169,6 +185,7 @@ pub fn router(state: AppState) -> Router {
         .route("/intakes", get(api::intakes))
         .route("/intakes/{id}", get(api::intake))
         .route("/quarantine", get(api::quarantine))
+        .merge(collection_pages::staff_api_routes())
         .fallback(api::not_found);
     Router::new()
         .merge(pages)

@@ -1,5 +1,6 @@
 //! Tests of the opt-out and register pages over a real (temporary) store and collection.
 
+use super::staff_pages::tests as staff_tests;
 use super::*;
 use crate::{AppState, CollectionState, router};
 use axum::body::Body;
@@ -24,6 +25,8 @@ struct Fixture {
     app: Router,
     collection: Arc<Collection>,
     provider: ProviderId,
+    /// Cookies of a signed-in acquisition manager (CSRF token and staff session).
+    staff_cookies: String,
 }
 
 async fn fixture() -> Fixture {
@@ -58,17 +61,61 @@ async fn fixture() -> Fixture {
             .await
             .unwrap();
     }
-    let state = AppState::new(meta, "/srv/kiban/data").with_collection(CollectionState {
-        store,
-        collection: collection.clone(),
-        ingest_options: IngestOptions::default(),
-    });
+    let state = AppState::new(meta, "/srv/kiban/data")
+        .with_collection(CollectionState {
+            store,
+            collection: collection.clone(),
+            ingest_options: IngestOptions::default(),
+        })
+        .with_staff_auth(staff_tests::test_staff_auth(staff_tests::test_config()));
+    let app = router(state.clone());
+    let secret = staff_tests::add_staff(
+        &state,
+        "clerk",
+        &[kiban_metadata::StaffRole::AcquisitionManager],
+    )
+    .await;
+    let staff_cookies = staff_tests::signed_in_cookies(&app, "clerk", &secret, 0).await;
     Fixture {
         _dir: dir,
-        app: router(state.clone()),
+        app,
         state,
         collection,
         provider,
+        staff_cookies,
+    }
+}
+
+/// A staff page as the signed-in acquisition manager.
+async fn get_staff(f: &Fixture, uri: &str) -> Reply {
+    let reply = staff_tests::get_with(&f.app, uri, &f.staff_cookies).await;
+    Reply {
+        status: reply.status,
+        headers: reply.headers,
+        body: reply.body,
+    }
+}
+
+/// A staff form posted by the signed-in acquisition manager, with the CSRF token or without.
+async fn post_staff(f: &Fixture, uri: &str, with_csrf: bool, fields: &[(&str, &str)]) -> Reply {
+    let cookies = if with_csrf {
+        f.staff_cookies.clone()
+    } else {
+        f.staff_cookies
+            .split("; ")
+            .filter(|c| !c.starts_with("kiban_csrf="))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let mut fields = fields.to_vec();
+    if with_csrf {
+        fields.push(("csrf", staff_tests::CSRF));
+    }
+    let reply = staff_tests::post_form(&f.app, uri, &cookies, &fields).await;
+    Reply {
+        status: reply.status,
+        headers: reply.headers,
+        body: reply.body,
     }
 }
 
@@ -255,10 +302,10 @@ async fn forms_without_the_csrf_token_are_refused() {
         .unwrap();
     assert_eq!(send(&f.app, request).await.status, StatusCode::FORBIDDEN);
     // The phone form is protected the same way.
-    let r = post(
-        &f.app,
+    let r = post_staff(
+        &f,
         "/registers/refusals/new",
-        None,
+        false,
         &[("provider", f.provider.as_str()), ("patient_id", ADULT_ID)],
     )
     .await;
@@ -337,12 +384,12 @@ async fn correct_details_give_a_receipt_that_can_be_checked() {
     assert!(again.body.contains("以前に受け付けています"));
 
     // Staff see it in the register by receipt number only.
-    let register = get(&f.app, "/registers/refusals").await;
+    let register = get_staff(&f, "/registers/refusals").await;
     assert_eq!(register.status, StatusCode::OK);
     assert!(register.body.contains(&receipt));
     assert!(register.body.contains("R-A2"));
     assert_no_identity(&register.body, &applicant);
-    let events = get(&f.app, "/registers/events").await;
+    let events = get_staff(&f, "/registers/events").await;
     assert_eq!(events.status, StatusCode::OK);
     assert!(events.body.contains("refusal.recorded"));
     assert_no_identity(&events.body, &applicant);
@@ -375,7 +422,7 @@ async fn a_wrong_code_is_a_mismatch_without_receipt() {
             .unwrap()
             .is_empty()
     );
-    let events = get(&f.app, "/registers/events").await;
+    let events = get_staff(&f, "/registers/events").await;
     assert!(events.body.contains("refusal.verification_failed"));
 }
 
@@ -525,16 +572,18 @@ async fn unknown_receipts_are_not_found() {
 #[tokio::test]
 async fn staff_record_phone_refusals() {
     let f = fixture().await;
-    let form = get(&f.app, "/registers/refusals/new").await;
+    let form = get_staff(&f, "/registers/refusals/new").await;
     assert_eq!(form.status, StatusCode::OK);
     assert!(form.body.contains("電話による提供停止の受付"));
-    let csrf = csrf_of(&form);
-    let r = post(
-        &f.app,
+    assert!(
+        form.body
+            .contains(&format!(r#"name="csrf" value="{}""#, staff_tests::CSRF))
+    );
+    let r = post_staff(
+        &f,
         "/registers/refusals/new",
-        Some(&csrf),
+        true,
         &[
-            ("csrf", &csrf),
             ("provider", f.provider.as_str()),
             ("patient_id", "555001"),
             ("refused_on", "2026-03-18"),
@@ -556,15 +605,16 @@ async fn staff_record_phone_refusals() {
     assert_eq!(refusal.channel, RefusalChannel::Phone);
     assert_eq!(refusal.requester, Requester::Staff);
     assert_eq!(refusal.refused_on.to_string(), "2026-03-18");
+    // The refusal names the staff member who took the call.
+    assert_eq!(refusal.recorded_by, "staff:clerk");
     assert!(r.body.contains(&refusal.receipt_number));
 
     // A day in the future is refused.
-    let r = post(
-        &f.app,
+    let r = post_staff(
+        &f,
         "/registers/refusals/new",
-        Some(&csrf),
+        true,
         &[
-            ("csrf", &csrf),
             ("provider", f.provider.as_str()),
             ("patient_id", "555002"),
             ("refused_on", "2026-04-01"),
