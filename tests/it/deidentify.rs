@@ -325,3 +325,181 @@ fn a_release_above_the_reidentification_limit_is_not_written() {
             .unwrap();
     assert_eq!(report["reidentification"]["blocked"], true);
 }
+
+/// Every identity value of the providers' Patient resources, in the forms text may hold:
+/// the needles of the privacy test, plus names without their space (3+ characters) and
+/// postal codes.
+fn identity_values(input: &Path) -> BTreeSet<String> {
+    let mut values = identity_needles(input);
+    for file in files_under(input) {
+        if file.extension().and_then(|e| e.to_str()) != Some("ndjson") {
+            continue;
+        }
+        for line in std::fs::read_to_string(&file).unwrap().lines() {
+            let bundle: Value = serde_json::from_str(line).unwrap();
+            for entry in bundle["entry"].as_array().into_iter().flatten() {
+                let res = &entry["resource"];
+                if res["resourceType"] != "Patient" {
+                    continue;
+                }
+                for name in res["name"].as_array().into_iter().flatten() {
+                    let family = name["family"].as_str().unwrap_or("");
+                    let given: String = name["given"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Value::as_str)
+                        .collect();
+                    let full = format!("{family}{given}");
+                    if full.chars().count() >= 3 {
+                        values.insert(full);
+                    }
+                }
+                for address in res["address"].as_array().into_iter().flatten() {
+                    if let Some(postal) = address["postalCode"].as_str() {
+                        values.insert(postal.to_owned());
+                    }
+                }
+            }
+        }
+    }
+    values
+}
+
+#[test]
+fn scrubbed_free_text_is_released_without_any_identity_value() {
+    let tmp = tempfile::tempdir().unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("providers");
+    let data = tmp.path().join("data");
+    let key_file = keys.path().join("master.key");
+    let extract = tmp.path().join("extract");
+    synth(150, 53, &input);
+    run_ok(
+        kiban()
+            .arg("ingest")
+            .arg(&input)
+            .arg("--data")
+            .arg(&data)
+            .arg("--key-file")
+            .arg(&key_file),
+    );
+    run_ok(
+        kiban()
+            .args(["link", "--data"])
+            .arg(&data)
+            .arg("--key-file")
+            .arg(&key_file),
+    );
+    run_ok(
+        kiban()
+            .args(["extract", "--data"])
+            .arg(&data)
+            .arg("--key-file")
+            .arg(&key_file)
+            .arg("--out")
+            .arg(&extract),
+    );
+    let originals = text_column(&extract.join("documents.parquet"), "text");
+    assert!(
+        !originals.is_empty(),
+        "the synthetic providers sent no documents"
+    );
+
+    for (name, extra) in [
+        ("pseudo", &["--project", "study-t"][..]),
+        (
+            "anon",
+            &["--project", "study-t", "--kind", "anonymized"][..],
+        ),
+    ] {
+        let out = tmp.path().join(name);
+        let run = kiban()
+            .arg("deidentify")
+            .arg("--data")
+            .arg(&data)
+            .arg("--key-file")
+            .arg(&key_file)
+            .arg("--extract")
+            .arg(&extract)
+            .arg("--out")
+            .arg(&out)
+            .args(extra)
+            .args(["--free-text", "scrub"])
+            .output()
+            .unwrap();
+        assert!(
+            run.status.success(),
+            "deidentify failed: {}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+
+        // Documents keep their text, scrubbed, every row non-empty.
+        let texts = text_column(&out.join("documents.parquet"), "text");
+        assert_eq!(texts.len(), originals.len(), "{name}: document texts lost");
+        assert!(
+            texts.iter().all(|t| !t.trim().is_empty()),
+            "{name}: empty text"
+        );
+        assert!(
+            texts.iter().any(|t| t.contains("［氏名］")),
+            "{name}: no name removed"
+        );
+        assert!(
+            texts.iter().any(|t| t.contains("ご紹介いたします")),
+            "{name}: the letters' wording was removed"
+        );
+
+        let values = identity_values(&input);
+        assert!(
+            values.len() > 300,
+            "too few identity values: {}",
+            values.len()
+        );
+        for value in all_text(&out) {
+            for needle in &values {
+                assert!(
+                    !value.contains(needle.as_str()),
+                    "{name}: an identity value was released"
+                );
+            }
+        }
+        let report: Value = serde_json::from_slice(
+            &std::fs::read(tmp.path().join(format!("{name}.report.json"))).unwrap(),
+        )
+        .unwrap();
+        let scrub = &report["release"]["free_text_scrub"];
+        assert!(scrub["total"]["names"].as_u64().unwrap() > 0);
+        assert_eq!(
+            scrub["columns"]["documents.text"]["texts"]
+                .as_u64()
+                .unwrap(),
+            originals.len() as u64
+        );
+        let report_text = serde_json::to_string(&report).unwrap();
+        for needle in &values {
+            assert!(
+                !report_text.contains(needle.as_str()),
+                "{name}: value in the report"
+            );
+        }
+        if name == "anon" {
+            assert!(scrub["opt_in"].as_str().unwrap().contains("opt-in"));
+            // Year and month only: no day is left in a date of the text.
+            assert!(texts.iter().all(|t| !regex_like_full_date(t)));
+        }
+    }
+}
+
+/// Whether a text holds a full `YYYY年MM月DD日` date.
+fn regex_like_full_date(text: &str) -> bool {
+    let chars: Vec<char> = text.chars().collect();
+    chars.windows(11).any(|w| {
+        w[..4].iter().all(char::is_ascii_digit)
+            && w[4] == '年'
+            && w[5..7].iter().all(char::is_ascii_digit)
+            && w[7] == '月'
+            && w[8..10].iter().all(char::is_ascii_digit)
+            && w[10] == '日'
+    })
+}

@@ -12,9 +12,11 @@ use kiban_anonymize::{
 };
 use kiban_collection::Collection;
 use kiban_deidentify::{
-    AttackerErrorModel, PersonMap, ProjectKeyRing, ProviderHandling, QuasiIdentifierOptions,
-    RareValueOptions, ReidentificationPolicy, ReleaseKind, ReleaseOptions, ReleasedPersonTable,
-    derive_quasi_identifiers, hierarchy_rows, linkage_attack, write_json_report, write_release,
+    AttackerErrorModel, AttackerKnowledge, FreeTextRule, FreeTextScrubber, PersonMap,
+    ProjectKeyRing, ProviderHandling, QuasiIdentifierOptions, RareValueOptions,
+    ReidentificationPolicy, ReleaseKind, ReleaseOptions, ReleasedPersonTable,
+    derive_quasi_identifiers, hierarchy_rows, linkage_attack, write_json_report,
+    write_release_with_scrubber,
 };
 use kiban_metadata::Metadata;
 use kiban_model::{IdentityRow, TableRow};
@@ -47,6 +49,28 @@ pub enum ProviderChoice {
     Drop,
 }
 
+/// What to do with free text (documents' text and title, display names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FreeTextChoice {
+    /// Remove every free-text column (the default for both kinds of release).
+    Drop,
+    /// Release free text with identifying mentions replaced by tags (［氏名］, ［住所］,
+    /// ［電話番号］, ［ID］, ...) and dates shifted (anonymized: cut to year and month). For
+    /// an anonymized release this is an explicit opt-in, recorded in the report.
+    Scrub,
+}
+
+/// A knowledge level of the re-identification attacker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum KnowledgeChoice {
+    /// Birth date, sex and address region.
+    Demographics,
+    /// Also the approximate number of visits.
+    Visits,
+    /// Also some of the person's diagnoses.
+    Diagnoses,
+}
+
 /// Arguments of `kiban deidentify`.
 #[derive(Debug, clap::Args)]
 pub struct DeidentifyArgs {
@@ -73,6 +97,10 @@ pub struct DeidentifyArgs {
     /// Largest date shift, in days (each person gets one offset in ±this).
     #[arg(long, default_value_t = 30)]
     pub max_date_shift_days: u32,
+    /// Free text: dropped (default) or scrubbed of names, addresses, phone numbers, ids and
+    /// birth dates, with dates shifted like the structured dates.
+    #[arg(long, value_enum, default_value = "drop")]
+    pub free_text: FreeTextChoice,
     /// Anonymized: codes held by fewer persons are recoded up a level or removed.
     #[arg(long, default_value_t = 10)]
     pub min_persons: usize,
@@ -88,6 +116,16 @@ pub struct DeidentifyArgs {
     /// values kept (the test is still run and reported).
     #[arg(long)]
     pub max_reidentification: Option<f64>,
+    /// What the re-identification attacker knows: `demographics` (birth date, sex, address
+    /// region), `visits` (also the approximate number of visits), `diagnoses` (also some
+    /// diagnoses). Each level is tested and reported; the release is judged on the worst.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "demographics,visits,diagnoses"
+    )]
+    pub attacker_knowledge: Vec<KnowledgeChoice>,
     /// Report (JSON) to write; default `<OUT>.report.json` beside the release.
     #[arg(long, value_name = "REPORT_JSON")]
     pub report: Option<PathBuf>,
@@ -148,11 +186,32 @@ pub async fn run(args: DeidentifyArgs) -> Result<()> {
             table.anonymization.suppressed_records
         );
     }
+    if let Some(scrub) = &report.release.free_text_scrub {
+        println!(
+            "  free text scrubbed: {} texts, {} mentions replaced ({} names, {} addresses, {} phone numbers, {} ids, {} birth dates), {} dates rewritten",
+            scrub.total.texts,
+            scrub.total.total() - scrub.total.dates_shifted - scrub.total.dates_generalized,
+            scrub.total.names,
+            scrub.total.addresses,
+            scrub.total.phones,
+            scrub.total.ids,
+            scrub.total.birth_dates,
+            scrub.total.dates_shifted + scrub.total.dates_generalized
+        );
+    }
     let test = &report.reidentification;
     println!(
-        "  re-identification test: {} of {} attacker records re-identified ({:.4}, limit {:.4})",
-        test.correct_reidentifications, test.attempts, test.share, test.max_share
+        "  re-identification test: {} of {} attacker records re-identified ({:.4}, limit {:.4}; worst knowledge: {:?})",
+        test.correct_reidentifications, test.attempts, test.share, test.max_share, test.worst_level
     );
+    for level in &test.levels {
+        println!(
+            "    knowing {:?} [{}]: {:.4}",
+            level.knowledge,
+            level.matched_columns.join(", "),
+            level.share
+        );
+    }
     println!("  report: {}", report_path.display());
     Ok(())
 }
@@ -179,13 +238,22 @@ pub(crate) async fn release(
         bail!("the report must be written outside the release folder (R-P3)");
     }
 
-    let identities = read_identities(store, meta, collection).await?;
+    let all_identities = read_identity_rows(store, meta).await?;
     // Linked persons (`kiban link --data`): one pseudonym per person across providers; an
     // unlinked record is a person of its own.
     let mut persons = PersonMap::new();
     for link in meta.person_links().await? {
         persons.insert(&link.provider_id, &link.patient_key, &link.person_id);
     }
+    // The scrubber knows every name of the identity store, opted-out patients' included: their
+    // names may appear in other persons' texts.
+    let scrubber = match args.free_text {
+        FreeTextChoice::Drop => None,
+        FreeTextChoice::Scrub => {
+            Some(FreeTextScrubber::new(&all_identities, &persons).context("free-text scrubber")?)
+        }
+    };
+    let identities = without_refusals(all_identities, collection).await?;
 
     let ring = ProjectKeyRing::new(&store.data_dir().join("keyring").join("projects"), keys);
     let key = ring
@@ -206,11 +274,24 @@ pub(crate) async fn release(
             ProviderChoice::Drop => ProviderHandling::Drop,
         },
         max_date_shift_days: args.max_date_shift_days,
+        free_text: match args.free_text {
+            FreeTextChoice::Drop => FreeTextRule::Drop,
+            FreeTextChoice::Scrub => FreeTextRule::Scrub,
+        },
         ..ReleaseOptions::default()
     };
 
     let staging = staging_path(out);
-    let outcome = build_release(args, &staging, &key, &persons, &options, &rare, &identities);
+    let outcome = build_release(
+        args,
+        &staging,
+        &key,
+        &persons,
+        &options,
+        &rare,
+        &identities,
+        scrubber.as_ref(),
+    );
     let mut report = match outcome {
         Ok(report) => report,
         Err(e) => {
@@ -239,6 +320,7 @@ pub(crate) async fn release(
 
 /// Builds the whole release in `staging`; the re-identification result decides whether it
 /// is kept.
+#[allow(clippy::too_many_arguments)]
 fn build_release(
     args: &DeidentifyArgs,
     staging: &Path,
@@ -247,16 +329,29 @@ fn build_release(
     options: &ReleaseOptions,
     rare: &RareValueOptions,
     identities: &[IdentityRow],
+    scrubber: Option<&FreeTextScrubber>,
 ) -> Result<DeidentifyReport> {
-    let release = write_release(&args.extract, staging, key, persons, options)
-        .with_context(|| format!("release of {}", args.extract.display()))?;
+    let release =
+        write_release_with_scrubber(&args.extract, staging, key, persons, options, scrubber)
+            .with_context(|| format!("release of {}", args.extract.display()))?;
     let policy = ReidentificationPolicy {
         max_share: args.max_reidentification.unwrap_or(match args.kind {
             DeidentifyKind::Anonymized => ReidentificationPolicy::default().max_share,
             DeidentifyKind::Pseudonymized => 1.0,
         }),
     };
-    let errors = AttackerErrorModel::default();
+    let errors = AttackerErrorModel {
+        knowledge: args
+            .attacker_knowledge
+            .iter()
+            .map(|k| match k {
+                KnowledgeChoice::Demographics => AttackerKnowledge::Demographics,
+                KnowledgeChoice::Visits => AttackerKnowledge::Visits,
+                KnowledgeChoice::Diagnoses => AttackerKnowledge::Diagnoses,
+            })
+            .collect(),
+        ..AttackerErrorModel::default()
+    };
     match args.kind {
         DeidentifyKind::Pseudonymized => {
             // The attacker against a pseudonymized release: exact ages, sex and region as the
@@ -341,24 +436,31 @@ fn staging_path(out: &Path) -> PathBuf {
     out.with_file_name(format!(".{name}.staging-{}", std::process::id()))
 }
 
-/// The identity rows of the store, without those of patients who opted out.
-async fn read_identities(
-    store: &Store,
-    meta: &Metadata,
-    collection: &Collection,
-) -> Result<Vec<IdentityRow>> {
-    let refused = collection.refused_patient_keys().await?;
+/// Every identity row of the store.
+async fn read_identity_rows(store: &Store, meta: &Metadata) -> Result<Vec<IdentityRow>> {
     let mut rows = Vec::new();
     for segment in meta.segments(IdentityRow::TABLE).await? {
         let batch: Vec<IdentityRow> = store
             .read_segment(&segment.path)
             .with_context(|| format!("identity segment {}", segment.path))?;
-        rows.extend(batch.into_iter().filter(|row| {
+        rows.extend(batch);
+    }
+    Ok(rows)
+}
+
+/// The identity rows without those of patients who opted out.
+async fn without_refusals(
+    rows: Vec<IdentityRow>,
+    collection: &Collection,
+) -> Result<Vec<IdentityRow>> {
+    let refused = collection.refused_patient_keys().await?;
+    Ok(rows
+        .into_iter()
+        .filter(|row| {
             !refused.contains(&(
                 kiban_model::ProviderId(row.common.provider_id.clone()),
                 kiban_model::PatientKey(row.common.patient_key.clone()),
             ))
-        }));
-    }
-    Ok(rows)
+        })
+        .collect())
 }

@@ -71,10 +71,16 @@ pub async fn run(
         kind: DeidentifyKind::Anonymized,
         provider: ProviderChoice::Pseudonymize,
         max_date_shift_days: 30,
+        free_text: crate::deidentify::FreeTextChoice::Drop,
         min_persons: 10,
         k: 5,
         max_suppression: 0.05,
         max_reidentification: None,
+        attacker_knowledge: vec![
+            crate::deidentify::KnowledgeChoice::Demographics,
+            crate::deidentify::KnowledgeChoice::Visits,
+            crate::deidentify::KnowledgeChoice::Diagnoses,
+        ],
         report: Some(report_path),
     };
     let (report, report_path) = crate::deidentify::release(store, meta, collection, keys, &args)

@@ -1,6 +1,9 @@
 //! Re-identification test (再識別テスト, R-P4): a linkage attack against a released person
 //! table by an attacker who knows, with realistic errors, the birth date, sex and address
-//! region of every person — what the identity store holds.
+//! region of every person — what the identity store holds — and, at higher knowledge levels,
+//! roughly how often the person was seen and some of the person's diagnoses (a neighbour, an
+//! employer, a relative). The test reports the re-identified share for each level and blocks
+//! on the worst.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -12,11 +15,48 @@ use serde::{Deserialize, Serialize};
 
 use crate::DeidentifyError;
 use crate::io::io_error;
-use crate::quasi::{KnownIdentity, QuasiIdentifierTable, age_at, region_of};
+use crate::quasi::{
+    KnownIdentity, PersonQuasiIdentifiers, QuasiIdentifierTable, age_at, region_of,
+};
 use crate::release::PERSON_COLUMN;
 
-/// The quasi-identifier columns an attacker with identity data can match.
-const MATCHABLE_COLUMNS: [&str; 3] = ["age", "sex", "region"];
+/// The quasi-identifier columns an attacker can match: identity data, then visits, then
+/// diagnoses.
+const MATCHABLE_COLUMNS: [&str; 5] = ["age", "sex", "region", "visits", "diagnoses"];
+const VISITS: usize = 3;
+const DIAGNOSES: usize = 4;
+
+/// What the attacker knows of every person; each level adds to the one before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttackerKnowledge {
+    /// Birth date (hence age), sex and address region: what an identity register holds.
+    Demographics,
+    /// Also the approximate number of visits (off by up to
+    /// [`AttackerErrorModel::visits_relative_error`]).
+    Visits,
+    /// Also [`AttackerErrorModel::known_diagnoses`] of the person's diagnosis categories (some
+    /// of them wrong, [`AttackerErrorModel::wrong_diagnosis`]).
+    Diagnoses,
+}
+
+impl AttackerKnowledge {
+    /// Every level, weakest first.
+    pub const ALL: [AttackerKnowledge; 3] = [
+        AttackerKnowledge::Demographics,
+        AttackerKnowledge::Visits,
+        AttackerKnowledge::Diagnoses,
+    ];
+
+    /// The columns the level matches (indices into the matchable columns).
+    fn columns(self) -> &'static [usize] {
+        match self {
+            AttackerKnowledge::Demographics => &[0, 1, 2],
+            AttackerKnowledge::Visits => &[0, 1, 2, VISITS],
+            AttackerKnowledge::Diagnoses => &[0, 1, 2, VISITS, DIAGNOSES],
+        }
+    }
+}
 
 /// Errors injected into the attacker's knowledge, as in real auxiliary data.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -27,8 +67,38 @@ pub struct AttackerErrorModel {
     pub wrong_postal_digit: f64,
     /// Share of birth dates one day off.
     pub birth_day_off_by_one: f64,
-    /// Share of each known value (birth date, sex, postal code, address) missing.
+    /// Share of each known value (birth date, sex, postal code, address, visits) missing.
     pub missing_value: f64,
+    /// The attacker's count of visits is off by up to this share of the true count (uniform);
+    /// the attacker matches every count within this share of what they believe, plus one.
+    #[serde(default = "default_visits_error")]
+    pub visits_relative_error: f64,
+    /// Diagnosis categories the attacker knows of each person (fewer when the person has
+    /// fewer).
+    #[serde(default = "default_known_diagnoses")]
+    pub known_diagnoses: usize,
+    /// Share of known diagnoses that are wrong (a category the person does not have).
+    #[serde(default = "default_wrong_diagnosis")]
+    pub wrong_diagnosis: f64,
+    /// Knowledge levels tested; the release is judged on the worst. Empty: demographics only.
+    #[serde(default = "default_knowledge")]
+    pub knowledge: Vec<AttackerKnowledge>,
+}
+
+fn default_visits_error() -> f64 {
+    0.2
+}
+
+fn default_known_diagnoses() -> usize {
+    2
+}
+
+fn default_wrong_diagnosis() -> f64 {
+    0.05
+}
+
+fn default_knowledge() -> Vec<AttackerKnowledge> {
+    AttackerKnowledge::ALL.to_vec()
 }
 
 impl Default for AttackerErrorModel {
@@ -38,8 +108,27 @@ impl Default for AttackerErrorModel {
             wrong_postal_digit: 0.05,
             birth_day_off_by_one: 0.05,
             missing_value: 0.05,
+            visits_relative_error: default_visits_error(),
+            known_diagnoses: default_known_diagnoses(),
+            wrong_diagnosis: default_wrong_diagnosis(),
+            knowledge: default_knowledge(),
         }
     }
+}
+
+/// The result of one knowledge level (counts only).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KnowledgeLevelReport {
+    /// The level.
+    pub knowledge: AttackerKnowledge,
+    /// Released columns matched at this level.
+    pub matched_columns: Vec<String>,
+    /// Attacker records that matched exactly one released row.
+    pub unique_matches: u64,
+    /// Unique matches that are the attacker record's true person.
+    pub correct_reidentifications: u64,
+    /// `correct_reidentifications / attempts`.
+    pub share: f64,
 }
 
 /// The highest share of correctly re-identified persons a release may have.
@@ -55,10 +144,15 @@ impl Default for ReidentificationPolicy {
     }
 }
 
-/// Result of a linkage attack (counts only).
+/// Result of a linkage attack (counts only). The top-level counts are those of the worst
+/// knowledge level (the highest share); `levels` has each.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReidentificationReport {
-    /// Released columns matched.
+    /// The knowledge level with the highest share.
+    pub worst_level: AttackerKnowledge,
+    /// Per knowledge level tested.
+    pub levels: Vec<KnowledgeLevelReport>,
+    /// Released columns matched at the worst level.
     pub matched_columns: Vec<String>,
     /// Released person rows.
     pub released_rows: u64,
@@ -72,7 +166,7 @@ pub struct ReidentificationReport {
     pub share: f64,
     /// The policy's limit.
     pub max_share: f64,
-    /// Whether the share exceeds the limit: the release must not be provided.
+    /// Whether the worst level's share exceeds the limit: the release must not be provided.
     pub blocked: bool,
     /// The errors injected.
     pub error_model: AttackerErrorModel,
@@ -92,8 +186,8 @@ impl ReidentificationReport {
     }
 }
 
-/// A released person table: a `person` column and any of `age`, `sex`, `region`, with
-/// generalized values (`[30-40[`, `30-39`, `90+`, `*`, masked codes such as `postal-1*`).
+/// A released person table: a `person` column and any of `age`, `sex`, `region`, `visits`,
+/// `diagnoses` (categories joined by `;`), with generalized values (`[30-40[`, `30-39`, `90+`, `*`, masked codes such as `postal-1*`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReleasedPersonTable {
     header: Vec<String>,
@@ -147,7 +241,7 @@ impl ReleasedPersonTable {
     /// The person table as derived, ungeneralized (the worst case of a pseudonymized release).
     pub fn from_quasi_identifiers(table: &QuasiIdentifierTable) -> Self {
         Self {
-            header: ["person", "age", "sex", "region"]
+            header: ["person", "age", "sex", "region", "visits", "diagnoses"]
                 .map(str::to_owned)
                 .to_vec(),
             rows: table
@@ -159,6 +253,8 @@ impl ReleasedPersonTable {
                         r.age.clone(),
                         r.sex.clone(),
                         r.region.clone(),
+                        r.visits.to_string(),
+                        r.diagnoses.clone(),
                     ]
                 })
                 .collect(),
@@ -168,11 +264,56 @@ impl ReleasedPersonTable {
 
 /// What the attacker knows of one person, in released terms (`None`: unknown).
 struct AttackerRecord {
+    /// Age, sex, region.
     values: [Option<String>; 3],
+    /// The range of visit counts the attacker accepts.
+    visits: Option<(f64, f64)>,
+    /// Diagnosis categories the attacker believes the person has.
+    diagnoses: Vec<String>,
+}
+
+/// The attacker's approximate knowledge of visits and diagnoses.
+fn clinical_knowledge(
+    row: &PersonQuasiIdentifiers,
+    categories: &[&str],
+    errors: &AttackerErrorModel,
+    rng: &mut ChaCha8Rng,
+) -> (Option<(f64, f64)>, Vec<String>) {
+    let e = errors.visits_relative_error.clamp(0.0, 0.95);
+    let visits = if rng.random_bool(errors.missing_value.clamp(0.0, 1.0)) {
+        None
+    } else {
+        let truth = row.visits as f64;
+        let believed = (truth * (1.0 + rng.random_range(-1.0..=1.0) * e)).round();
+        // The attacker knows their count may be off by the share either way.
+        Some((
+            (believed / (1.0 + e)).floor() - 1.0,
+            (believed / (1.0 - e)).ceil() + 1.0,
+        ))
+    };
+    let mut own: Vec<&str> = row.diagnoses.split(';').filter(|d| !d.is_empty()).collect();
+    let mut known = Vec::new();
+    while known.len() < errors.known_diagnoses && !own.is_empty() {
+        let pick = own.swap_remove(rng.random_range(0..own.len()));
+        let wrong = rng.random_bool(errors.wrong_diagnosis.clamp(0.0, 1.0));
+        let others: Vec<&str> = categories
+            .iter()
+            .copied()
+            .filter(|c| !row.diagnoses.split(';').any(|d| d == *c))
+            .collect();
+        if wrong && !others.is_empty() {
+            known.push(others[rng.random_range(0..others.len())].to_owned());
+        } else {
+            known.push(pick.to_owned());
+        }
+    }
+    (visits, known)
 }
 
 fn attacker_record(
     known: &KnownIdentity,
+    row: &PersonQuasiIdentifiers,
+    categories: &[&str],
     errors: &AttackerErrorModel,
     rng: &mut ChaCha8Rng,
 ) -> AttackerRecord {
@@ -213,8 +354,11 @@ fn attacker_record(
         _ => None,
     };
     let region = region_of(prefecture.as_deref(), postal.as_deref());
+    let (visits, diagnoses) = clinical_knowledge(row, categories, errors, rng);
     AttackerRecord {
         values: [age, sex, region],
+        visits,
+        diagnoses,
     }
 }
 
@@ -274,22 +418,73 @@ fn is_plain(value: &str) -> bool {
         && (value.parse::<f64>().is_ok() || numeric_range_contains(value, 0.0).is_none())
 }
 
+/// A numeric range: low and high bounds, each with whether it is included.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct NumericRange {
+    low: f64,
+    low_inclusive: bool,
+    high: f64,
+    high_inclusive: bool,
+}
+
+impl NumericRange {
+    fn contains(&self, number: f64) -> bool {
+        let above = if self.low_inclusive {
+            number >= self.low
+        } else {
+            number > self.low
+        };
+        let below = if self.high_inclusive {
+            number <= self.high
+        } else {
+            number < self.high
+        };
+        above && below
+    }
+
+    /// Whether some number of `low..=high` lies in the range.
+    fn meets(&self, low: f64, high: f64) -> bool {
+        let above = if self.high_inclusive {
+            low <= self.high
+        } else {
+            low < self.high
+        };
+        let below = if self.low_inclusive {
+            high >= self.low
+        } else {
+            high > self.low
+        };
+        above && below
+    }
+}
+
 /// `Some(whether number lies in it)` when `released` reads as a number or a numeric range.
 fn numeric_range_contains(released: &str, number: f64) -> Option<bool> {
+    numeric_range(released).map(|r| r.contains(number))
+}
+
+/// The range a released value stands for, when it reads as a number or a numeric range.
+fn numeric_range(released: &str) -> Option<NumericRange> {
     let parse = |s: &str| s.trim().parse::<f64>().ok();
+    let range = |low, low_inclusive, high, high_inclusive| NumericRange {
+        low,
+        low_inclusive,
+        high,
+        high_inclusive,
+    };
     if let Some(value) = parse(released) {
-        return Some(value == number);
+        return Some(range(value, true, value, true));
     }
     for prefix in [">=", "≥"] {
         if let Some(low) = released.strip_prefix(prefix).and_then(parse) {
-            return Some(number >= low);
+            return Some(range(low, true, f64::INFINITY, true));
         }
     }
     if let Some(low) = released.strip_suffix('+').and_then(parse) {
-        return Some(number >= low);
+        return Some(range(low, true, f64::INFINITY, true));
     }
     if let Some(high) = released.strip_prefix('<').and_then(parse) {
-        return Some(number < high);
+        return Some(range(f64::NEG_INFINITY, true, high, false));
     }
     // Intervals: `[30-40[`, `[30, 40)`, `[30-40]`, `(30-40]`, or `30-39` (inclusive).
     let open = released.chars().next()?;
@@ -310,26 +505,47 @@ fn numeric_range_contains(released: &str, number: f64) -> Option<bool> {
         .0;
     let low = parse(&inner[..split])?;
     let high = parse(&inner[split + 1..])?;
-    let above = if low_inclusive {
-        number >= low
-    } else {
-        number > low
-    };
-    let below = if high_inclusive {
-        number <= high
-    } else {
-        number < high
-    };
-    Some(above && below)
+    Some(range(low, low_inclusive, high, high_inclusive))
+}
+
+/// Whether a released visits value is consistent with the attacker's range of counts.
+fn visits_consistent(released: &str, low: f64, high: f64) -> bool {
+    let released = released.trim();
+    if released.is_empty() || released == "*" {
+        return true;
+    }
+    match numeric_range(released) {
+        Some(range) => range.meets(low, high),
+        // A masked count (`1*`): any count of the range it could stand for.
+        None => (low.max(0.0) as u64..=high.max(0.0) as u64)
+            .take(10_000)
+            .any(|n| generalizes(released, &n.to_string())),
+    }
+}
+
+/// Whether a released diagnoses value holds every category the attacker believes in.
+fn diagnoses_consistent(released: &str, known: &[String]) -> bool {
+    let released = released.trim();
+    if released == "*" {
+        return true;
+    }
+    known.iter().all(|k| {
+        released
+            .split(';')
+            .any(|d| d.trim() == k || generalizes(d.trim(), k))
+    })
 }
 
 /// Runs the linkage attack: for every person of `truth` (the person table derived by the
 /// operator, holding in memory what the identity store knows), an attacker record with
 /// injected errors is matched against every released row; it re-identifies its person when it
-/// matches exactly one row and that row carries the person's pseudonym.
+/// matches exactly one row and that row carries the person's pseudonym. Each knowledge level
+/// of `errors.knowledge` is tested with the same attacker records; the report's share is the
+/// worst level's, and the policy judges that.
 ///
-/// Cost: rows are grouped by their matched values; fully known attacker records of tables
-/// without generalized values are looked up by hash, others scan the groups.
+/// Cost: released rows are indexed by their (age, sex, region) when those are not
+/// generalized, so an attacker record knowing all three looks at the rows sharing them only;
+/// other records scan the rows.
 pub fn linkage_attack(
     truth: &QuasiIdentifierTable,
     released: &ReleasedPersonTable,
@@ -351,101 +567,158 @@ pub fn linkage_attack(
             line: 1,
             reason: format!("no `{PERSON_COLUMN}` column"),
         })?;
-    // (index in MATCHABLE_COLUMNS, index in the released header)
-    let columns: Vec<(usize, usize)> = MATCHABLE_COLUMNS
+    // Index in the released header of each matchable column.
+    let positions: Vec<Option<usize>> = MATCHABLE_COLUMNS
         .iter()
-        .enumerate()
-        .filter_map(|(i, name)| {
-            released
-                .header
-                .iter()
-                .position(|h| h == name)
-                .map(|j| (i, j))
-        })
+        .map(|name| released.header.iter().position(|h| h == name))
         .collect();
-    if columns.is_empty() {
+    if positions[..3].iter().all(Option::is_none) {
         return Err(DeidentifyError::ReleasedTable {
             file: "header".into(),
             line: 1,
             reason: "none of the columns age, sex, region".to_owned(),
         });
     }
+    let mut levels: Vec<AttackerKnowledge> = if errors.knowledge.is_empty() {
+        vec![AttackerKnowledge::Demographics]
+    } else {
+        errors.knowledge.clone()
+    };
+    levels.sort();
+    levels.dedup();
 
-    // Groups of released rows with the same matched values: (values, persons in the group).
-    let mut groups: HashMap<Vec<&str>, Vec<&str>> = HashMap::new();
-    for row in &released.rows {
-        let key: Vec<&str> = columns.iter().map(|&(_, j)| row[j].as_str()).collect();
-        groups
-            .entry(key)
-            .or_default()
-            .push(row[person_column].as_str());
+    // Released rows grouped by their demographics: (values) → row indices. Without
+    // generalized values, consistency is equality and a lookup finds the group.
+    let demographic_columns: Vec<usize> = positions[..3].iter().flatten().copied().collect();
+    let mut groups: HashMap<Vec<&str>, Vec<usize>> = HashMap::new();
+    for (r, row) in released.rows.iter().enumerate() {
+        let key = demographic_columns
+            .iter()
+            .map(|&j| row[j].as_str())
+            .collect();
+        groups.entry(key).or_default().push(r);
     }
-    // Without generalized values, consistency is equality and a hash lookup suffices.
     let plain = groups
         .keys()
         .all(|values| values.iter().all(|v| is_plain(v)));
+    let mut candidates: Vec<usize> = Vec::new();
+
+    let mut categories: Vec<&str> = truth
+        .rows()
+        .iter()
+        .flat_map(|r| r.diagnoses.split(';'))
+        .filter(|d| !d.is_empty())
+        .collect();
+    categories.sort_unstable();
+    categories.dedup();
 
     let mut rng = ChaCha8Rng::seed_from_u64(errors.seed);
-    let mut unique_matches = 0u64;
-    let mut correct = 0u64;
+    let mut unique = vec![0u64; levels.len()];
+    let mut correct = vec![0u64; levels.len()];
     for (row, known) in truth.rows().iter().zip(truth.known()) {
-        let attacker = attacker_record(known, errors, &mut rng);
-        let wanted: Vec<Option<&str>> = columns
-            .iter()
-            .map(|&(i, _)| attacker.values[i].as_deref())
+        let attacker = attacker_record(known, row, &categories, errors, &mut rng);
+        let wanted: Vec<Option<&str>> = (0..3)
+            .filter(|&i| positions[i].is_some())
+            .map(|i| attacker.values[i].as_deref())
             .collect();
-        let matched: Option<&str> = if plain && wanted.iter().all(Option::is_some) {
+        candidates.clear();
+        if plain && wanted.iter().all(Option::is_some) {
             let key: Vec<&str> = wanted.iter().map(|v| v.unwrap_or_default()).collect();
-            match groups.get(&key) {
-                Some(persons) if persons.len() == 1 => Some(persons[0]),
-                _ => None,
+            if let Some(rows) = groups.get(&key) {
+                candidates.extend_from_slice(rows);
             }
         } else {
-            let mut matches = 0usize;
-            let mut only = None;
-            for (values, persons) in &groups {
+            for (values, rows) in &groups {
                 let consistent = values
                     .iter()
                     .zip(&wanted)
-                    .all(|(released, known)| match known {
-                        Some(known) => generalizes(released, known),
-                        None => true,
-                    });
+                    .all(|(value, known)| known.is_none_or(|known| generalizes(value, known)));
                 if consistent {
-                    matches += persons.len();
-                    only = persons.first().copied();
+                    candidates.extend_from_slice(rows);
+                }
+            }
+        }
+        for (l, level) in levels.iter().enumerate() {
+            let mut matches = 0usize;
+            let mut only = None;
+            for &r in &candidates {
+                let values = &released.rows[r];
+                // Demographics were matched by the candidate groups.
+                let consistent = level.columns().iter().filter(|&&c| c >= VISITS).all(|&c| {
+                    let Some(j) = positions[c] else {
+                        return true;
+                    };
+                    let value = values[j].as_str();
+                    match c {
+                        VISITS => attacker
+                            .visits
+                            .is_none_or(|(low, high)| visits_consistent(value, low, high)),
+                        _ => diagnoses_consistent(value, &attacker.diagnoses),
+                    }
+                });
+                if consistent {
+                    matches += 1;
+                    only = Some(values[person_column].as_str());
                     if matches > 1 {
                         break;
                     }
                 }
             }
-            if matches == 1 { only } else { None }
-        };
-        if let Some(person) = matched {
-            unique_matches += 1;
-            if person == row.person {
-                correct += 1;
+            if matches == 1 {
+                unique[l] += 1;
+                if only == Some(row.person.as_str()) {
+                    correct[l] += 1;
+                }
             }
         }
     }
     let attempts = truth.rows().len() as u64;
-    let share = if attempts == 0 {
-        0.0
-    } else {
-        correct as f64 / attempts as f64
+    let share_of = |n: u64| {
+        if attempts == 0 {
+            0.0
+        } else {
+            n as f64 / attempts as f64
+        }
     };
+    let level_reports: Vec<KnowledgeLevelReport> = levels
+        .iter()
+        .enumerate()
+        .map(|(l, &knowledge)| KnowledgeLevelReport {
+            knowledge,
+            matched_columns: knowledge
+                .columns()
+                .iter()
+                .filter(|&&c| positions[c].is_some())
+                .map(|&c| MATCHABLE_COLUMNS[c].to_owned())
+                .collect(),
+            unique_matches: unique[l],
+            correct_reidentifications: correct[l],
+            share: share_of(correct[l]),
+        })
+        .collect();
+    // The first level with the highest share (ties go to the weaker knowledge).
+    let worst = level_reports
+        .iter()
+        .fold(None::<&KnowledgeLevelReport>, |best, level| match best {
+            Some(b) if b.share >= level.share => Some(b),
+            _ => Some(level),
+        })
+        .cloned()
+        .ok_or_else(|| DeidentifyError::InvalidOption {
+            option: "knowledge",
+            reason: "no knowledge level to test".to_owned(),
+        })?;
     Ok(ReidentificationReport {
-        matched_columns: columns
-            .iter()
-            .map(|&(i, _)| MATCHABLE_COLUMNS[i].to_owned())
-            .collect(),
+        worst_level: worst.knowledge,
+        matched_columns: worst.matched_columns.clone(),
         released_rows: released.rows.len() as u64,
         attempts,
-        unique_matches,
-        correct_reidentifications: correct,
-        share,
+        unique_matches: worst.unique_matches,
+        correct_reidentifications: worst.correct_reidentifications,
+        share: worst.share,
         max_share: policy.max_share,
-        blocked: share > policy.max_share,
+        blocked: worst.share > policy.max_share,
+        levels: level_reports,
         error_model: errors.clone(),
     })
 }
@@ -473,6 +746,178 @@ mod tests {
         assert!(!generalizes("東京都", "大阪府"));
         assert!(!generalizes("male", "female"));
         assert!(generalizes("<20", "19"));
+    }
+
+    use chrono::NaiveDate;
+
+    /// (birth year, sex, prefecture, visits, diagnoses)
+    const PERSONS: [(i32, &str, &str, u64, &str); 6] = [
+        (1950, "male", "東京都", 3, "E11"),
+        (1950, "male", "東京都", 3, "I10"),
+        (1950, "male", "東京都", 10, "E11"),
+        (1960, "female", "大阪府", 5, ""),
+        (1970, "female", "大阪府", 2, "J45"),
+        (1970, "female", "大阪府", 2, "J45"),
+    ];
+
+    fn constructed() -> QuasiIdentifierTable {
+        let at = NaiveDate::from_ymd_opt(2020, 1, 1).unwrap();
+        let (rows, known) = PERSONS
+            .iter()
+            .enumerate()
+            .map(|(i, &(year, sex, prefecture, visits, diagnoses))| {
+                let birth = NaiveDate::from_ymd_opt(year, 6, 1).unwrap();
+                (
+                    PersonQuasiIdentifiers {
+                        person: format!("P{i}"),
+                        age: age_at(birth, at).unwrap().to_string(),
+                        sex: sex.to_owned(),
+                        region: prefecture.to_owned(),
+                        visits,
+                        diagnoses: diagnoses.to_owned(),
+                    },
+                    KnownIdentity {
+                        birth_date: Some(birth),
+                        sex: Some(sex.to_owned()),
+                        postal_code: None,
+                        prefecture: Some(prefecture.to_owned()),
+                        index_date: Some(at),
+                    },
+                )
+            })
+            .unzip();
+        QuasiIdentifierTable::from_parts(rows, known)
+    }
+
+    fn exact_attacker() -> AttackerErrorModel {
+        AttackerErrorModel {
+            wrong_postal_digit: 0.0,
+            birth_day_off_by_one: 0.0,
+            missing_value: 0.0,
+            visits_relative_error: 0.0,
+            known_diagnoses: 1,
+            wrong_diagnosis: 0.0,
+            ..AttackerErrorModel::default()
+        }
+    }
+
+    /// The share re-identified, recomputed by brute force: an attacker knowing a person's
+    /// exact demographics, visits within one and (each person here has at most one) diagnosis
+    /// singles the person out when no other person is consistent.
+    fn brute_force_share(level: AttackerKnowledge) -> f64 {
+        let mut singled_out = 0;
+        for (i, a) in PERSONS.iter().enumerate() {
+            let consistent = PERSONS
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| {
+                    let demographics = a.0 == b.0 && a.1 == b.1 && a.2 == b.2;
+                    let visits = level < AttackerKnowledge::Visits || a.3.abs_diff(b.3) <= 1;
+                    let diagnoses =
+                        level < AttackerKnowledge::Diagnoses || a.4.is_empty() || a.4 == b.4;
+                    demographics && visits && diagnoses
+                })
+                .map(|(j, _)| j)
+                .collect::<Vec<_>>();
+            if consistent == [i] {
+                singled_out += 1;
+            }
+        }
+        singled_out as f64 / PERSONS.len() as f64
+    }
+
+    #[test]
+    fn each_knowledge_level_is_reported_and_the_worst_decides() {
+        let truth = constructed();
+        let released = ReleasedPersonTable::from_quasi_identifiers(&truth);
+        let report = linkage_attack(
+            &truth,
+            &released,
+            &exact_attacker(),
+            &ReidentificationPolicy { max_share: 0.5 },
+        )
+        .unwrap();
+        assert_eq!(report.levels.len(), 3);
+        for level in &report.levels {
+            assert_eq!(
+                level.share,
+                brute_force_share(level.knowledge),
+                "{:?}",
+                level.knowledge
+            );
+        }
+        // 1/6 by demographics, 2/6 with visits, 4/6 with a diagnosis.
+        let shares: Vec<f64> = report.levels.iter().map(|l| l.share).collect();
+        assert_eq!(shares, [1.0 / 6.0, 2.0 / 6.0, 4.0 / 6.0]);
+        assert_eq!(report.worst_level, AttackerKnowledge::Diagnoses);
+        assert_eq!(report.share, 4.0 / 6.0);
+        assert!(report.blocked);
+        assert!(report.enforce().is_err());
+        assert_eq!(
+            report.levels[2].matched_columns,
+            ["age", "sex", "region", "visits", "diagnoses"]
+        );
+
+        // Configured to demographics only, the same release passes.
+        let demographics_only = AttackerErrorModel {
+            knowledge: vec![AttackerKnowledge::Demographics],
+            ..exact_attacker()
+        };
+        let report = linkage_attack(
+            &truth,
+            &released,
+            &demographics_only,
+            &ReidentificationPolicy { max_share: 0.5 },
+        )
+        .unwrap();
+        assert_eq!(report.levels.len(), 1);
+        assert!(!report.blocked);
+
+        // Generalized visits and a suppressed diagnoses column: the ranges are matched.
+        let rows: Vec<Vec<String>> = truth
+            .rows()
+            .iter()
+            .map(|r| {
+                let visits = if r.visits < 5 { "[0-5[" } else { "[5-15[" };
+                vec![
+                    r.person.clone(),
+                    r.age.clone(),
+                    r.sex.clone(),
+                    r.region.clone(),
+                    visits.to_owned(),
+                    "*".to_owned(),
+                ]
+            })
+            .collect();
+        let header = ["person", "age", "sex", "region", "visits", "diagnoses"]
+            .map(str::to_owned)
+            .to_vec();
+        let generalized = ReleasedPersonTable::new(header, rows).unwrap();
+        let report = linkage_attack(
+            &truth,
+            &generalized,
+            &exact_attacker(),
+            &ReidentificationPolicy { max_share: 0.5 },
+        )
+        .unwrap();
+        // P2 (10 visits) alone in [5-15[ among its demographics, and P3 alone: 2 of 6.
+        let shares: Vec<f64> = report.levels.iter().map(|l| l.share).collect();
+        assert_eq!(shares, [1.0 / 6.0, 2.0 / 6.0, 2.0 / 6.0]);
+        assert_eq!(report.worst_level, AttackerKnowledge::Visits);
+    }
+
+    #[test]
+    fn visit_ranges_and_diagnosis_sets_are_matched_as_generalized() {
+        assert!(visits_consistent("[0-5[", 3.0, 6.0));
+        assert!(!visits_consistent("[0-5[", 5.0, 9.0));
+        assert!(visits_consistent("5", 4.0, 6.0));
+        assert!(!visits_consistent("7", 4.0, 6.0));
+        assert!(visits_consistent("*", 100.0, 200.0));
+        assert!(visits_consistent("10+", 8.0, 12.0));
+        assert!(diagnoses_consistent("E11;I10", &["I10".to_owned()]));
+        assert!(!diagnoses_consistent("E11;I10", &["J45".to_owned()]));
+        assert!(diagnoses_consistent("", &[]));
+        assert!(diagnoses_consistent("*", &["J45".to_owned()]));
     }
 
     #[test]

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use arrow_array::RecordBatch;
 use arrow_array::cast::AsArray;
 use kiban_model::ClinicalTable;
-use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 
@@ -57,20 +57,64 @@ pub(crate) fn for_each_batch(
         .map_err(|e| table_error(table.name(), path, e))?;
     for batch in reader {
         let batch = batch.map_err(|e| table_error(table.name(), path, e))?;
-        for column in ["provider_id", "patient_key", "source_id"] {
-            if batch
-                .column_by_name(column)
-                .and_then(|c| c.as_string_opt::<i32>())
-                .is_none()
-            {
-                return Err(table_error(
-                    table.name(),
-                    path,
-                    format!("no text column `{column}`"),
-                ));
-            }
-        }
+        check_row_columns(table, path, &batch)?;
         each(&batch)?;
+    }
+    Ok(())
+}
+
+/// Like [`for_each_batch`], reading only `columns` (and the columns every row has): the
+/// batches of a planning pass hold none of the other columns (documents' text, values).
+pub(crate) fn for_each_projected_batch(
+    table: ClinicalTable,
+    path: &Path,
+    columns: &[&str],
+    mut each: impl FnMut(&RecordBatch) -> Result<(), DeidentifyError>,
+) -> Result<(), DeidentifyError> {
+    let file = File::open(path).map_err(|e| io_error("open", path, e))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|e| table_error(table.name(), path, e))?;
+    let wanted: Vec<usize> = builder
+        .schema()
+        .fields()
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| {
+            let name = f.name().as_str();
+            matches!(name, "provider_id" | "patient_key" | "source_id") || columns.contains(&name)
+        })
+        .map(|(i, _)| i)
+        .collect();
+    let mask = ProjectionMask::roots(builder.parquet_schema(), wanted);
+    let reader = builder
+        .with_projection(mask)
+        .build()
+        .map_err(|e| table_error(table.name(), path, e))?;
+    for batch in reader {
+        let batch = batch.map_err(|e| table_error(table.name(), path, e))?;
+        check_row_columns(table, path, &batch)?;
+        each(&batch)?;
+    }
+    Ok(())
+}
+
+fn check_row_columns(
+    table: ClinicalTable,
+    path: &Path,
+    batch: &RecordBatch,
+) -> Result<(), DeidentifyError> {
+    for column in ["provider_id", "patient_key", "source_id"] {
+        if batch
+            .column_by_name(column)
+            .and_then(|c| c.as_string_opt::<i32>())
+            .is_none()
+        {
+            return Err(table_error(
+                table.name(),
+                path,
+                format!("no text column `{column}`"),
+            ));
+        }
     }
     Ok(())
 }

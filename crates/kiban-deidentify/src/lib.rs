@@ -9,23 +9,32 @@
 //! - [`write_release`] writes the release tables: `patient_key` → `person` (HMAC-SHA256 of the
 //!   linked person under the project key: stable across deliveries of one project, unlinkable
 //!   across projects), `source_id` → `record`, references to other records pseudonymized the
-//!   same way, `intake_id` and free text removed, every date shifted by one offset per person
-//!   (intervals kept). With [`ReleaseKind::Anonymized`] rare codes are also recoded up a level
-//!   or removed and extreme lab values top/bottom coded.
+//!   same way, `intake_id` removed, every date shifted by one offset per person (intervals
+//!   kept). With [`ReleaseKind::Anonymized`] rare codes are also recoded up a level or removed
+//!   and extreme lab values top/bottom coded (the planning pass keeps counts per code, per
+//!   person-code pair and per distinct lab value, never the rows).
+//! - Free text is dropped ([`FreeTextRule::Drop`], the default) or, with
+//!   [`FreeTextRule::Scrub`] and [`write_release_with_scrubber`], released after a
+//!   [`FreeTextScrubber`] replaced names (from the identity store, in every written form, and
+//!   before honorifics), addresses, phone numbers, postal codes, e-mail addresses, ids and
+//!   birth dates by tags (［氏名］, ［住所］, ...) and rewrote dates by the person's offset
+//!   ([`DateRule`]); the report has [`ScrubCounts`] per column.
 //! - [`derive_quasi_identifiers`] builds the person table (age, sex, region, visits,
 //!   diagnoses) that `kiban anonymize` generalizes.
 //! - [`linkage_attack`] tests a released person table against an attacker holding the identity
-//!   store's birth date, sex and address with injected errors; [`ReidentificationPolicy`]
-//!   blocks a release above its limit.
+//!   store's birth date, sex and address with injected errors and, at higher
+//!   [`AttackerKnowledge`] levels, the approximate number of visits and some diagnoses; each
+//!   level is reported and [`ReidentificationPolicy`] blocks a release whose worst level is
+//!   above its limit.
 //!
 //! Reports carry rules and counts, never keys, offsets, ids or values. The processing method
 //! information (the key store) is kept apart from every release (R-P3).
 //!
 //! ```no_run
 //! use kiban_deidentify::{
-//!     PersonMap, ProjectKeyRing, QuasiIdentifierOptions, ReidentificationPolicy,
-//!     ReleaseOptions, ReleasedPersonTable, AttackerErrorModel, derive_quasi_identifiers,
-//!     linkage_attack, write_release,
+//!     AttackerErrorModel, FreeTextRule, FreeTextScrubber, PersonMap, ProjectKeyRing,
+//!     QuasiIdentifierOptions, ReidentificationPolicy, ReleaseOptions, ReleasedPersonTable,
+//!     derive_quasi_identifiers, linkage_attack, write_release, write_release_with_scrubber,
 //! };
 //! # fn demo(master: &dyn kiban_store::KeyProvider, identities: &[kiban_model::IdentityRow])
 //! # -> Result<(), kiban_deidentify::DeidentifyError> {
@@ -40,6 +49,17 @@
 //!     &ReleaseOptions::default(),
 //! )?;
 //! println!("{} persons released", report.persons);
+//! // Free text scrubbed instead of dropped: the scrubber knows the identity store's names.
+//! let scrubber = FreeTextScrubber::new(identities, &persons)?;
+//! let options = ReleaseOptions { free_text: FreeTextRule::Scrub, ..ReleaseOptions::default() };
+//! write_release_with_scrubber(
+//!     std::path::Path::new("extract"),
+//!     std::path::Path::new("release-with-text"),
+//!     &key,
+//!     &persons,
+//!     &options,
+//!     Some(&scrubber),
+//! )?;
 //! let table = derive_quasi_identifiers(
 //!     std::path::Path::new("extract"),
 //!     identities,
@@ -66,6 +86,7 @@ mod keys;
 mod quasi;
 mod rare;
 mod release;
+mod scrub;
 
 #[cfg(test)]
 mod tests;
@@ -73,8 +94,8 @@ mod tests;
 use std::path::{Path, PathBuf};
 
 pub use attack::{
-    AttackerErrorModel, ReidentificationPolicy, ReidentificationReport, ReleasedPersonTable,
-    generalizes, linkage_attack,
+    AttackerErrorModel, AttackerKnowledge, KnowledgeLevelReport, ReidentificationPolicy,
+    ReidentificationReport, ReleasedPersonTable, generalizes, linkage_attack,
 };
 pub use hierarchies::{hierarchy_rows, region_block};
 pub use keys::{PROJECT_KEY_DATASET_PREFIX, PersonMap, ProjectKey, ProjectKeyRing};
@@ -85,9 +106,10 @@ pub use quasi::{
 };
 pub use rare::{CodeColumnReport, LabValueReport, RareValueOptions, RareValueReport};
 pub use release::{
-    PERSON_COLUMN, ProviderHandling, RECORD_COLUMN, ReleaseKind, ReleaseOptions, ReleaseReport,
-    TableReleaseReport, write_release,
+    FreeTextRule, FreeTextScrubReport, PERSON_COLUMN, ProviderHandling, RECORD_COLUMN, ReleaseKind,
+    ReleaseOptions, ReleaseReport, TableReleaseReport, write_release, write_release_with_scrubber,
 };
+pub use scrub::{DateRule, FreeTextScrubber, ScrubCategory, ScrubCounts};
 
 /// Errors of de-identification. None carries a key, an id or a row value.
 #[derive(Debug, thiserror::Error)]

@@ -127,6 +127,16 @@ impl QuasiIdentifierTable {
         &self.known
     }
 
+    /// A table from rows and what is known of each (tests of the attack).
+    #[cfg(test)]
+    pub(crate) fn from_parts(rows: Vec<PersonQuasiIdentifiers>, known: Vec<KnownIdentity>) -> Self {
+        Self {
+            rows,
+            known,
+            report: QuasiIdentifierReport::default(),
+        }
+    }
+
     /// The table as comma-separated text with a header ([`QUASI_IDENTIFIER_COLUMNS`]), the
     /// input format of `kiban anonymize`, in memory (no plaintext copy on disk).
     pub fn csv_bytes(&self) -> Result<Vec<u8>, csv::Error> {

@@ -221,7 +221,11 @@ pub(crate) struct CodeCounts {
 
 impl CodeCounts {
     pub fn add(&mut self, code: &str, person: u32) {
-        let entry = self.codes.entry(code.to_owned()).or_default();
+        // Looked up before inserting: no allocation per row for a code already seen.
+        let entry = match self.codes.get_mut(code) {
+            Some(entry) => entry,
+            None => self.codes.entry(code.to_owned()).or_default(),
+        };
         entry.0.insert(person);
         entry.1 += 1;
     }
@@ -280,9 +284,97 @@ pub(crate) fn plan_codes(
     CodePlan { recode }
 }
 
+/// Most distinct values counted exactly per lab code; beyond it values are counted on four
+/// significant digits, so the state of a code stays bounded however many rows it has.
+pub(crate) const MAX_DISTINCT_LAB_VALUES: usize = 65_536;
+
+/// Counts of the distinct values of one lab code: the state percentiles need, bounded by the
+/// number of distinct values (at most [`MAX_DISTINCT_LAB_VALUES`] exact ones), not by rows.
+#[derive(Debug, Default)]
+pub(crate) struct ValueCounts {
+    /// Value (as an order-preserving key) → rows holding it.
+    counts: BTreeMap<u64, u64>,
+    total: u64,
+    /// Whether values are counted on four significant digits.
+    rounded: bool,
+}
+
+/// A key whose unsigned order is the total order of `f64`.
+fn order_key(value: f64) -> u64 {
+    let bits = value.to_bits();
+    if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits | (1 << 63)
+    }
+}
+
+fn from_order_key(key: u64) -> f64 {
+    let bits = if key >> 63 == 1 {
+        key & !(1 << 63)
+    } else {
+        !key
+    };
+    f64::from_bits(bits)
+}
+
+/// `value` on four significant digits.
+fn four_digits(value: f64) -> f64 {
+    if value == 0.0 || !value.is_finite() {
+        return value;
+    }
+    let scale = 10f64.powi(3 - value.abs().log10().floor() as i32);
+    (value * scale).round() / scale
+}
+
+impl ValueCounts {
+    pub fn add(&mut self, value: f64) {
+        let value = if self.rounded {
+            four_digits(value)
+        } else {
+            value
+        };
+        *self.counts.entry(order_key(value)).or_default() += 1;
+        self.total += 1;
+        if !self.rounded && self.counts.len() > MAX_DISTINCT_LAB_VALUES {
+            self.rounded = true;
+            let exact = std::mem::take(&mut self.counts);
+            for (key, rows) in exact {
+                *self
+                    .counts
+                    .entry(order_key(four_digits(from_order_key(key))))
+                    .or_default() += rows;
+            }
+        }
+    }
+
+    /// Distinct values held (the size of the state).
+    #[cfg(test)]
+    pub fn distinct(&self) -> usize {
+        self.counts.len()
+    }
+
+    /// Nearest-rank percentile (`NaN` without values).
+    pub fn percentile(&self, p: f64) -> f64 {
+        if self.total == 0 {
+            return f64::NAN;
+        }
+        let rank = ((p / 100.0) * self.total as f64).ceil() as u64;
+        let rank = rank.clamp(1, self.total);
+        let mut seen = 0;
+        for (&key, &rows) in &self.counts {
+            seen += rows;
+            if seen >= rank {
+                return from_order_key(key);
+            }
+        }
+        f64::NAN
+    }
+}
+
 /// The (low, high) limits of each lab code's values.
 pub(crate) fn lab_limits(
-    values: HashMap<String, Vec<f64>>,
+    values: HashMap<String, ValueCounts>,
     options: &RareValueOptions,
     report: &mut LabValueReport,
 ) -> HashMap<String, (f64, f64)> {
@@ -295,29 +387,17 @@ pub(crate) fn lab_limits(
     report.codes = values.len() as u64;
     values
         .into_iter()
-        .map(|(code, mut values)| {
+        .map(|(code, values)| {
             let limits = match options.lab_limits.get(&code) {
                 Some(&limits) => limits,
-                None => {
-                    values.sort_by(f64::total_cmp);
-                    (
-                        percentile(&values, options.lab_low_percentile),
-                        percentile(&values, options.lab_high_percentile),
-                    )
-                }
+                None => (
+                    values.percentile(options.lab_low_percentile),
+                    values.percentile(options.lab_high_percentile),
+                ),
             };
             (code, limits)
         })
         .collect()
-}
-
-/// Nearest-rank percentile of sorted, non-empty values.
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
 #[cfg(test)]
@@ -356,11 +436,48 @@ mod tests {
         assert_eq!(icd10_category("e119"), "E11");
     }
 
+    fn counts_of(values: impl IntoIterator<Item = f64>) -> ValueCounts {
+        let mut counts = ValueCounts::default();
+        for v in values {
+            counts.add(v);
+        }
+        counts
+    }
+
     #[test]
     fn percentiles_use_nearest_rank() {
-        let values: Vec<f64> = (1..=1000).map(f64::from).collect();
-        assert_eq!(percentile(&values, 0.5), 5.0);
-        assert_eq!(percentile(&values, 99.5), 995.0);
-        assert_eq!(percentile(&[3.0], 0.5), 3.0);
+        let counts = counts_of((1..=1000).rev().map(f64::from));
+        assert_eq!(counts.percentile(0.5), 5.0);
+        assert_eq!(counts.percentile(99.5), 995.0);
+        assert_eq!(counts_of([3.0]).percentile(0.5), 3.0);
+        assert!(counts_of([]).percentile(50.0).is_nan());
+        // Negative values and repeated values keep their order and weight.
+        let counts = counts_of([-2.5, -0.0, 0.0, 1.0, 1.0, 1.0, -10.0]);
+        assert_eq!(counts.percentile(1.0), -10.0);
+        assert_eq!(counts.percentile(20.0), -2.5);
+        assert_eq!(counts.percentile(100.0), 1.0);
+        assert_eq!(counts.distinct(), 5);
+    }
+
+    #[test]
+    fn lab_value_state_does_not_grow_with_rows() {
+        // Lab values are reported to a fixed precision: ten times the rows, the same state.
+        let value = |i: u64| 50.0 + ((i * 7919) % 2_000) as f64 / 10.0;
+        let small = counts_of((0..20_000).map(value));
+        let large = counts_of((0..200_000).map(value));
+        assert_eq!(small.distinct(), 2_000);
+        assert_eq!(large.distinct(), small.distinct());
+        assert_eq!(large.percentile(99.5), small.percentile(99.5));
+        // Values of full precision (a computed ratio) stop growing the state at the cap, and
+        // the percentile stays within four significant digits of the exact one.
+        let ratio = |i: u64| 1.0 + (i as f64).sqrt() / 1_000.0;
+        let rows = 3 * MAX_DISTINCT_LAB_VALUES as u64;
+        let counts = counts_of((0..rows).map(ratio));
+        assert!(counts.distinct() <= MAX_DISTINCT_LAB_VALUES + 1);
+        let mut exact: Vec<f64> = (0..rows).map(ratio).collect();
+        exact.sort_by(f64::total_cmp);
+        let rank = ((99.5 / 100.0) * rows as f64).ceil() as usize;
+        let exact_high = exact[rank - 1];
+        assert!((counts.percentile(99.5) - exact_high).abs() <= exact_high * 1e-3);
     }
 }

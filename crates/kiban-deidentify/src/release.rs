@@ -16,20 +16,23 @@ use kiban_model::ClinicalTable;
 use serde::{Deserialize, Serialize};
 
 use crate::DeidentifyError;
-use crate::io::{StagedDir, TableWriter, for_each_batch, table_error, table_file};
+use crate::io::{
+    StagedDir, TableWriter, for_each_batch, for_each_projected_batch, table_error, table_file,
+};
 use crate::keys::{PersonId, PersonMap, ProjectKey, Pseudonymizer};
 use crate::rare::{
     CODE_RULES, CodeColumnReport, CodeCounts, CodePlan, LabValueReport, RareValueOptions,
-    RareValueReport, lab_limits, plan_codes,
+    RareValueReport, ValueCounts, lab_limits, plan_codes,
 };
+use crate::scrub::{DateRule, FreeTextScrubber, ScrubCounts};
 
 /// Column of every released row holding the person's pseudonym (replaces `patient_key`).
 pub const PERSON_COLUMN: &str = "person";
 /// Column of every released row holding the record's pseudonym (replaces `source_id`).
 pub const RECORD_COLUMN: &str = "record";
 
-/// Free-text columns: dropped from every release, since no scrubber removes identifying
-/// mentions from them yet (R-P5).
+/// Free-text columns: dropped from a release, or scrubbed of identifying mentions when the
+/// release asks for it ([`FreeTextRule::Scrub`], R-P5).
 const FREE_TEXT_COLUMNS: &[(ClinicalTable, &str)] = &[
     (ClinicalTable::Encounters, "department_name"),
     (ClinicalTable::Conditions, "name"),
@@ -64,6 +67,19 @@ pub enum ProviderHandling {
     Drop,
 }
 
+/// What happens to free-text columns (documents' text and title, display names).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FreeTextRule {
+    /// Removed from the release (the default, for both kinds of release).
+    #[default]
+    Drop,
+    /// Released after a [`FreeTextScrubber`] removed identifying mentions and rewrote dates
+    /// (shifted by the person's offset; in an anonymized release also cut to year and month).
+    /// For an anonymized release this is an explicit opt-in, recorded in the report.
+    Scrub,
+}
+
 /// The kind of release.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -88,6 +104,9 @@ pub struct ReleaseOptions {
     pub max_date_shift_days: u32,
     /// Tables to release; empty means every table the extraction holds.
     pub tables: Vec<ClinicalTable>,
+    /// Free-text columns dropped (default) or scrubbed.
+    #[serde(default)]
+    pub free_text: FreeTextRule,
 }
 
 impl Default for ReleaseOptions {
@@ -97,6 +116,7 @@ impl Default for ReleaseOptions {
             provider_id: ProviderHandling::default(),
             max_date_shift_days: 30,
             tables: Vec::new(),
+            free_text: FreeTextRule::Drop,
         }
     }
 }
@@ -116,6 +136,9 @@ pub struct TableReleaseReport {
     pub columns_date_shifted: Vec<String>,
     /// Columns recoded by the rare-value rules (anonymized releases).
     pub columns_recoded: Vec<String>,
+    /// Free-text columns scrubbed of identifying mentions.
+    #[serde(default)]
+    pub columns_scrubbed: Vec<String>,
 }
 
 /// What a release did. Holds rules and counts, never a key, an offset, an id or a value.
@@ -141,6 +164,26 @@ pub struct ReleaseReport {
     pub tables: BTreeMap<String, TableReleaseReport>,
     /// Rare-value rules (anonymized releases only).
     pub rare_values: Option<RareValueReport>,
+    /// What the scrubber did (when free text was scrubbed).
+    pub free_text_scrub: Option<FreeTextScrubReport>,
+}
+
+/// What the free-text scrubber did in a release: rules and counts, never a value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FreeTextScrubReport {
+    /// What is removed and how.
+    pub rule: String,
+    /// What happens to dates in the text.
+    pub date_rule: String,
+    /// Whether the rule was an explicit opt-in (always so for anonymized releases, whose
+    /// default is to drop free text).
+    pub opt_in: String,
+    /// Entries of the identity-store dictionary (names and values), a count only.
+    pub dictionary_entries: u64,
+    /// Per `table.column`.
+    pub columns: BTreeMap<String, ScrubCounts>,
+    /// All columns together.
+    pub total: ScrubCounts,
 }
 
 /// Writes a release of the extraction in `extract_dir` to `release_dir` (absent or empty):
@@ -151,6 +194,9 @@ pub struct ReleaseReport {
 /// key of the person from `persons`, or of the provider record when unlinked), `source_id`
 /// becomes the `record` pseudonym, `intake_id` and free text are removed, and every date and
 /// timestamp moves by the person's offset.
+///
+/// Free text is dropped; [`FreeTextRule::Scrub`] needs the identity store's names: use
+/// [`write_release_with_scrubber`].
 pub fn write_release(
     extract_dir: &Path,
     release_dir: &Path,
@@ -158,6 +204,26 @@ pub fn write_release(
     persons: &PersonMap,
     options: &ReleaseOptions,
 ) -> Result<ReleaseReport, DeidentifyError> {
+    write_release_with_scrubber(extract_dir, release_dir, key, persons, options, None)
+}
+
+/// [`write_release`], with free text scrubbed by `scrubber` when `options.free_text` is
+/// [`FreeTextRule::Scrub`] (which then requires one).
+pub fn write_release_with_scrubber(
+    extract_dir: &Path,
+    release_dir: &Path,
+    key: &ProjectKey,
+    persons: &PersonMap,
+    options: &ReleaseOptions,
+    scrubber: Option<&FreeTextScrubber>,
+) -> Result<ReleaseReport, DeidentifyError> {
+    let scrubber = match options.free_text {
+        FreeTextRule::Drop => None,
+        FreeTextRule::Scrub => Some(scrubber.ok_or_else(|| DeidentifyError::InvalidOption {
+            option: "free_text",
+            reason: "scrubbing free text needs a scrubber built from the identity store".to_owned(),
+        })?),
+    };
     if let ReleaseKind::Anonymized(rare) = &options.kind {
         rare.validate()?;
     }
@@ -190,7 +256,11 @@ pub fn write_release(
                            of the project, unlinkable across projects"
             .to_owned(),
         free_text: format!(
-            "free-text columns removed (no scrubber configured): {}",
+            "free-text columns {}: {}",
+            match scrubber {
+                Some(_) => "scrubbed of identifying mentions",
+                None => "removed",
+            },
             FREE_TEXT_COLUMNS
                 .iter()
                 .map(|(t, c)| format!("{}.{c}", t.name()))
@@ -199,7 +269,9 @@ pub fn write_release(
         ),
         tables: BTreeMap::new(),
         rare_values: None,
+        free_text_scrub: None,
     };
+    let mut scrub_counts: BTreeMap<String, ScrubCounts> = BTreeMap::new();
     let mut rare_report = rare.as_ref().map(|r| r.report.clone());
     for &table in &tables {
         let Some(input) = table_file(extract_dir, table) else {
@@ -214,9 +286,14 @@ pub fn write_release(
                 options,
                 persons,
                 rare: rare.as_ref(),
+                scrubber,
             };
-            let (out, columns) =
-                transform.apply(batch, &mut pseudonymizer, rare_report.as_mut())?;
+            let (out, columns) = transform.apply(
+                batch,
+                &mut pseudonymizer,
+                rare_report.as_mut(),
+                &mut scrub_counts,
+            )?;
             table_report.get_or_insert(columns);
             writer.write(&out)
         })?;
@@ -229,6 +306,44 @@ pub fn write_release(
     }
     report.persons = pseudonymizer.persons_seen() as u64;
     report.rare_values = rare_report;
+    if let Some(scrubber) = scrubber {
+        let mut total = ScrubCounts::default();
+        for counts in scrub_counts.values() {
+            total.add(counts);
+        }
+        report.free_text_scrub = Some(FreeTextScrubReport {
+            rule: "identifying mentions replaced by typed tags: names held in the identity store \
+                   (full and family names of every person, given names of the text's own \
+                   person; width, kana script, spaces and old kanji forms folded), other \
+                   persons before an honorific (様, さん, 氏, 殿, 先生, 医師, 君, くん, ちゃん), \
+                   phone numbers, postal codes, addresses, e-mail addresses, identifiers and \
+                   long digit runs, birth dates (［氏名］［住所］［電話番号］［郵便番号］［メール］\
+                   ［ID］［生年月日］［日付］)"
+                .to_owned(),
+            date_rule: match options.kind {
+                ReleaseKind::Pseudonymized => {
+                    "dates shifted by the person's offset, as the structured dates (intervals \
+                     kept); a month and day without a year removed"
+                }
+                ReleaseKind::Anonymized(_) => {
+                    "dates shifted by the person's offset and generalized to year and month; a \
+                     month and day without a year removed"
+                }
+            }
+            .to_owned(),
+            opt_in: match options.kind {
+                ReleaseKind::Pseudonymized => "scrubbing requested for a pseudonymized release",
+                ReleaseKind::Anonymized(_) => {
+                    "anonymized release: free text is dropped by default; scrubbing was \
+                     explicitly requested (opt-in)"
+                }
+            }
+            .to_owned(),
+            dictionary_entries: scrubber.dictionary_entries() as u64,
+            columns: scrub_counts,
+            total,
+        });
+    }
     staged.commit()?;
     Ok(report)
 }
@@ -248,7 +363,8 @@ fn plan_rare_values(
 ) -> Result<RarePlan, DeidentifyError> {
     let mut person_index: HashMap<PersonId, u32> = HashMap::new();
     let mut counts: HashMap<(ClinicalTable, &'static str), CodeCounts> = HashMap::new();
-    let mut lab_values: HashMap<String, Vec<f64>> = HashMap::new();
+    // State bounded by distinct codes, persons per code and distinct lab values: never rows.
+    let mut lab_values: HashMap<String, ValueCounts> = HashMap::new();
     for &table in tables {
         let rules: Vec<_> = CODE_RULES.iter().filter(|r| r.table == table).collect();
         if rules.is_empty() {
@@ -257,8 +373,12 @@ fn plan_rare_values(
         let Some(path) = table_file(extract_dir, table) else {
             continue;
         };
-        for_each_batch(table, &path, |batch| {
-            let providers = batch.column(0).as_string::<i32>();
+        let mut columns: Vec<&str> = rules.iter().map(|r| r.column).collect();
+        if table == ClinicalTable::LabObservations {
+            columns.extend(["jlac10", "value"]);
+        }
+        for_each_projected_batch(table, &path, &columns, |batch| {
+            let providers = string_column(batch, table, &path, "provider_id")?;
             let patient_keys = string_column(batch, table, &path, "patient_key")?;
             let row_persons: Vec<u32> = (0..batch.num_rows())
                 .map(|row| {
@@ -282,10 +402,15 @@ fn plan_rare_values(
                 for row in 0..batch.num_rows() {
                     if codes.is_valid(row) && values.is_valid(row) && values.value(row).is_finite()
                     {
-                        lab_values
-                            .entry(codes.value(row).to_owned())
-                            .or_default()
-                            .push(values.value(row));
+                        let code = codes.value(row);
+                        match lab_values.get_mut(code) {
+                            Some(counts) => counts.add(values.value(row)),
+                            None => {
+                                let mut counts = ValueCounts::default();
+                                counts.add(values.value(row));
+                                lab_values.insert(code.to_owned(), counts);
+                            }
+                        }
                     }
                 }
             }
@@ -357,6 +482,7 @@ struct TableTransform<'a> {
     options: &'a ReleaseOptions,
     persons: &'a PersonMap,
     rare: Option<&'a RarePlan>,
+    scrubber: Option<&'a FreeTextScrubber>,
 }
 
 impl TableTransform<'_> {
@@ -365,6 +491,7 @@ impl TableTransform<'_> {
         batch: &RecordBatch,
         pseudonymizer: &mut Pseudonymizer,
         mut rare_report: Option<&mut RareValueReport>,
+        scrub_counts: &mut BTreeMap<String, ScrubCounts>,
     ) -> Result<(RecordBatch, TableReleaseReport), DeidentifyError> {
         let table = self.table;
         let name = table.name();
@@ -374,6 +501,8 @@ impl TableTransform<'_> {
         let rows = batch.num_rows();
         let mut person_pseudonyms = Vec::with_capacity(rows);
         let mut offsets = Vec::with_capacity(rows);
+        // Kept only when free text is scrubbed: its own names are the person's.
+        let mut row_persons = Vec::new();
         for row in 0..rows {
             let person = self
                 .persons
@@ -381,6 +510,9 @@ impl TableTransform<'_> {
             let secrets = pseudonymizer.person(&person);
             person_pseudonyms.push(secrets.pseudonym.clone());
             offsets.push(secrets.offset_days(self.options.max_date_shift_days));
+            if self.scrubber.is_some() {
+                row_persons.push(person);
+            }
         }
         let records: StringArray = (0..rows)
             .map(|row| {
@@ -451,7 +583,38 @@ impl TableTransform<'_> {
             }
             let array = batch.column(index);
             if FREE_TEXT_COLUMNS.contains(&(table, column_name)) {
-                report.columns_removed.push(column_name.to_owned());
+                match self.scrubber {
+                    Some(scrubber) => {
+                        let texts = string_column(batch, table, self.input, column_name)?;
+                        let counts = scrub_counts
+                            .entry(format!("{name}.{column_name}"))
+                            .or_default();
+                        let scrubbed: StringArray = (0..rows)
+                            .map(|row| {
+                                texts.is_valid(row).then(|| {
+                                    let rule = match self.options.kind {
+                                        ReleaseKind::Pseudonymized => {
+                                            DateRule::Shift { days: offsets[row] }
+                                        }
+                                        ReleaseKind::Anonymized(_) => {
+                                            DateRule::YearMonth { days: offsets[row] }
+                                        }
+                                    };
+                                    scrubber.scrub_for(
+                                        texts.value(row),
+                                        &row_persons[row],
+                                        rule,
+                                        counts,
+                                    )
+                                })
+                            })
+                            .collect();
+                        fields.push(Field::new(column_name, DataType::Utf8, true));
+                        columns.push(Arc::new(scrubbed));
+                        report.columns_scrubbed.push(column_name.to_owned());
+                    }
+                    None => report.columns_removed.push(column_name.to_owned()),
+                }
                 continue;
             }
             if let Some((_, _, referenced)) = REFERENCE_COLUMNS

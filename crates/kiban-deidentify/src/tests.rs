@@ -839,3 +839,163 @@ fn a_failed_release_leaves_nothing_and_a_full_directory_is_refused() {
         Err(DeidentifyError::OutputNotEmpty(_))
     ));
 }
+
+#[test]
+fn scrubbed_free_text_is_released_without_identifiers_and_with_shifted_dates() {
+    let f = fixture();
+    let key = ProjectKey::from_bytes("study-a", [5; 32]);
+    let scrubber = FreeTextScrubber::new(&f.identities, &f.persons).unwrap();
+    let options = ReleaseOptions {
+        free_text: FreeTextRule::Scrub,
+        ..ReleaseOptions::default()
+    };
+    // Scrubbing without a scrubber is refused, and leaves nothing behind.
+    let refused = f.root.join("refused");
+    assert!(matches!(
+        write_release(&f.extract, &refused, &key, &f.persons, &options),
+        Err(DeidentifyError::InvalidOption {
+            option: "free_text",
+            ..
+        })
+    ));
+    assert!(!refused.exists());
+
+    let release = f.root.join("release");
+    let report = write_release_with_scrubber(
+        &f.extract,
+        &release,
+        &key,
+        &f.persons,
+        &options,
+        Some(&scrubber),
+    )
+    .unwrap();
+    let values = text_values(&release);
+    let texts: Vec<&String> = values["documents.text"].iter().flatten().collect();
+    assert_eq!(texts.len(), values["documents.text"].len());
+    assert!(!texts.is_empty());
+    for text in &texts {
+        assert_eq!(text.as_str(), "［氏名］ 様 (［ID］) 紹介状");
+    }
+    for (column, values) in &values {
+        for value in values.iter().flatten() {
+            for secret in &f.secrets {
+                assert!(
+                    !value.contains(secret.as_str()),
+                    "{column} holds an identifier"
+                );
+            }
+        }
+    }
+    assert!(
+        values["conditions.name"]
+            .iter()
+            .flatten()
+            .all(|n| n.ends_with(" ［氏名］様"))
+    );
+    assert!(
+        values["encounters.department_name"]
+            .iter()
+            .flatten()
+            .all(|n| n == "内科 ［氏名］医師")
+    );
+    let scrub = report.free_text_scrub.as_ref().unwrap();
+    assert_eq!(scrub.columns["documents.text"].texts, texts.len() as u64);
+    assert!(scrub.columns["documents.text"].names >= texts.len() as u64);
+    assert!(scrub.total.ids >= texts.len() as u64);
+    assert!(
+        report.tables["documents"]
+            .columns_scrubbed
+            .contains(&"text".to_owned())
+    );
+    assert!(
+        !report.tables["documents"]
+            .columns_removed
+            .contains(&"text".to_owned())
+    );
+    let json = serde_json::to_string(&report).unwrap();
+    for secret in &f.secrets {
+        assert!(!json.contains(secret.as_str()));
+    }
+    assert!(scrub.opt_in.contains("pseudonymized"));
+
+    // Anonymized, opted in: the report says so; dates in text are cut to year and month.
+    let anonymized = ReleaseOptions {
+        kind: ReleaseKind::Anonymized(RareValueOptions::default()),
+        free_text: FreeTextRule::Scrub,
+        ..ReleaseOptions::default()
+    };
+    let report = write_release_with_scrubber(
+        &f.extract,
+        &f.root.join("anonymized"),
+        &key,
+        &f.persons,
+        &anonymized,
+        Some(&scrubber),
+    )
+    .unwrap();
+    let scrub = report.free_text_scrub.unwrap();
+    assert!(scrub.opt_in.contains("opt-in"));
+    assert!(scrub.date_rule.contains("year and month"));
+}
+
+#[test]
+fn dates_in_text_move_with_the_persons_structured_dates() {
+    // One person, one document whose text names the encounter's date: after release the
+    // text's date and the shifted encounter start agree.
+    let dir = tempfile::tempdir().unwrap();
+    let extract = dir.path().join("extract");
+    fs::create_dir_all(&extract).unwrap();
+    let start = DateTime::from_timestamp(1_685_318_400, 0).unwrap(); // 2023-05-29
+    let common = |source: &str| RowCommon::new("prov-A", "intake", "pk1", source);
+    write_table(
+        &extract,
+        &[EncounterRow {
+            common: common("enc-1"),
+            class: "inpatient".into(),
+            status: "finished".into(),
+            start: Some(start),
+            ..Default::default()
+        }],
+    );
+    write_table(
+        &extract,
+        &[DocumentRow {
+            common: common("doc-1"),
+            kind: "discharge".into(),
+            title: Some("退院時サマリー".into()),
+            date: Some(start),
+            text: Some("2023年05月29日に入院。".into()),
+        }],
+    );
+    let persons = PersonMap::new();
+    let scrubber = FreeTextScrubber::new(&[], &persons).unwrap();
+    let key = ProjectKey::from_bytes("p", [9; 32]);
+    let release = dir.path().join("release");
+    write_release_with_scrubber(
+        &extract,
+        &release,
+        &key,
+        &persons,
+        &ReleaseOptions {
+            free_text: FreeTextRule::Scrub,
+            ..ReleaseOptions::default()
+        },
+        Some(&scrubber),
+    )
+    .unwrap();
+    let encounters = read_batches(&release.join("encounters.parquet"));
+    let shifted = encounters[0]
+        .column_by_name("start")
+        .unwrap()
+        .as_primitive::<TimestampMicrosecondType>()
+        .value(0);
+    let shifted = DateTime::from_timestamp_micros(shifted)
+        .unwrap()
+        .date_naive();
+    let text = &text_values(&release)["documents.text"][0];
+    assert_eq!(
+        text.as_deref(),
+        Some(format!("{}に入院。", shifted.format("%Y年%m月%d日")).as_str())
+    );
+}
