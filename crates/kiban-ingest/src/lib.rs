@@ -1067,7 +1067,7 @@ async fn ingest_file_with(
             .map(|(key, e)| (key.0, e))
             .collect();
         let (outcome, commit) = run_blocking(source_name, move || {
-            let outcome = apply_eligibility(decided, &eligibility);
+            let mut outcome = apply_eligibility(decided, &eligibility);
             let (commit, _) = write_chunk(
                 &worker_store,
                 &worker_intake,
@@ -1079,6 +1079,9 @@ async fn ingest_file_with(
                 source_name: worker_source.clone(),
                 error: Box::new(error),
             })?;
+            // The rows are written: free them here, off the async thread that goes on to
+            // the commit.
+            outcome.rows = Default::default();
             Ok((outcome, commit))
         })
         .await?;
