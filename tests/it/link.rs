@@ -288,3 +288,149 @@ fn the_store_links_in_place_with_stable_ids_and_reversible_runs() {
         "links left after reverting"
     );
 }
+
+/// The pairs a linkage run could not decide wait for review; the decisions bind the next run.
+#[test]
+fn uncertain_pairs_are_queued_for_review_and_decisions_bind_the_next_run() {
+    use kiban_metadata::{Metadata, NewStaffAccount, ReviewDecision, StaffRole};
+    use std::collections::HashMap;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("providers");
+    let data = tmp.path().join("data");
+    let key_file = keys.path().join("master.key");
+    crate::support::synth(400, 23, &input);
+    run_ok(
+        kiban()
+            .arg("ingest")
+            .arg(&input)
+            .arg("--data")
+            .arg(&data)
+            .arg("--key-file")
+            .arg(&key_file),
+    );
+    // A band wider than the default: this small population has few uncertain pairs.
+    let out = run_ok(
+        kiban()
+            .args(["link", "--review-band", "0.001:0.9999", "--data"])
+            .arg(&data)
+            .arg("--key-file")
+            .arg(&key_file),
+    );
+    let first = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(first.contains("clerical review:"), "{first}");
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let persons = |meta: &Metadata| -> HashMap<(String, String), String> {
+        rt.block_on(meta.person_links())
+            .unwrap()
+            .into_iter()
+            .map(|l| ((l.provider_id, l.patient_key), l.person_id))
+            .collect()
+    };
+    let key = |r: &kiban_metadata::ReviewRecord| (r.provider_id.clone(), r.patient_key.clone());
+    let meta = rt.block_on(Metadata::open_in_dir(&data)).unwrap();
+    let open = rt.block_on(meta.open_review_pairs(10_000, 0)).unwrap();
+    assert!(
+        open.len() >= 2,
+        "too few pairs queued: {}\n{first}",
+        open.len()
+    );
+    for pair in &open {
+        let fields: Vec<&str> = pair.evidence.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            ["name", "birth_date", "sex", "household", "adjustments"]
+        );
+        // The evidence adds up to the pair's weight.
+        let weight: f64 = pair.evidence.iter().map(|e| e.weight_bits).sum();
+        let p = pair.match_probability;
+        assert!((weight - (p / (1.0 - p)).log2()).abs() < 1e-6, "{pair:?}");
+        assert!((0.001..=0.9999).contains(&p));
+    }
+    let before = persons(&meta);
+    let joined = open
+        .iter()
+        .find(|p| before[&key(&p.left)] == before[&key(&p.right)])
+        .expect("an uncertain pair the run joined");
+    let apart = open
+        .iter()
+        .find(|p| before[&key(&p.left)] != before[&key(&p.right)])
+        .expect("an uncertain pair the run left apart");
+    rt.block_on(meta.add_staff_account(&NewStaffAccount {
+        id: "staff-review".into(),
+        login: "reviewer".into(),
+        display_name: "確認 花子".into(),
+        roles: vec![StaffRole::LinkageReviewer],
+        password_hash: "x".into(),
+        totp_secret_sealed: "y".into(),
+    }))
+    .unwrap();
+    rt.block_on(meta.decide_review_pair(
+        joined.id,
+        ReviewDecision::DifferentPersons,
+        "staff-review",
+        None,
+    ))
+    .unwrap();
+    rt.block_on(meta.decide_review_pair(
+        apart.id,
+        ReviewDecision::SamePerson,
+        "staff-review",
+        None,
+    ))
+    .unwrap();
+    rt.block_on(meta.close());
+
+    let out = run_ok(
+        kiban()
+            .args(["link", "--data"])
+            .arg(&data)
+            .arg("--key-file")
+            .arg(&key_file),
+    );
+    let second = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        second.contains("review decisions honoured: 1 same person (1 joined persons"),
+        "{second}"
+    );
+    assert!(second.contains("1 different persons"), "{second}");
+
+    let meta = rt.block_on(Metadata::open_in_dir(&data)).unwrap();
+    let after = persons(&meta);
+    assert_ne!(after[&key(&joined.left)], after[&key(&joined.right)]);
+    assert_eq!(after[&key(&apart.left)], after[&key(&apart.right)]);
+    // Decided pairs stay decided and out of the queue.
+    let open_ids: Vec<i64> = rt
+        .block_on(meta.open_review_pairs(10_000, 0))
+        .unwrap()
+        .iter()
+        .map(|p| p.id)
+        .collect();
+    assert!(!open_ids.contains(&joined.id) && !open_ids.contains(&apart.id));
+    assert_eq!(rt.block_on(meta.review_decisions()).unwrap().len(), 2);
+    rt.block_on(meta.close());
+
+    // --no-review queues nothing; a band upside down is refused before any work.
+    let out = run_ok(
+        kiban()
+            .args(["link", "--no-review", "--data"])
+            .arg(&data)
+            .arg("--key-file")
+            .arg(&key_file),
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no pairs queued"));
+    let refused = kiban()
+        .args(["link", "--review-band", "0.9:0.1", "--data"])
+        .arg(&data)
+        .arg("--key-file")
+        .arg(&key_file)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("lower end"));
+}

@@ -146,6 +146,20 @@ pub struct LinkArgs {
     /// share of false and missed pairs on calibrated scores).
     #[arg(long, default_value_t = 0.7)]
     pub threshold: f64,
+    /// With --data: pairs whose match probability lies in this band (`LOW:HIGH`, both in
+    /// [0, 1]) go to the clerical review queue (default 0.2:0.98, about 3,000 pairs per 250k
+    /// records).
+    #[arg(
+        long,
+        value_name = "LOW:HIGH",
+        requires = "data",
+        value_parser = crate::link::parse_review_band
+    )]
+    pub review_band: Option<(f64, f64)>,
+    /// With --data: queue no pairs for clerical review (the decisions made so far are still
+    /// honoured).
+    #[arg(long, requires = "data", conflicts_with = "review_band")]
+    pub no_review: bool,
     /// A truth file (`record_id,person_id`) to score the links against.
     #[arg(long, value_name = "TRUTH_CSV", requires = "csv")]
     pub truth: Option<PathBuf>,

@@ -11,9 +11,15 @@ use crate::LinkArgs;
 
 /// Runs `kiban link`.
 pub async fn run(args: LinkArgs) -> Result<()> {
+    let defaults = LinkOptions::default();
     let options = LinkOptions {
         match_threshold: args.threshold,
-        ..LinkOptions::default()
+        review_band: if args.no_review {
+            None
+        } else {
+            args.review_band.or(defaults.review_band)
+        },
+        ..defaults
     };
     if let Some(data_dir) = &args.data {
         return crate::link_store::run(data_dir, args.key_file.as_deref(), &options, args.revert)
@@ -69,10 +75,44 @@ pub async fn run(args: LinkArgs) -> Result<()> {
     Ok(())
 }
 
+/// Parses `--review-band LOW:HIGH`: two probabilities, the lower first.
+pub(crate) fn parse_review_band(text: &str) -> Result<(f64, f64), String> {
+    let (low, high) = text
+        .split_once(':')
+        .ok_or_else(|| "expected LOW:HIGH, two probabilities such as 0.2:0.98".to_owned())?;
+    let probability = |s: &str| {
+        s.trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|p| (0.0..=1.0).contains(p))
+            .ok_or_else(|| format!("{s:?} is not a probability in [0, 1]"))
+    };
+    let (low, high) = (probability(low)?, probability(high)?);
+    if low > high {
+        return Err("the lower end of the band is above the upper end".to_owned());
+    }
+    Ok((low, high))
+}
+
 /// Writes the linkage keys of every record of `csv` under the project key.
 fn write_linkage_keys(csv: &Path, keys_out: &Path, key: &ProjectKey) -> Result<()> {
     let loaded = load_identity_csv(csv).with_context(|| format!("loading {}", csv.display()))?;
     let rows = write_keys_csv(&loaded, key, keys_out)?;
     println!("  linkage keys: {} ({rows} records)", keys_out.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_review_band;
+
+    #[test]
+    fn a_review_band_is_two_ordered_probabilities() {
+        assert_eq!(parse_review_band("0.2:0.98"), Ok((0.2, 0.98)));
+        assert_eq!(parse_review_band(" 0 : 1 "), Ok((0.0, 1.0)));
+        assert!(parse_review_band("0.9:0.2").is_err());
+        assert!(parse_review_band("0.2").is_err());
+        assert!(parse_review_band("0.2:1.5").is_err());
+        assert!(parse_review_band("a:0.5").is_err());
+    }
 }

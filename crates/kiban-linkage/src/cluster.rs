@@ -2,6 +2,10 @@
 //! constraint that a provider holds at most one record per person ([`cluster`]), or, in
 //! [`cluster_with_flows`], deciding each merge on the evidence of the two clusters and letting a
 //! pair of one provider (a person registered twice) join its own two records.
+//!
+//! A reviewer's decisions ([`Constraints`]) bind the clustering: must-link pairs are joined
+//! before any scored pair, and no merge ever puts the two records of a cannot-link pair into one
+//! person ([`cluster_with_constraints`]).
 
 /// A scored pair of records.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -26,8 +30,37 @@ pub struct Clustering {
     /// Pairs whose merge was refused: it would have put two records of one provider into one person.
     pub merges_refused_same_provider: u64,
     /// The strongest weight of a pair that joined or confirmed each record's cluster
-    /// (`f64::NEG_INFINITY` for records linked to nothing).
+    /// (`f64::NEG_INFINITY` for records linked to nothing; `f64::INFINITY` for a record joined
+    /// by a must-link decision).
     pub best_link_weight: Vec<f64>,
+    /// Must-link pairs that joined two clusters (a pair already in one cluster is not counted).
+    pub must_links_applied: u64,
+    /// Must-link pairs refused: joining them would have put a cannot-link pair into one person.
+    pub must_links_refused: u64,
+    /// Merges of scored pairs refused because of a cannot-link pair across the two clusters.
+    pub merges_refused_cannot_link: u64,
+}
+
+/// A reviewer's decisions on record pairs, as constraints on the clustering.
+///
+/// Must-link pairs are joined first, in the order given, whatever their providers (a reviewer
+/// who judged two records of one provider the same person is followed: a person registered
+/// twice). Cannot-link pairs win over must-link pairs: a must-link that would put a cannot-link
+/// pair into one person, directly or through other must-links, is refused, and so is every
+/// merge of scored pairs that would.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Constraints {
+    /// Pairs of record indices judged the same person.
+    pub must_link: Vec<(u32, u32)>,
+    /// Pairs of record indices judged different persons.
+    pub cannot_link: Vec<(u32, u32)>,
+}
+
+impl Constraints {
+    /// Whether there are no constraints.
+    pub fn is_empty(&self) -> bool {
+        self.must_link.is_empty() && self.cannot_link.is_empty()
+    }
 }
 
 /// The end of a cluster's list of records.
@@ -60,6 +93,7 @@ pub fn cluster(record_count: usize, provider: &[u32], pairs: Vec<ScoredPair>) ->
         f64::NEG_INFINITY,
         |_, _| 0.0,
         SameProvider::Never,
+        &Constraints::default(),
     )
 }
 
@@ -78,6 +112,27 @@ pub fn cluster_with_flows(
     threshold_weight: f64,
     flow: impl Fn(u32, u32) -> f64,
 ) -> Clustering {
+    cluster_with_constraints(
+        record_count,
+        provider,
+        pairs,
+        threshold_weight,
+        flow,
+        &Constraints::default(),
+    )
+}
+
+/// [`cluster_with_flows`] bound by a reviewer's decisions: the must-link pairs of `constraints`
+/// are joined before any scored pair, and no merge puts a cannot-link pair into one person.
+/// Pairs naming a record index beyond `record_count` are ignored.
+pub fn cluster_with_constraints(
+    record_count: usize,
+    provider: &[u32],
+    pairs: Vec<ScoredPair>,
+    threshold_weight: f64,
+    flow: impl Fn(u32, u32) -> f64,
+    constraints: &Constraints,
+) -> Clustering {
     join_pairs(
         record_count,
         provider,
@@ -85,6 +140,7 @@ pub fn cluster_with_flows(
         threshold_weight,
         flow,
         SameProvider::OwnPairOnly,
+        constraints,
     )
 }
 
@@ -97,9 +153,83 @@ enum SameProvider {
     OwnPairOnly,
 }
 
-/// Union-find over `pairs`, strongest first: a merge happens when the pair's weight plus the
-/// `flow` of every other record pair across the two clusters reaches `threshold_weight` and the
-/// provider rule allows it.
+/// Whether a cannot-link pair has one record in the cluster of root `small` and the other in the
+/// cluster of root `other`. Only the records of `small`'s cluster are looked up: a handful.
+fn kept_apart(
+    apart: &rustc_hash::FxHashMap<u32, Vec<u32>>,
+    parent: &mut [u32],
+    next: &[u32],
+    small: u32,
+    other: u32,
+) -> bool {
+    if apart.is_empty() {
+        return false;
+    }
+    members(next, small).any(|x| {
+        apart
+            .get(&x)
+            .is_some_and(|ys| ys.iter().any(|&y| find(parent, y) == other))
+    })
+}
+
+/// The clusters being built: union-find with each root's list of records.
+struct Clusters {
+    parent: Vec<u32>,
+    /// The records of each root's cluster (a handful: one per provider at most, but for
+    /// must-links) as a list from the root: the next record of each, and each root's last.
+    next: Vec<u32>,
+    last: Vec<u32>,
+    size: Vec<u32>,
+}
+
+impl Clusters {
+    fn new(record_count: usize) -> Clusters {
+        Clusters {
+            parent: (0..record_count as u32).collect(),
+            next: vec![NO_RECORD; record_count],
+            last: (0..record_count as u32).collect(),
+            size: vec![1; record_count],
+        }
+    }
+
+    fn find(&mut self, x: u32) -> u32 {
+        find(&mut self.parent, x)
+    }
+
+    /// The two roots, the smaller cluster's first.
+    fn by_size(&self, ra: u32, rb: u32) -> (u32, u32) {
+        if self.size[ra as usize] >= self.size[rb as usize] {
+            (rb, ra)
+        } else {
+            (ra, rb)
+        }
+    }
+
+    /// Whether a cannot-link pair lies across the clusters of roots `ra` and `rb`.
+    fn kept_apart(
+        &mut self,
+        apart: &rustc_hash::FxHashMap<u32, Vec<u32>>,
+        ra: u32,
+        rb: u32,
+    ) -> bool {
+        let (small, big) = self.by_size(ra, rb);
+        kept_apart(apart, &mut self.parent, &self.next, small, big)
+    }
+
+    /// Joins the clusters of roots `ra` and `rb` (distinct).
+    fn join(&mut self, ra: u32, rb: u32) {
+        let (small, big) = self.by_size(ra, rb);
+        self.next[self.last[big as usize] as usize] = small;
+        self.last[big as usize] = self.last[small as usize];
+        self.size[big as usize] += self.size[small as usize];
+        self.parent[small as usize] = big;
+    }
+}
+
+/// Union-find over `pairs`, strongest first, after the must-link pairs of `constraints`: a
+/// merge happens when the pair's weight plus the `flow` of every other record pair across the
+/// two clusters reaches `threshold_weight`, the provider rule allows it and no cannot-link pair
+/// lies across the two clusters.
 fn join_pairs(
     record_count: usize,
     provider: &[u32],
@@ -107,6 +237,7 @@ fn join_pairs(
     threshold_weight: f64,
     flow: impl Fn(u32, u32) -> f64,
     same_provider: SameProvider,
+    constraints: &Constraints,
 ) -> Clustering {
     pairs.sort_unstable_by(|x, y| {
         y.weight
@@ -114,21 +245,41 @@ fn join_pairs(
             .then(x.a.cmp(&y.a))
             .then(x.b.cmp(&y.b))
     });
-    let mut parent: Vec<u32> = (0..record_count as u32).collect();
-    // The records of each root's cluster (a handful: one per provider at most) as a list from
-    // the root: the next record of each, and each root's last record.
-    let mut next = vec![NO_RECORD; record_count];
-    let mut last: Vec<u32> = (0..record_count as u32).collect();
-    let mut size = vec![1u32; record_count];
+    let in_range = |&&(a, b): &&(u32, u32)| {
+        a != b && (a as usize) < record_count && (b as usize) < record_count
+    };
+    // Per record, the records it must stay apart from (both directions).
+    let mut apart: rustc_hash::FxHashMap<u32, Vec<u32>> = rustc_hash::FxHashMap::default();
+    for &(a, b) in constraints.cannot_link.iter().filter(in_range) {
+        apart.entry(a).or_default().push(b);
+        apart.entry(b).or_default().push(a);
+    }
+    let mut clusters = Clusters::new(record_count);
     let mut best = vec![f64::NEG_INFINITY; record_count];
-    let (mut merges, mut refused) = (0u64, 0u64);
-    for pair in pairs {
-        let (ra, rb) = (find(&mut parent, pair.a), find(&mut parent, pair.b));
+    let (mut must_links_applied, mut must_links_refused) = (0u64, 0u64);
+    // A reviewer's same-person decisions come first, whatever the providers and the scores.
+    for &(a, b) in constraints.must_link.iter().filter(in_range) {
+        let (ra, rb) = (clusters.find(a), clusters.find(b));
         if ra != rb {
+            if clusters.kept_apart(&apart, ra, rb) {
+                must_links_refused += 1;
+                continue;
+            }
+            clusters.join(ra, rb);
+            must_links_applied += 1;
+        }
+        best[a as usize] = f64::INFINITY;
+        best[b as usize] = f64::INFINITY;
+    }
+    let (mut merges, mut refused, mut refused_cannot_link) = (0u64, 0u64, 0u64);
+    for pair in pairs {
+        let (ra, rb) = (clusters.find(pair.a), clusters.find(pair.b));
+        if ra != rb {
+            let next = &clusters.next;
             // A pair of one provider (a person registered twice) may join its own two records,
             // and no other two of one provider.
-            let clash = members(&next, ra).any(|x| {
-                members(&next, rb).any(|y| {
+            let clash = members(next, ra).any(|x| {
+                members(next, rb).any(|y| {
                     provider[x as usize] == provider[y as usize]
                         && (same_provider == SameProvider::Never
                             || ((x, y) != (pair.a, pair.b) && (y, x) != (pair.a, pair.b)))
@@ -138,8 +289,8 @@ fn join_pairs(
                 refused += 1;
                 continue;
             }
-            let others: f64 = members(&next, ra)
-                .flat_map(|x| members(&next, rb).map(move |y| (x, y)))
+            let others: f64 = members(next, ra)
+                .flat_map(|x| members(next, rb).map(move |y| (x, y)))
                 .filter(|&(x, y)| (x, y) != (pair.a, pair.b) && (y, x) != (pair.a, pair.b))
                 .map(|(x, y)| flow(provider[x as usize], provider[y as usize]))
                 .sum();
@@ -147,15 +298,11 @@ fn join_pairs(
             if score < threshold_weight {
                 continue;
             }
-            let (big, small) = if size[ra as usize] >= size[rb as usize] {
-                (ra, rb)
-            } else {
-                (rb, ra)
-            };
-            next[last[big as usize] as usize] = small;
-            last[big as usize] = last[small as usize];
-            size[big as usize] += size[small as usize];
-            parent[small as usize] = big;
+            if clusters.kept_apart(&apart, ra, rb) {
+                refused_cannot_link += 1;
+                continue;
+            }
+            clusters.join(ra, rb);
             merges += 1;
             for r in [pair.a, pair.b] {
                 let slot = &mut best[r as usize];
@@ -169,7 +316,7 @@ fn join_pairs(
             }
         }
     }
-    drop((next, last, size));
+    let Clusters { mut parent, .. } = clusters;
     let mut person = vec![u32::MAX; record_count];
     let mut number_of_root = vec![u32::MAX; record_count];
     let mut persons = 0u32;
@@ -187,6 +334,9 @@ fn join_pairs(
         merges,
         merges_refused_same_provider: refused,
         best_link_weight: best,
+        must_links_applied,
+        must_links_refused,
+        merges_refused_cannot_link: refused_cannot_link,
     }
 }
 
@@ -281,5 +431,60 @@ mod tests {
         assert_eq!(c.person[1], c.person[2]);
         assert_ne!(c.person[2], c.person[3]);
         assert_eq!(c.merges_refused_same_provider, 1);
+    }
+
+    #[test]
+    fn a_must_link_joins_records_that_the_scores_leave_apart() {
+        // Records 0 and 1 (providers 1, 2) have a pair below the threshold; 2 and 3 (providers
+        // 3, 1) none; 0 and 4 are one provider's.
+        let providers = [1, 2, 3, 1, 1];
+        let pairs = vec![pair(0, 1, -3.0)];
+        let alone = cluster_with_flows(5, &providers, pairs.clone(), 1.0, |_, _| 0.0);
+        assert_eq!(alone.persons, 5);
+        let constraints = Constraints {
+            must_link: vec![(0, 1), (2, 3), (0, 4), (1, 0), (7, 0)],
+            cannot_link: Vec::new(),
+        };
+        let c = cluster_with_constraints(5, &providers, pairs, 1.0, |_, _| 0.0, &constraints);
+        assert_eq!(c.person[0], c.person[1]);
+        assert_eq!(c.person[2], c.person[3]);
+        // Forced even for two records of one provider.
+        assert_eq!(c.person[0], c.person[4]);
+        assert_eq!(c.persons, 2);
+        assert_eq!((c.must_links_applied, c.must_links_refused), (3, 0));
+        assert_eq!(c.best_link_weight[1], f64::INFINITY);
+    }
+
+    #[test]
+    fn a_cannot_link_keeps_apart_what_the_scores_would_join() {
+        // 0 and 1 would join on their pair; 2 joins 1 and would bring 0 in through it.
+        let providers = [1, 2, 3, 4];
+        let pairs = vec![pair(0, 1, 20.0), pair(1, 2, 15.0), pair(2, 3, 12.0)];
+        let joined = cluster_with_flows(4, &providers, pairs.clone(), 1.0, |_, _| 0.0);
+        assert_eq!(joined.persons, 1);
+        let constraints = Constraints {
+            must_link: Vec::new(),
+            cannot_link: vec![(2, 0)],
+        };
+        let c = cluster_with_constraints(4, &providers, pairs, 1.0, |_, _| 0.0, &constraints);
+        assert_eq!(c.person[0], c.person[1]);
+        // 2 cannot join 0's cluster through 1, but 3 may join 2.
+        assert_ne!(c.person[1], c.person[2]);
+        assert_eq!(c.person[2], c.person[3]);
+        assert_eq!(c.merges_refused_cannot_link, 1);
+        assert_eq!(c.persons, 2);
+    }
+
+    #[test]
+    fn a_cannot_link_wins_over_must_links_that_chain_around_it() {
+        let providers = [1, 2, 3];
+        let constraints = Constraints {
+            must_link: vec![(0, 1), (1, 2)],
+            cannot_link: vec![(0, 2)],
+        };
+        let c = cluster_with_constraints(3, &providers, Vec::new(), 1.0, |_, _| 0.0, &constraints);
+        assert_eq!(c.person[0], c.person[1]);
+        assert_ne!(c.person[1], c.person[2]);
+        assert_eq!((c.must_links_applied, c.must_links_refused), (1, 1));
     }
 }

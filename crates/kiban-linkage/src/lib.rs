@@ -36,11 +36,15 @@
 //! - [`cluster`]: persons from the linked pairs, strongest first, each merge decided on the two
 //!   clusters' evidence (the pair's and the provider flows of their other records), one record
 //!   per provider and person except a person registered twice at one provider (a same-provider
-//!   pair of one identity, weighed under its own prior).
+//!   pair of one identity, weighed under its own prior), bound by a reviewer's decisions
+//!   ([`cluster::Constraints`]: must-link pairs joined first, cannot-link pairs never joined).
 //! - [`link`]: the whole run, [`link::link_csv`] (CSV in, `record_id,person_id,match_probability`
 //!   out) and [`link::link_records`], in memory that grows with the records, not with the
 //!   candidate pairs: the model learns from sums over the streamed pairs and keeps only the
-//!   pairs that can matter one by one ([`link::score_candidates`]).
+//!   pairs that can matter one by one ([`link::score_candidates`]). Clerical review: the pairs
+//!   whose match probability lies in [`link::LinkOptions::review_band`] come back as
+//!   [`link::ReviewCandidate`]s with each field's level and weight, and
+//!   [`link::link_records_with`] honours the decisions made on them.
 //! - [`evaluate`]: pairwise and cluster precision and recall against a truth file.
 //! - [`keys`]: NDB-style linkage keys (ID1, ID2, ID5) as HMAC-SHA256 under a recipient
 //!   project's key ([`keys::ProjectKey`], [`keys::linkage_keys`], [`keys::write_keys_csv`]).

@@ -6,7 +6,7 @@
 //! way, and only the pairs that can matter one by one are kept ([`score_candidates`]).
 
 use crate::blocking::{BlockIndex, RuleReport, TrainingRule, training_sample};
-use crate::cluster::{ScoredPair, cluster_with_flows};
+use crate::cluster::{Constraints, ScoredPair, cluster_with_constraints};
 use crate::household::{CoMove, CoMoveEvidence, Households, shares_no_household};
 use crate::identity_group::{GroupSizeEvidence, IdentityGroups};
 use crate::model::{
@@ -42,7 +42,36 @@ pub struct LinkOptions {
     pub training_pairs: usize,
     /// Seed of the random pair sampling.
     pub seed: u64,
+    /// Pairs whose final match probability lies in this band (both ends included) go to
+    /// clerical review ([`Linkage::review`]); `None` proposes none. The lower end should not be
+    /// below the probability of the clustering cut (the match threshold less 8 bits: 0.009 at
+    /// the default threshold), under which pairs are not kept. The default band,
+    /// [`DEFAULT_REVIEW_BAND`], is explained there.
+    pub review_band: Option<(f64, f64)>,
+    /// At most this many pairs are proposed, the most uncertain (probability nearest one half)
+    /// first: the review list stays small however many records are linked.
+    pub review_limit: usize,
 }
+
+/// The default band of clerical review: match probability from 0.2 to 0.98.
+///
+/// Measured on the synthetic population of 248,770 records (`kiban synth --persons 171000
+/// --seed 11`, default options; `cargo run --release -p kiban-linkage --example review_band --
+/// 171000 11 DIR`): 3,214 pairs lie in this band, 2,563 of them true matches, and 413 of them
+/// are decided wrongly by the 0.7 threshold alone (89 matches left apart, 324 non-matches
+/// joined). Outside the band the pairs are nearly all settled: 92,942 pairs at 0.98 or above
+/// hold 9 non-matches, and the 740 pairs from 0.02 to 0.2 hold 17 matches. The band so holds
+/// 94 % of the pairs the threshold gets wrong between 0.02 and 1, in a queue of about three
+/// thousand pairs per quarter million records. Candidate pairs of namesakes grow faster than
+/// the records, so larger runs queue more; [`DEFAULT_REVIEW_LIMIT`] caps the list.
+pub const DEFAULT_REVIEW_BAND: (f64, f64) = (0.2, 0.98);
+
+/// The default cap of the review list ([`LinkOptions::review_limit`]).
+pub const DEFAULT_REVIEW_LIMIT: usize = 100_000;
+
+/// The name of the evidence entry that holds a reviewed pair's weight beyond its field levels
+/// ([`ReviewCandidate::evidence`]).
+pub const ADJUSTMENTS_EVIDENCE: &str = "adjustments";
 
 impl Default for LinkOptions {
     fn default() -> Self {
@@ -54,6 +83,8 @@ impl Default for LinkOptions {
             em_tolerance: 1e-7,
             training_pairs: 2_000_000,
             seed: 0x6b69_6261_6e00,
+            review_band: Some(DEFAULT_REVIEW_BAND),
+            review_limit: DEFAULT_REVIEW_LIMIT,
         }
     }
 }
@@ -109,6 +140,16 @@ pub struct LinkReport {
     pub merges_refused_same_provider: u64,
     /// Persons in the output.
     pub persons: u64,
+    /// Pairs whose match probability lies in the review band (before the cap and without the
+    /// pairs a reviewer already decided).
+    pub review_pairs_in_band: u64,
+    /// A reviewer's same-person decisions that joined two clusters.
+    pub must_links_applied: u64,
+    /// Same-person decisions refused: they would have put a different-persons pair into one
+    /// person.
+    pub must_links_refused: u64,
+    /// Merges refused because a reviewer judged two of their records different persons.
+    pub merges_refused_cannot_link: u64,
     /// Wall time of the run.
     pub elapsed: Duration,
 }
@@ -122,8 +163,76 @@ pub struct Linkage {
     /// person (with the evidence of the clusters it joined); for a record linked to nothing, 1 minus the probability of its strongest
     /// candidate pair (how sure it is a person of its own); `None` for unlinkable rows.
     pub match_probability: Vec<Option<f64>>,
+    /// The pairs for clerical review: match probability in [`LinkOptions::review_band`], most
+    /// uncertain first, at most [`LinkOptions::review_limit`], pairs with a reviewer's decision
+    /// left out.
+    pub review: Vec<ReviewCandidate>,
     /// The report (its `elapsed` covers linkage only, not loading).
     pub report: LinkReport,
+}
+
+/// A pair of records for clerical review: its match probability and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReviewCandidate {
+    /// First record index (the smaller).
+    pub a: u32,
+    /// Second record index.
+    pub b: u32,
+    /// The pair's match probability (from its own weight, prior included).
+    pub match_probability: f64,
+    /// The pair's match weight in bits, prior included.
+    pub weight: f64,
+    /// Per compared field ([`FIELDS`] order), its comparison level and that level's weight, then
+    /// one entry [`ADJUSTMENTS_EVIDENCE`] with the rest of the weight (term frequency of the
+    /// name, regional and within-household corrections, household co-movement, namesake
+    /// density, the pair of providers and the prior). The weights sum to `weight`.
+    pub evidence: Vec<FieldEvidence>,
+}
+
+/// How one field compared in a reviewed pair. Levels and weights only, never a value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FieldEvidence {
+    /// The field's name ([`Field::name`]) or [`ADJUSTMENTS_EVIDENCE`].
+    pub field: &'static str,
+    /// The comparison level's description ([`Field::levels`]; `missing` when a side is empty).
+    pub level: &'static str,
+    /// The weight in bits this contributes to the pair's match weight.
+    pub weight_bits: f64,
+}
+
+/// The evidence of a pair with comparison vector `pattern` and total weight `weight`: each
+/// field's level and weight, and the rest of the weight as [`ADJUSTMENTS_EVIDENCE`].
+pub fn review_evidence(
+    model: &ModelParameters,
+    pattern: Pattern,
+    weight: f64,
+) -> Vec<FieldEvidence> {
+    let mut evidence: Vec<FieldEvidence> = FIELDS
+        .iter()
+        .enumerate()
+        .map(|(f, field)| {
+            let level = level_of(pattern, f);
+            FieldEvidence {
+                field: field.name(),
+                level: field
+                    .levels()
+                    .get(usize::from(level))
+                    .copied()
+                    .unwrap_or("missing"),
+                weight_bits: model
+                    .fields
+                    .get(f)
+                    .map_or(0.0, |parameters| parameters.weight(level)),
+            }
+        })
+        .collect();
+    let fields: f64 = evidence.iter().map(|e| e.weight_bits).sum();
+    evidence.push(FieldEvidence {
+        field: ADJUSTMENTS_EVIDENCE,
+        level: "term frequency, household, namesakes, providers, prior",
+        weight_bits: weight - fields,
+    });
+    evidence
 }
 
 /// A candidate pair kept past the stream of candidates ([`score_candidates`]), with its final
@@ -666,6 +775,17 @@ fn score_streamed(
 
 /// Links loaded records.
 pub fn link_records(loaded: &LoadedRecords, options: &LinkOptions) -> Linkage {
+    link_records_with(loaded, options, &Constraints::default())
+}
+
+/// Links loaded records bound by a reviewer's decisions (record indices of `loaded`): the
+/// must-link pairs of `constraints` are one person and the cannot-link pairs never are
+/// ([`cluster_with_constraints`]). Pairs with a decision are not proposed for review again.
+pub fn link_records_with(
+    loaded: &LoadedRecords,
+    options: &LinkOptions,
+    constraints: &Constraints,
+) -> Linkage {
     let started = Instant::now();
     let records = &loaded.records;
     let linkable: Vec<u32> = (0..records.len() as u32)
@@ -694,6 +814,15 @@ pub fn link_records(loaded: &LoadedRecords, options: &LinkOptions) -> Linkage {
         }
     }
     let threshold_weight = probability_weight(options.match_threshold);
+    let (review, review_pairs_in_band) = review_candidates(
+        loaded,
+        &model,
+        &pairs,
+        &same_provider_pairs,
+        &same_provider_weights,
+        options,
+        constraints,
+    );
     let mut accepted: Vec<ScoredPair> = pairs
         .iter()
         .filter(|p| p.weight >= threshold_weight - CLUSTER_EVIDENCE_MARGIN)
@@ -716,18 +845,20 @@ pub fn link_records(loaded: &LoadedRecords, options: &LinkOptions) -> Linkage {
         .filter(|p| p.weight >= threshold_weight)
         .count() as u64;
     let providers: Vec<u32> = records.iter().map(|r| r.hospital).collect();
-    let clustering = cluster_with_flows(
+    let clustering = cluster_with_constraints(
         records.len(),
         &providers,
         accepted,
         threshold_weight,
         |x, y| provider_pairs.weight(x, y),
+        constraints,
     );
     let match_probability = (0..records.len())
         .map(|r| {
             if !loaded.linkable[r] {
                 None
-            } else if clustering.best_link_weight[r].is_finite() {
+            } else if clustering.best_link_weight[r] > f64::NEG_INFINITY {
+                // A must-link decision weighs +∞: probability 1.
                 Some(probability_of_weight(clustering.best_link_weight[r]))
             } else if best_candidate[r].is_finite() {
                 Some(1.0 - probability_of_weight(best_candidate[r]))
@@ -753,13 +884,94 @@ pub fn link_records(loaded: &LoadedRecords, options: &LinkOptions) -> Linkage {
         merges: clustering.merges,
         merges_refused_same_provider: clustering.merges_refused_same_provider,
         persons: u64::from(clustering.persons),
+        review_pairs_in_band,
+        must_links_applied: clustering.must_links_applied,
+        must_links_refused: clustering.must_links_refused,
+        merges_refused_cannot_link: clustering.merges_refused_cannot_link,
         elapsed: started.elapsed(),
     };
     Linkage {
         person: clustering.person,
         match_probability,
+        review,
         report,
     }
+}
+
+/// The pairs for clerical review among the kept pairs and the same-provider pairs, and how many
+/// lay in the band before the cap ([`Linkage::review`]).
+fn review_candidates(
+    loaded: &LoadedRecords,
+    model: &ModelParameters,
+    pairs: &[KeptPair],
+    same_provider_pairs: &[(u32, u32)],
+    same_provider_weights: &[f64],
+    options: &LinkOptions,
+    constraints: &Constraints,
+) -> (Vec<ReviewCandidate>, u64) {
+    let Some((low, high)) = options.review_band else {
+        return (Vec::new(), 0);
+    };
+    // A band upside down or not a number proposes nothing.
+    if options.review_limit == 0 || low.partial_cmp(&high).is_none_or(|o| o.is_gt()) {
+        return (Vec::new(), 0);
+    }
+    let (low, high) = (probability_weight(low), probability_weight(high));
+    let ordered = |a: u32, b: u32| (a.min(b), a.max(b));
+    let decided: rustc_hash::FxHashSet<(u32, u32)> = constraints
+        .must_link
+        .iter()
+        .chain(&constraints.cannot_link)
+        .map(|&(a, b)| ordered(a, b))
+        .collect();
+    let in_band = |a: u32, b: u32, weight: f64| {
+        (low..=high).contains(&weight) && !decided.contains(&ordered(a, b))
+    };
+    // (a, b, weight, pattern if known): the same-provider pairs' patterns are compared again
+    // for the few in the band.
+    let mut found: Vec<(u32, u32, f64, Option<Pattern>)> = pairs
+        .iter()
+        .filter(|p| in_band(p.a, p.b, p.weight))
+        .map(|p| (p.a, p.b, p.weight, Some(p.pattern)))
+        .collect();
+    found.extend(
+        same_provider_pairs
+            .iter()
+            .zip(same_provider_weights)
+            .filter(|((a, b), w)| in_band(*a, *b, **w))
+            .map(|(&(a, b), &w)| (a.min(b), a.max(b), w, None)),
+    );
+    let in_band_count = found.len() as u64;
+    // Most uncertain first: the weight nearest 0 bits is the probability nearest one half.
+    let uncertainty = |x: &(u32, u32, f64, Option<Pattern>),
+                       y: &(u32, u32, f64, Option<Pattern>)| {
+        x.2.abs()
+            .total_cmp(&y.2.abs())
+            .then(x.0.cmp(&y.0))
+            .then(x.1.cmp(&y.1))
+    };
+    if found.len() > options.review_limit {
+        found.select_nth_unstable_by(options.review_limit, uncertainty);
+        found.truncate(options.review_limit);
+    }
+    found.sort_unstable_by(uncertainty);
+    let records = &loaded.records;
+    let review = found
+        .into_iter()
+        .map(|(a, b, weight, pattern)| {
+            let pattern = pattern.unwrap_or_else(|| {
+                compare_records(&loaded.pool, &records[a as usize], &records[b as usize])
+            });
+            ReviewCandidate {
+                a,
+                b,
+                match_probability: probability_of_weight(weight),
+                weight,
+                evidence: review_evidence(model, pattern, weight),
+            }
+        })
+        .collect();
+    (review, in_band_count)
 }
 
 /// The term-frequency adjustment of exact name matches: 佐藤 and 鈴木 are weak evidence, rare
@@ -1225,5 +1437,113 @@ mod tests {
             (-BINNED_WEIGHT_LIMIT * BINS_PER_BIT) as i32
         );
         assert_eq!(bin_of(f64::NAN), (0, 0));
+    }
+
+    #[test]
+    fn review_evidence_names_each_field_level_and_sums_to_the_weight() {
+        let model = model(0.9, 0.8);
+        // Name exact, birth date differs, sex not compared, household level 0.
+        let pattern: Pattern = (1 << 4) | (u32::from(crate::model::MISSING) << 8);
+        let weight = -3.25;
+        let evidence = review_evidence(&model, pattern, weight);
+        let fields: Vec<&str> = evidence.iter().map(|e| e.field).collect();
+        assert_eq!(
+            fields,
+            [
+                "name",
+                "birth_date",
+                "sex",
+                "household",
+                ADJUSTMENTS_EVIDENCE
+            ]
+        );
+        assert_eq!(evidence[0].level, Field::Name.levels()[0]);
+        assert_eq!(evidence[1].level, Field::BirthDate.levels()[1]);
+        assert_eq!(
+            (evidence[2].level, evidence[2].weight_bits),
+            ("missing", 0.0)
+        );
+        assert!((evidence[0].weight_bits - (0.9f64 / 0.5).log2()).abs() < 1e-12);
+        let sum: f64 = evidence.iter().map(|e| e.weight_bits).sum();
+        assert!((sum - weight).abs() < 1e-9);
+    }
+
+    #[test]
+    fn review_decisions_bind_the_linkage_and_uncertain_pairs_are_proposed() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = kiban_synth::SynthConfig {
+            persons: 1_500,
+            seed: 17,
+            ..kiban_synth::SynthConfig::default()
+        };
+        let summary = kiban_synth::write_identity_csv(&config, dir.path(), &|_| {}).unwrap();
+        let loaded = crate::records::load_identity_csv(&summary.records_path).unwrap();
+        let options = LinkOptions {
+            random_pairs: 200_000,
+            training_pairs: 500_000,
+            review_band: Some((0.01, 0.999)),
+            ..LinkOptions::default()
+        };
+        let free = link_records(&loaded, &options);
+        assert!(!free.review.is_empty());
+        assert_eq!(free.review.len() as u64, free.report.review_pairs_in_band);
+        for pair in &free.review {
+            assert!(pair.a < pair.b);
+            assert!((0.01..=0.999).contains(&pair.match_probability), "{pair:?}");
+            let sum: f64 = pair.evidence.iter().map(|e| e.weight_bits).sum();
+            assert!((sum - pair.weight).abs() < 1e-6, "{pair:?}");
+            assert_eq!(pair.evidence.len(), FIELD_COUNT + 1);
+        }
+        // Most uncertain first.
+        for w in free.review.windows(2) {
+            assert!(w[0].weight.abs() <= w[1].weight.abs());
+        }
+        // A pair the run left apart, and a pair it joined.
+        let hospital = |r: u32| loaded.records[r as usize].hospital;
+        let apart = (1..loaded.records.len() as u32)
+            .find(|&r| free.person[r as usize] != free.person[0] && hospital(r) != hospital(0))
+            .map(|r| (0, r))
+            .expect("two persons at two providers");
+        let mut first_of_person = rustc_hash::FxHashMap::default();
+        let joined = (0..loaded.records.len() as u32)
+            .find_map(|r| {
+                let first = *first_of_person.entry(free.person[r as usize]).or_insert(r);
+                (first != r).then_some((first, r))
+            })
+            .expect("two records of one person");
+        let constraints = Constraints {
+            must_link: vec![apart],
+            cannot_link: vec![(joined.1, joined.0)],
+        };
+        let bound = link_records_with(&loaded, &options, &constraints);
+        assert_eq!(
+            bound.person[apart.0 as usize],
+            bound.person[apart.1 as usize]
+        );
+        assert_ne!(
+            bound.person[joined.0 as usize],
+            bound.person[joined.1 as usize]
+        );
+        assert_eq!(bound.report.must_links_applied, 1);
+        assert_eq!(bound.match_probability[apart.0 as usize], Some(1.0));
+        // Decided pairs are not proposed again.
+        let in_review = |review: &[ReviewCandidate], (a, b): (u32, u32)| {
+            review.iter().any(|p| (p.a, p.b) == (a, b))
+        };
+        let decided_in_review = usize::from(in_review(&free.review, joined))
+            + usize::from(in_review(&free.review, apart));
+        assert_eq!(bound.review.len() + decided_in_review, free.review.len());
+        assert!(!in_review(&bound.review, apart));
+        assert!(!in_review(&bound.review, joined));
+        // No band: nothing proposed.
+        let none = link_records(
+            &loaded,
+            &LinkOptions {
+                review_band: None,
+                ..options.clone()
+            },
+        );
+        assert!(none.review.is_empty());
+        assert_eq!(none.person, free.person);
     }
 }

@@ -404,6 +404,7 @@ texts! {
     FieldInsuredNumber: "被保険者証の番号", "Card number";
     FieldInsuredBranch: "枝番", "Card branch";
     FieldHousehold: "住所・保険証", "Address and insurance card";
+    FieldAdjustments: "その他の補正 (氏名の頻度・世帯の転居・同姓同名の数・医療機関の組合せ・事前確率)", "Other adjustments (name frequency, household moves, namesakes, provider pair, prior)";
     FieldName: "氏名", "Name";
 }
 

@@ -825,6 +825,7 @@ fn evidence_label(field: &str, lang: Lang) -> String {
         "birth_date" => Some(Text::FieldBirthDate),
         "sex" => Some(Text::FieldSex),
         "household" => Some(Text::FieldHousehold),
+        "adjustments" => Some(Text::FieldAdjustments),
         "name_kanji" => Some(Text::FieldNameKanji),
         "name_kana" => Some(Text::FieldNameKana),
         "address" => Some(Text::FieldAddress),
