@@ -472,10 +472,12 @@ async fn demo(args: DemoArgs) -> Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
+    // Before the line that says Ctrl-C stops the demo: hashing the password takes a moment,
+    // and a Ctrl-C before the handler below listens would be lost.
+    crate::demo_staff::ensure_demo_staff(&meta, keys.as_ref(), &base_url).await?;
     println!(
         "4/4 serve: portal at {base_url}/ (日本語 / English), intake API at {base_url}/fhir; press Ctrl-C to stop"
     );
-    crate::demo_staff::ensure_demo_staff(&meta, keys.as_ref(), &base_url).await?;
     // A failure to install the handler only means Ctrl-C kills the process instead.
     let _ = tokio::signal::ctrl_c().await;
     let _ = stop.send(());
