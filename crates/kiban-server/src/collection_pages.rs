@@ -325,6 +325,21 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// The visitor's token, or a new one to set in the cookie.
+/// The visit's CSRF token and whether it is new, or the server-error page to answer with when
+/// the system has no randomness for a new one.
+pub(crate) fn csrf_token_or_error_page(visit: &Visit) -> Result<(String, bool), Box<Response>> {
+    csrf_token_for(visit).ok_or_else(|| {
+        tracing::error!("no randomness for a CSRF token");
+        Box::new(message_page(
+            visit,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Text::ServerErrorTitle,
+            Text::ServerErrorMessage,
+            None,
+        ))
+    })
+}
+
 fn csrf_token_for(visit: &Visit) -> Option<(String, bool)> {
     match &visit.csrf_cookie {
         Some(token) => Some((token.clone(), false)),
@@ -729,15 +744,9 @@ async fn render_optout_form(
         Ok(providers) => providers,
         Err(err) => return server_error(visit, &err),
     };
-    let Some((csrf, is_new)) = csrf_token_for(visit) else {
-        tracing::error!("no randomness for a CSRF token");
-        return message_page(
-            visit,
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Text::ServerErrorTitle,
-            Text::ServerErrorMessage,
-            None,
-        );
+    let (csrf, is_new) = match csrf_token_or_error_page(visit) {
+        Ok(token) => token,
+        Err(page) => return *page,
     };
     let template = OptOutTemplate {
         page: CollectionPage::patient(visit, Text::OptOutTitle),
@@ -1107,15 +1116,9 @@ async fn render_phone_form(
         Ok(providers) => providers,
         Err(err) => return server_error(visit, &err),
     };
-    let Some((csrf, is_new)) = csrf_token_for(visit) else {
-        tracing::error!("no randomness for a CSRF token");
-        return message_page(
-            visit,
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Text::ServerErrorTitle,
-            Text::ServerErrorMessage,
-            None,
-        );
+    let (csrf, is_new) = match csrf_token_or_error_page(visit) {
+        Ok(token) => token,
+        Err(page) => return *page,
     };
     let title = if recorded.is_some() {
         Text::PhoneRecordedTitle

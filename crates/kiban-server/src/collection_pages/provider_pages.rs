@@ -16,9 +16,9 @@
 //! tokens count as failed attempts per client like the opt-out form's.
 
 use super::{
-    CSRF_TOKEN_BYTES, CollectionPage, FailedAttempts, NavLink, Visit, cookie_value, csrf_token_for,
-    form_expired, message_page, percent_encode, read_only, render, too_many_attempts,
-    unreadable_form, with_csrf_cookie,
+    CSRF_TOKEN_BYTES, CollectionPage, FailedAttempts, NavLink, Visit, cookie_value,
+    csrf_token_or_error_page, form_expired, message_page, percent_encode, read_only, render,
+    too_many_attempts, unreadable_form, with_csrf_cookie,
 };
 use crate::i18n::{Lang, Text};
 use crate::provision::{self, QuarantineItem};
@@ -292,15 +292,9 @@ struct SignInTemplate {
 }
 
 fn render_sign_in(visit: &Visit, status: StatusCode, error: Option<Text>) -> Response {
-    let Some((csrf, is_new)) = csrf_token_for(visit) else {
-        tracing::error!("no randomness for a CSRF token");
-        return message_page(
-            visit,
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Text::ServerErrorTitle,
-            Text::ServerErrorMessage,
-            None,
-        );
+    let (csrf, is_new) = match csrf_token_or_error_page(visit) {
+        Ok(token) => token,
+        Err(page) => return *page,
     };
     let template = SignInTemplate {
         page: CollectionPage::provider(visit, Text::ProviderSignInTitle, None),
@@ -579,14 +573,9 @@ async fn intakes_page(
             }
         })
         .collect();
-    let Some((csrf, is_new)) = csrf_token_for(&visit) else {
-        return message_page(
-            &visit,
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Text::ServerErrorTitle,
-            Text::ServerErrorMessage,
-            None,
-        );
+    let (csrf, is_new) = match csrf_token_or_error_page(&visit) {
+        Ok(token) => token,
+        Err(page) => return *page,
     };
     let template = IntakesTemplate {
         page: CollectionPage::provider(
@@ -705,14 +694,9 @@ async fn quarantine_page(
     let href = |n: i64| format!("/provider/quarantine?page={n}&lang={lang}");
     let previous_href = (page_number > 1).then(|| href(page_number - 1));
     let next_href = (offset + QUARANTINE_PAGE_SIZE < page.total).then(|| href(page_number + 1));
-    let Some((csrf, is_new)) = csrf_token_for(&visit) else {
-        return message_page(
-            &visit,
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Text::ServerErrorTitle,
-            Text::ServerErrorMessage,
-            None,
-        );
+    let (csrf, is_new) = match csrf_token_or_error_page(&visit) {
+        Ok(token) => token,
+        Err(page) => return *page,
     };
     let template = QuarantineTemplate {
         page: CollectionPage::provider(

@@ -26,8 +26,8 @@
 //! is written to the staff audit log (who, when, which pair, outcome, source address).
 
 use super::{
-    CollectionPage, StaffPage, Visit, cookie_value, csrf_token_for, form_expired, message_page,
-    percent_encode, render, too_many_attempts, unreadable_form, with_csrf_cookie,
+    CollectionPage, StaffPage, Visit, cookie_value, csrf_token_or_error_page, form_expired,
+    message_page, percent_encode, render, too_many_attempts, unreadable_form, with_csrf_cookie,
 };
 use crate::i18n::{Lang, Text};
 use crate::staff_auth::{StaffAuth, StaffAuthConfig, verify_password};
@@ -394,15 +394,9 @@ fn render_sign_in(
     next: &str,
     login: &str,
 ) -> Response {
-    let Some((csrf, is_new)) = csrf_token_for(visit) else {
-        tracing::error!("no randomness for a CSRF token");
-        return message_page(
-            visit,
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Text::ServerErrorTitle,
-            Text::ServerErrorMessage,
-            None,
-        );
+    let (csrf, is_new) = match csrf_token_or_error_page(visit) {
+        Ok(token) => token,
+        Err(page) => return *page,
     };
     let template = SignInTemplate {
         page: CollectionPage::staff_signed_out(visit, Text::StaffSignInTitle),
@@ -724,14 +718,9 @@ struct HomeTemplate {
 
 /// `GET /staff`.
 async fn home(staff: SignedIn<AnyStaff>, visit: Visit) -> Response {
-    let Some((csrf, is_new)) = csrf_token_for(&visit) else {
-        return message_page(
-            &visit,
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Text::ServerErrorTitle,
-            Text::ServerErrorMessage,
-            None,
-        );
+    let (csrf, is_new) = match csrf_token_or_error_page(&visit) {
+        Ok(token) => token,
+        Err(page) => return *page,
     };
     let lang = visit.lang;
     let template = HomeTemplate {
@@ -1114,14 +1103,9 @@ async fn render_pair(
         },
         None => String::new(),
     };
-    let Some((csrf, is_new)) = csrf_token_for(visit) else {
-        return message_page(
-            visit,
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Text::ServerErrorTitle,
-            Text::ServerErrorMessage,
-            None,
-        );
+    let (csrf, is_new) = match csrf_token_or_error_page(visit) {
+        Ok(token) => token,
+        Err(page) => return *page,
     };
     let template = ReviewPairTemplate {
         page: CollectionPage::staff(visit, Text::ReviewDetailTitle, StaffPage::Review),
