@@ -105,6 +105,15 @@ impl ColumnBuilder {
     pub(crate) fn code(&self, value: &str) -> Option<u32> {
         self.lookup.get(value).copied()
     }
+
+    /// Every value in code order, with the line it first appears on.
+    pub(crate) fn first_appearances(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.column
+            .dictionary
+            .iter()
+            .map(String::as_str)
+            .zip(self.first_lines.iter().copied())
+    }
 }
 
 impl Dataset {

@@ -1,20 +1,28 @@
 //! Streaming mode: two passes over the input file; the rows are never held.
 //!
-//! Pass 1 reads the file batch by batch and keeps only the dictionaries of the
+//! Pass 1 reads the file chunk by chunk and keeps only the dictionaries of the
 //! quasi-identifying and sensitive columns and the finest equivalence classes (tuple of
 //! dictionary codes → records, and per sensitive attribute the (class, value) counts). The
 //! search runs on those classes exactly as in memory. Pass 2 re-reads the file and writes every
-//! row generalized (or suppressed) straight to the release. Reading the next batch and encoding
-//! (or writing) the current one run in parallel, so two cores are used.
+//! row generalized (or suppressed) straight to the release.
 //!
-//! The finest classes and dictionary codes are numbered in order of first appearance, as in
-//! memory, so the search, every report figure and the release are identical to the in-memory
-//! path's.
+//! Both passes are pipelines: a reader thread cuts the input into chunks of whole records
+//! (raw bytes of a delimited file, or record batches of a Parquet file) and hands them over a
+//! bounded channel; the chunks are parsed and encoded (pass 1) or released (pass 2) in
+//! parallel; the results are merged (pass 1) or written (pass 2) in input order, overlapping
+//! with the parsing of the next chunks. At most a few chunks are in flight, so memory stays
+//! bounded by the finest classes.
+//!
+//! Each chunk of pass 1 numbers its own dictionary values and classes in order of first
+//! appearance; merged in input order, the global codes and classes are numbered in order of
+//! first appearance, as in memory, so the search, every report figure and the release are
+//! identical to the in-memory path's.
 
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::mpsc::SyncSender;
 use std::time::Instant;
 
 use csv::StringRecord;
@@ -32,25 +40,52 @@ use crate::hierarchy::{Hierarchy, SUPPRESSED, csv_error_of};
 use crate::job::JobConfig;
 use crate::types::AttributeType;
 
-/// Records per batch of a delimited input (Parquet inputs are read in batches of this size too).
+/// Records per chunk of a Parquet input.
 const BATCH_ROWS: usize = 16_384;
 
-/// A batch of records, reused from read to read so that its buffers are allocated once.
-#[derive(Default)]
-struct Batch {
-    records: Vec<StringRecord>,
-    len: usize,
+/// Bytes per chunk of a delimited input (about 50 000 rows of Adult).
+const CHUNK_BYTES: usize = 4 << 20;
+
+/// A piece of the input holding whole records, parsed and encoded (or released) by one worker.
+enum Chunk {
+    /// Raw bytes of whole delimited records; `line` is the position line of the first.
+    Delimited { bytes: Vec<u8>, line: u64 },
+    /// Records of a Parquet input, as text.
+    Records(Vec<StringRecord>),
 }
 
-impl Batch {
-    fn rows(&self) -> &[StringRecord] {
-        &self.records[..self.len]
+/// Byte buffers handed back for reuse, so that every chunk does not fault in fresh pages.
+#[derive(Default)]
+struct BufferPool(std::sync::Mutex<Vec<Vec<u8>>>);
+
+impl BufferPool {
+    /// An empty buffer of at least `capacity` bytes.
+    fn take(&self, capacity: usize) -> Vec<u8> {
+        let mut buffer = self
+            .0
+            .lock()
+            .ok()
+            .and_then(|mut pool| pool.pop())
+            .unwrap_or_default();
+        buffer.clear();
+        buffer.reserve(capacity);
+        buffer
+    }
+
+    /// Keeps `buffer` for a later [`Self::take`] (a few at most: as many as are in flight).
+    fn give(&self, buffer: Vec<u8>) {
+        if let Ok(mut pool) = self.0.lock()
+            && pool.len() < 16
+        {
+            pool.push(buffer);
+        }
     }
 }
 
-/// The input, read record by record.
+/// The input past its header, read chunk by chunk.
 enum RecordSource {
-    Delimited(csv::Reader<BufReader<File>>),
+    /// A delimited file positioned on its first data record.
+    Delimited { file: File, line: u64 },
     Parquet {
         reader: ParquetRecordBatchReader,
         rows: usize,
@@ -82,6 +117,22 @@ fn open_file(path: &Path) -> Result<File> {
         path: path.to_path_buf(),
         source,
     })
+}
+
+fn io_error(path: &Path, source: std::io::Error) -> AnonymizeError {
+    AnonymizeError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The reader of a chunk or of the header: the options [`Dataset::read`] uses.
+fn delimited_reader<R: Read>(separator: u8, has_headers: bool, input: R) -> csv::Reader<R> {
+    csv::ReaderBuilder::new()
+        .delimiter(separator)
+        .has_headers(has_headers)
+        .flexible(true)
+        .from_reader(input)
 }
 
 /// Opens `path` as [`Dataset::read`] would read it (same header and type rules).
@@ -122,11 +173,7 @@ fn open(path: &Path, separator: u8) -> Result<Opened> {
             },
         });
     }
-    let mut csv = csv::ReaderBuilder::new()
-        .delimiter(separator)
-        .has_headers(true)
-        .flexible(true)
-        .from_reader(BufReader::with_capacity(1 << 20, open_file(path)?));
+    let mut csv = delimited_reader(separator, true, BufReader::new(open_file(path)?));
     let header: Vec<String> = csv
         .headers()
         .map_err(|e| csv_error_of(path, &e))?
@@ -136,60 +183,191 @@ fn open(path: &Path, separator: u8) -> Result<Opened> {
     if header.is_empty() || (header.len() == 1 && header[0].is_empty()) {
         return Err(empty());
     }
+    // The parser stops right after the header's terminator: the records start there.
+    let start = csv.position().clone();
+    let mut file = csv.into_inner().into_inner();
+    file.seek(SeekFrom::Start(start.byte()))
+        .map_err(|e| io_error(path, e))?;
     let types = vec![AttributeType::String; header.len()];
     Ok(Opened {
         header,
         types,
-        source: RecordSource::Delimited(csv),
+        source: RecordSource::Delimited {
+            file,
+            line: start.line(),
+        },
     })
 }
 
+fn is_terminator(byte: u8) -> bool {
+    byte == b'\n' || byte == b'\r'
+}
+
+/// Where the last whole record of `bytes` (which starts on a record) ends, if some record
+/// ends before its last: the parser's state there is the one a fresh parser starts in.
+fn last_record_end(bytes: &[u8], separator: u8) -> Option<usize> {
+    if !bytes.contains(&b'"') {
+        // Unquoted, a record ends at a terminator that follows a field byte (a terminator
+        // after a terminator belongs to a CRLF or to a blank line, which the parser skips).
+        return (1..bytes.len())
+            .rev()
+            .find(|&i| is_terminator(bytes[i]) && !is_terminator(bytes[i - 1]))
+            .map(|i| i + 1);
+    }
+    // Quoted fields may hold terminators: let the parser find where the records start.
+    let mut parser = delimited_reader(separator, false, bytes);
+    let mut record = csv::ByteRecord::new();
+    let mut last_start = 0;
+    while let Ok(true) = parser.read_byte_record(&mut record) {
+        last_start = record.position().map_or(0, csv::Position::byte);
+    }
+    usize::try_from(last_start).ok().filter(|&start| start > 0)
+}
+
 impl RecordSource {
-    /// Reads the next batch into `batch`; `batch.len == 0` at the end of the input.
-    fn fill(&mut self, path: &Path, batch: &mut Batch) -> Result<()> {
-        batch.len = 0;
-        match self {
-            RecordSource::Delimited(csv) => {
-                while batch.len < BATCH_ROWS {
-                    if batch.records.len() == batch.len {
-                        batch.records.push(StringRecord::new());
-                    }
-                    let more = csv
-                        .read_record(&mut batch.records[batch.len])
-                        .map_err(|e| csv_error_of(path, &e))?;
-                    if !more {
-                        break;
-                    }
-                    batch.len += 1;
-                }
+    /// Sends the whole input as chunks, in order, until the end, an error (sent too), or the
+    /// receiver hangs up.
+    fn send_chunks(
+        self,
+        path: &Path,
+        chunk_bytes: usize,
+        separator: u8,
+        buffers: &BufferPool,
+        to: &SyncSender<Result<Chunk>>,
+    ) {
+        let outcome = match self {
+            RecordSource::Delimited { file, line } => {
+                Self::send_delimited(file, line, path, chunk_bytes, separator, buffers, to)
             }
             RecordSource::Parquet { reader, rows, text } => {
-                for next in reader.by_ref() {
-                    let next = next.map_err(|e| parquet_error(path, &e))?;
-                    let n = next.num_rows();
-                    if n == 0 {
+                Self::send_parquet(reader, rows, text, path, to)
+            }
+        };
+        if let Err(error) = outcome {
+            // The receiver may be gone already; then nobody needs the error.
+            let _ = to.send(Err(error));
+        }
+    }
+
+    fn send_delimited(
+        mut file: File,
+        mut line: u64,
+        path: &Path,
+        chunk_bytes: usize,
+        separator: u8,
+        buffers: &BufferPool,
+        to: &SyncSender<Result<Chunk>>,
+    ) -> Result<()> {
+        let chunk_bytes = chunk_bytes.max(1);
+        let mut bytes: Vec<u8> = Vec::with_capacity(chunk_bytes);
+        let mut wanted = chunk_bytes;
+        let mut at_end = false;
+        loop {
+            while !at_end && bytes.len() < wanted {
+                let more = (wanted - bytes.len()) as u64;
+                let read = (&mut file)
+                    .take(more)
+                    .read_to_end(&mut bytes)
+                    .map_err(|e| io_error(path, e))?;
+                at_end = read == 0;
+            }
+            let end = if at_end {
+                bytes.len()
+            } else {
+                match last_record_end(&bytes, separator) {
+                    Some(end) => end,
+                    None => {
+                        // A record longer than the chunk so far: grow geometrically, so
+                        // that a huge record is not rescanned once per chunk's worth.
+                        wanted = wanted.saturating_mul(2);
                         continue;
                     }
-                    if batch.records.len() < n {
-                        batch.records.resize_with(n, StringRecord::new);
-                    }
-                    for (i, record) in batch.records[..n].iter_mut().enumerate() {
-                        record.clear();
-                        let mut position = csv::Position::new();
-                        position.set_line((*rows + i + 1) as u64);
-                        record.set_position(Some(position));
-                    }
-                    let records = &mut batch.records;
-                    for array in next.columns() {
-                        append_arrow(array, text, &mut |i, value| records[i].push_field(value));
-                    }
-                    *rows += n;
-                    batch.len = n;
-                    break;
                 }
+            };
+            if end == 0 {
+                return Ok(());
+            }
+            let mut rest = buffers.take(chunk_bytes.max(bytes.len() - end));
+            rest.extend_from_slice(&bytes[end..]);
+            bytes.truncate(end);
+            let first_line = line;
+            line += bytes.iter().filter(|&&b| b == b'\n').count() as u64;
+            let chunk = Chunk::Delimited {
+                bytes: std::mem::replace(&mut bytes, rest),
+                line: first_line,
+            };
+            if to.send(Ok(chunk)).is_err() {
+                return Ok(());
+            }
+            wanted = bytes.len() + chunk_bytes;
+        }
+    }
+
+    fn send_parquet(
+        mut reader: ParquetRecordBatchReader,
+        mut rows: usize,
+        mut text: String,
+        path: &Path,
+        to: &SyncSender<Result<Chunk>>,
+    ) -> Result<()> {
+        for next in reader.by_ref() {
+            let next = next.map_err(|e| parquet_error(path, &e))?;
+            let n = next.num_rows();
+            if n == 0 {
+                continue;
+            }
+            let mut records: Vec<StringRecord> = (0..n)
+                .map(|i| {
+                    let mut record = StringRecord::new();
+                    let mut position = csv::Position::new();
+                    position.set_line((rows + i + 1) as u64);
+                    record.set_position(Some(position));
+                    record
+                })
+                .collect();
+            for array in next.columns() {
+                append_arrow(array, &mut text, &mut |i, value| {
+                    records[i].push_field(value)
+                });
+            }
+            rows += n;
+            if to.send(Ok(Chunk::Records(records))).is_err() {
+                return Ok(());
             }
         }
         Ok(())
+    }
+}
+
+impl Chunk {
+    /// Calls `each` on every record of the chunk, in order.
+    fn for_each_record(
+        &self,
+        path: &Path,
+        separator: u8,
+        mut each: impl FnMut(&StringRecord) -> Result<()>,
+    ) -> Result<()> {
+        match self {
+            Chunk::Records(records) => records.iter().try_for_each(each),
+            Chunk::Delimited { bytes, line } => {
+                let mut parser =
+                    delimited_reader(separator, false, std::io::Cursor::new(bytes.as_slice()));
+                // Numbers the lines as one parser of the whole file would.
+                let mut start = csv::Position::new();
+                start.set_line(*line);
+                parser
+                    .seek_raw(SeekFrom::Start(0), start)
+                    .map_err(|e| csv_error_of(path, &e))?;
+                let mut record = StringRecord::new();
+                while parser
+                    .read_record(&mut record)
+                    .map_err(|e| csv_error_of(path, &e))?
+                {
+                    each(&record)?;
+                }
+                Ok(())
+            }
+        }
     }
 }
 
@@ -198,16 +376,101 @@ fn line_of(record: &StringRecord) -> u64 {
     record.position().map_or(0, csv::Position::line)
 }
 
-/// What the first pass accumulates: dictionaries and finest classes, no rows.
-struct FirstPass<'a> {
+/// Streams `source` through `work`, run on the chunks in parallel, and `merge`, run on the
+/// results one at a time in input order (on the calling thread, while the pool works on the
+/// next chunks). An error stops the run; the first in input order is returned.
+fn pipeline<T: Send>(
+    source: RecordSource,
+    path: &Path,
+    separator: u8,
+    chunk_bytes: usize,
+    work: impl Fn(&Chunk) -> Result<T> + Sync,
+    mut merge: impl FnMut(T) -> Result<()>,
+) -> Result<()> {
+    // Two chunks per thread being worked on (one running, one ready), as many read ahead:
+    // the threads never wait for the reader or the merge, and the chunks in memory are few.
+    let threads = rayon::current_num_threads().max(1);
+    let in_flight = 2 * threads;
+    let (sender, receiver) = std::sync::mpsc::sync_channel::<Result<Chunk>>(threads);
+    let buffers = &BufferPool::default();
+    std::thread::scope(|scope| {
+        scope.spawn(move || source.send_chunks(path, chunk_bytes, separator, buffers, &sender));
+        // Owned here so that it hangs up (and the reader stops) when this returns early.
+        let receiver = receiver;
+        let (done_sender, done) =
+            std::sync::mpsc::channel::<(usize, std::thread::Result<Result<T>>)>();
+        let work = &work;
+        // Runs on this thread; the tasks go to the pool, and are all finished when it returns.
+        rayon::in_place_scope(|tasks| {
+            let mut started = 0usize;
+            let mut merged = 0usize;
+            let mut reading = true;
+            let mut finished: std::collections::BTreeMap<usize, Result<T>> = Default::default();
+            loop {
+                while reading && started - merged < in_flight {
+                    let Ok(chunk) = receiver.recv() else {
+                        reading = false;
+                        break;
+                    };
+                    let done_sender = done_sender.clone();
+                    let index = started;
+                    tasks.spawn(move |_| {
+                        // A panic is handed over too, so that the merge never waits for it.
+                        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            chunk.and_then(|chunk| {
+                                let result = work(&chunk);
+                                if let Chunk::Delimited { bytes, .. } = chunk {
+                                    buffers.give(bytes);
+                                }
+                                result
+                            })
+                        }));
+                        let _ = done_sender.send((index, result));
+                    });
+                    started += 1;
+                }
+                if merged == started {
+                    return Ok(());
+                }
+                while !finished.contains_key(&merged) {
+                    // Every task sends, and this thread holds a sender too, so this waits
+                    // for a result rather than fails.
+                    let (index, result) = done.recv().map_err(|_| AnonymizeError::Io {
+                        path: path.to_path_buf(),
+                        source: std::io::Error::other("a chunk's work ended without a result"),
+                    })?;
+                    match result {
+                        Ok(result) => finished.insert(index, result),
+                        Err(panic) => std::panic::resume_unwind(panic),
+                    };
+                }
+                if let Some(result) = finished.remove(&merged) {
+                    merged += 1;
+                    merge(result?)?;
+                }
+            }
+        })
+    })
+}
+
+/// What pass 1 needs to know of the columns.
+struct Layout<'a> {
     path: &'a Path,
+    separator: u8,
     header_len: usize,
     qi_columns: Vec<usize>,
     sensitive_columns: Vec<usize>,
-    /// Dictionary of each kept column (quasi-identifiers and sensitive attributes).
-    builders: Vec<Option<ColumnBuilder>>,
+    /// Columns whose dictionary is kept (quasi-identifiers and sensitive attributes).
+    kept: Vec<bool>,
     /// Declared type of a column whose dictionary is not kept: checked value by value.
     checks: Vec<Option<AttributeType>>,
+}
+
+/// Dictionaries and finest classes: of one chunk (codes and classes numbered within the
+/// chunk) or, merged, of the whole input. In both, in order of first appearance.
+struct Classes {
+    /// Dictionary of each kept column.
+    builders: Vec<Option<ColumnBuilder>>,
     /// First line whose value a check refused, per column.
     first_refused: Vec<Option<u64>>,
     /// Finest class of each tuple of quasi-identifier dictionary codes.
@@ -218,80 +481,148 @@ struct FirstPass<'a> {
     /// Per sensitive attribute: records per `class << 32 | value code`.
     sensitive_counts: Vec<FxHashMap<u64, u32>>,
     rows: usize,
-    key: Vec<u32>,
 }
 
-impl FirstPass<'_> {
-    fn add(&mut self, batch: &[StringRecord]) -> Result<()> {
-        for record in batch {
-            let line = line_of(record);
-            if record.len() != self.header_len {
-                return Err(AnonymizeError::RaggedRow {
-                    path: self.path.to_path_buf(),
-                    line,
-                    expected: self.header_len,
-                    found: record.len(),
-                });
-            }
-            for (column, check) in self.checks.iter().enumerate() {
-                if let Some(kind) = check
-                    && self.first_refused[column].is_none()
-                    && !kind.accepts(&record[column])
-                {
-                    self.first_refused[column] = Some(line);
-                }
-            }
-            self.key.clear();
-            for &column in &self.qi_columns {
-                let code = self.builders[column]
-                    .as_mut()
-                    .map_or(0, |b| b.intern(&record[column], line));
-                self.key.push(code);
-            }
-            let class = match self.class_index.get(self.key.as_slice()) {
-                Some(&class) => class,
-                None => {
-                    let class = self.sizes.len() as u32;
-                    self.class_index.insert(self.key.as_slice().into(), class);
-                    self.class_codes.extend_from_slice(&self.key);
-                    self.sizes.push(0);
-                    class
-                }
-            };
-            self.sizes[class as usize] += 1;
-            for (s, &column) in self.sensitive_columns.iter().enumerate() {
-                let value = self.builders[column]
-                    .as_mut()
-                    .map_or(0, |b| b.intern(&record[column], line));
-                *self.sensitive_counts[s]
-                    .entry((u64::from(class) << 32) | u64::from(value))
-                    .or_insert(0) += 1;
-            }
-            self.rows += 1;
+impl Classes {
+    fn new(layout: &Layout<'_>) -> Self {
+        Classes {
+            builders: layout
+                .kept
+                .iter()
+                .map(|&kept| kept.then(ColumnBuilder::new))
+                .collect(),
+            first_refused: vec![None; layout.header_len],
+            class_index: FxHashMap::default(),
+            class_codes: Vec::new(),
+            sizes: Vec::new(),
+            sensitive_counts: vec![FxHashMap::default(); layout.sensitive_columns.len()],
+            rows: 0,
         }
+    }
+
+    /// The class of `key`, added (empty) if new.
+    fn class_of(&mut self, key: &[u32]) -> u32 {
+        match self.class_index.get(key) {
+            Some(&class) => class,
+            None => {
+                let class = self.sizes.len() as u32;
+                self.class_index.insert(key.into(), class);
+                self.class_codes.extend_from_slice(key);
+                self.sizes.push(0);
+                class
+            }
+        }
+    }
+
+    /// Encodes one chunk on its own.
+    fn of_chunk(layout: &Layout<'_>, chunk: &Chunk) -> Result<Self> {
+        let mut classes = Classes::new(layout);
+        let mut key: Vec<u32> = Vec::with_capacity(layout.qi_columns.len());
+        chunk.for_each_record(layout.path, layout.separator, |record| {
+            classes.add(layout, record, &mut key)
+        })?;
+        // Only the merge reads the chunk's classes, and by number.
+        classes.class_index = FxHashMap::default();
+        Ok(classes)
+    }
+
+    fn add(
+        &mut self,
+        layout: &Layout<'_>,
+        record: &StringRecord,
+        key: &mut Vec<u32>,
+    ) -> Result<()> {
+        let line = line_of(record);
+        if record.len() != layout.header_len {
+            return Err(AnonymizeError::RaggedRow {
+                path: layout.path.to_path_buf(),
+                line,
+                expected: layout.header_len,
+                found: record.len(),
+            });
+        }
+        for (column, check) in layout.checks.iter().enumerate() {
+            if let Some(kind) = check
+                && self.first_refused[column].is_none()
+                && !kind.accepts(&record[column])
+            {
+                self.first_refused[column] = Some(line);
+            }
+        }
+        key.clear();
+        for &column in &layout.qi_columns {
+            let code = self.builders[column]
+                .as_mut()
+                .map_or(0, |b| b.intern(&record[column], line));
+            key.push(code);
+        }
+        let class = self.class_of(key);
+        self.sizes[class as usize] += 1;
+        for (s, &column) in layout.sensitive_columns.iter().enumerate() {
+            let value = self.builders[column]
+                .as_mut()
+                .map_or(0, |b| b.intern(&record[column], line));
+            *self.sensitive_counts[s]
+                .entry((u64::from(class) << 32) | u64::from(value))
+                .or_insert(0) += 1;
+        }
+        self.rows += 1;
         Ok(())
     }
-}
 
-/// Reads the whole input through `consume`, one batch at a time; reading the next batch
-/// overlaps with consuming the current one.
-fn for_each_batch(
-    source: &mut RecordSource,
-    path: &Path,
-    mut consume: impl FnMut(&[StringRecord]) -> Result<()> + Send,
-) -> Result<()> {
-    let mut current = Batch::default();
-    let mut next = Batch::default();
-    source.fill(path, &mut current)?;
-    while current.len > 0 {
-        let (read, consumed) =
-            rayon::join(|| source.fill(path, &mut next), || consume(current.rows()));
-        // An error of the earlier batch comes first.
-        consumed?;
-        read?;
-        std::mem::swap(&mut current, &mut next);
+    /// Adds the classes of the next chunk. A value or class new to the whole input first
+    /// appears in that chunk where the chunk's own numbering first meets it, so interning the
+    /// chunk's values and classes in their order keeps the order of first appearance.
+    fn merge(&mut self, layout: &Layout<'_>, chunk: Classes) {
+        let to_global: Vec<Vec<u32>> = chunk
+            .builders
+            .iter()
+            .zip(&mut self.builders)
+            .map(|(local, global)| match (local, global) {
+                (Some(local), Some(global)) => local
+                    .first_appearances()
+                    .map(|(value, line)| global.intern(value, line))
+                    .collect(),
+                _ => Vec::new(),
+            })
+            .collect();
+        for (global, local) in self.first_refused.iter_mut().zip(chunk.first_refused) {
+            if global.is_none() {
+                *global = local;
+            }
+        }
+        let qi_count = layout.qi_columns.len();
+        let mut key: Vec<u32> = vec![0; qi_count];
+        let mut to_global_class = Vec::with_capacity(chunk.sizes.len());
+        for (class, &size) in chunk.sizes.iter().enumerate() {
+            let local_codes = &chunk.class_codes[class * qi_count..(class + 1) * qi_count];
+            for ((code, &local), &column) in key.iter_mut().zip(local_codes).zip(&layout.qi_columns)
+            {
+                *code = to_global[column].get(local as usize).copied().unwrap_or(0);
+            }
+            let class = self.class_of(&key);
+            self.sizes[class as usize] += size;
+            to_global_class.push(class);
+        }
+        for ((global, local), &column) in self
+            .sensitive_counts
+            .iter_mut()
+            .zip(chunk.sensitive_counts)
+            .zip(&layout.sensitive_columns)
+        {
+            for (pair, n) in local {
+                let class = to_global_class[(pair >> 32) as usize];
+                let value = to_global[column]
+                    .get((pair & 0xffff_ffff) as usize)
+                    .copied()
+                    .unwrap_or(0);
+                *global
+                    .entry((u64::from(class) << 32) | u64::from(value))
+                    .or_insert(0) += n;
+            }
+        }
+        self.rows += chunk.rows;
     }
-    Ok(())
 }
 
 /// Estimated number of data rows of `path` (exact for Parquet and for small delimited files;
@@ -322,6 +653,11 @@ pub(crate) fn estimated_rows(path: &Path) -> Result<u64> {
 /// Runs `job` in streaming mode: the report is the in-memory path's; the release is written
 /// atomically by the second pass.
 pub(crate) fn run_streaming(job: &JobConfig) -> Result<Report> {
+    run_streaming_in_chunks(job, CHUNK_BYTES)
+}
+
+/// As [`run_streaming`], cutting a delimited input in chunks of about `chunk_bytes`.
+fn run_streaming_in_chunks(job: &JobConfig, chunk_bytes: usize) -> Result<Report> {
     let started = Instant::now();
     if job.privacy.delta_presence.is_some() {
         return Err(AnonymizeError::NotStreamable {
@@ -353,7 +689,7 @@ pub(crate) fn run_streaming(job: &JobConfig) -> Result<Report> {
     let Opened {
         header,
         types,
-        mut source,
+        source,
     } = open(path, separator)?;
     let columns = header.len();
     let shape =
@@ -373,29 +709,33 @@ pub(crate) fn run_streaming(job: &JobConfig) -> Result<Report> {
     for (name, declared) in &job.types {
         checks[shape.column_index(name)?] = Some(declared.clone());
     }
-    let mut builders: Vec<Option<ColumnBuilder>> = (0..columns).map(|_| None).collect();
+    let mut kept = vec![false; columns];
     for &c in qi_columns.iter().chain(&sensitive_columns) {
-        builders[c] = Some(ColumnBuilder::new());
+        kept[c] = true;
         // The dictionary is validated as a whole afterwards.
         checks[c] = None;
     }
-    let mut first = FirstPass {
+    let layout = Layout {
         path,
+        separator,
         header_len: columns,
         qi_columns: qi_columns.clone(),
         sensitive_columns: sensitive_columns.clone(),
-        builders,
+        kept,
         checks,
-        first_refused: vec![None; columns],
-        class_index: FxHashMap::default(),
-        class_codes: Vec::new(),
-        sizes: Vec::new(),
-        sensitive_counts: vec![FxHashMap::default(); sensitive_columns.len()],
-        rows: 0,
-        key: Vec::with_capacity(qi_columns.len()),
     };
-    for_each_batch(&mut source, path, |batch| first.add(batch))?;
-    drop(source);
+    let mut first = Classes::new(&layout);
+    pipeline(
+        source,
+        path,
+        separator,
+        chunk_bytes,
+        |chunk| Classes::of_chunk(&layout, chunk),
+        |chunk| {
+            first.merge(&layout, chunk);
+            Ok(())
+        },
+    )?;
     if first.rows == 0 {
         return Err(AnonymizeError::EmptyData {
             path: path.to_path_buf(),
@@ -492,7 +832,12 @@ pub(crate) fn run_streaming(job: &JobConfig) -> Result<Report> {
         roles: &assigned,
         qi_columns: &qi_columns,
         builders: &first.builders,
-        class_index: &first.class_index,
+        classes: ClassLookup::new(
+            &first.class_index,
+            qi_columns
+                .iter()
+                .map(|&c| dataset.column(c).dictionary.len()),
+        ),
         leaf_class: &leaf_class,
         labels: match &searched.recoding {
             Some(recoding) => recoding
@@ -509,6 +854,7 @@ pub(crate) fn run_streaming(job: &JobConfig) -> Result<Report> {
         class_node: searched.recoding.as_ref().map(|r| r.class_node.as_slice()),
         best: &searched.best,
         drop_suppressed: job.drop_suppressed,
+        chunk_bytes,
     };
     let release_header: Vec<&str> = header
         .iter()
@@ -539,6 +885,53 @@ fn chosen_labels<'h>(
         .collect()
 }
 
+/// The finest class of each tuple of quasi-identifier dictionary codes, for the second pass.
+enum ClassLookup<'a> {
+    /// The codes packed into 64 bits (code `j` shifted by `shifts[j]`), when they fit: a
+    /// cheaper hash and no key to follow.
+    Packed {
+        shifts: Vec<u32>,
+        index: FxHashMap<u64, u32>,
+    },
+    /// Keyed by the codes.
+    Codes(&'a FxHashMap<Box<[u32]>, u32>),
+}
+
+impl<'a> ClassLookup<'a> {
+    /// Packs the keys of `index` if the codes of dictionaries of `sizes` fit in 64 bits.
+    fn new(index: &'a FxHashMap<Box<[u32]>, u32>, sizes: impl Iterator<Item = usize>) -> Self {
+        let mut shifts = Vec::new();
+        let mut bits = 0u32;
+        for size in sizes {
+            shifts.push(bits);
+            bits += usize::BITS - size.saturating_sub(1).leading_zeros();
+        }
+        if bits > 64 {
+            return ClassLookup::Codes(index);
+        }
+        let index = index
+            .iter()
+            .map(|(codes, &class)| (pack(&shifts, codes), class))
+            .collect();
+        ClassLookup::Packed { shifts, index }
+    }
+
+    fn get(&self, codes: &[u32]) -> Option<u32> {
+        match self {
+            ClassLookup::Packed { shifts, index } => index.get(&pack(shifts, codes)).copied(),
+            ClassLookup::Codes(index) => index.get(codes).copied(),
+        }
+    }
+}
+
+/// The codes packed at their shifts (a code of a one-value dictionary is 0, so that its
+/// shift may be 64).
+fn pack(shifts: &[u32], codes: &[u32]) -> u64 {
+    shifts.iter().zip(codes).fold(0, |packed, (&shift, &code)| {
+        packed | u64::from(code).checked_shl(shift).unwrap_or(0)
+    })
+}
+
 /// What the second pass needs to release each row.
 struct SecondPass<'a> {
     path: &'a Path,
@@ -546,7 +939,7 @@ struct SecondPass<'a> {
     roles: &'a [AttributeRole],
     qi_columns: &'a [usize],
     builders: &'a [Option<ColumnBuilder>],
-    class_index: &'a FxHashMap<Box<[u32]>, u32>,
+    classes: ClassLookup<'a>,
     leaf_class: &'a [u32],
     /// Per level vector (one, or with local recoding one per node): `labels[node][j][code]`.
     labels: Vec<Vec<Vec<&'a str>>>,
@@ -554,6 +947,8 @@ struct SecondPass<'a> {
     class_node: Option<&'a [u32]>,
     best: &'a Evaluation,
     drop_suppressed: bool,
+    /// Bytes per chunk of a delimited input.
+    chunk_bytes: usize,
 }
 
 impl SecondPass<'_> {
@@ -562,17 +957,35 @@ impl SecondPass<'_> {
         let output = self.output;
         let mut failure: Option<AnonymizeError> = None;
         let written = write_atomically(output, |file| {
-            let mut writer = csv::WriterBuilder::new()
+            let mut writer = std::io::BufWriter::with_capacity(1 << 20, file);
+            let mut header_writer = csv::WriterBuilder::new()
                 .delimiter(separator)
-                .from_writer(std::io::BufWriter::with_capacity(1 << 20, file));
-            writer.write_record(header)?;
+                .from_writer(Vec::new());
+            header_writer.write_record(header)?;
+            std::io::Write::write_all(
+                &mut writer,
+                &header_writer
+                    .into_inner()
+                    .map_err(|e| std::io::Error::other(e.to_string()))?,
+            )?;
             let outcome = (|| {
-                let mut source = open(self.path, separator)?.source;
+                let source = open(self.path, separator)?.source;
                 let mut seen = 0usize;
-                for_each_batch(&mut source, self.path, |batch| {
-                    seen += batch.len();
-                    self.write_batch(batch, &mut writer)
-                })?;
+                let released_buffers = BufferPool::default();
+                pipeline(
+                    source,
+                    self.path,
+                    separator,
+                    self.chunk_bytes,
+                    |chunk| self.release_chunk(chunk, separator, &released_buffers),
+                    |(released, count)| {
+                        seen += count;
+                        std::io::Write::write_all(&mut writer, &released)
+                            .map_err(|e| io_error(self.output, e))?;
+                        released_buffers.give(released);
+                        Ok(())
+                    },
+                )?;
                 if seen != rows {
                     return Err(AnonymizeError::InputChanged {
                         path: self.path.to_path_buf(),
@@ -586,10 +999,7 @@ impl SecondPass<'_> {
                 failure = Some(error);
                 return Err(message.into());
             }
-            let inner = writer
-                .into_inner()
-                .map_err(|e| std::io::Error::other(e.to_string()))?;
-            let file = inner.into_inner().map_err(|e| e.into_error())?;
+            let file = writer.into_inner().map_err(|e| e.into_error())?;
             file.sync_all()?;
             Ok(())
         });
@@ -599,18 +1009,32 @@ impl SecondPass<'_> {
         }
     }
 
-    fn write_batch(
+    /// The release of one chunk, formatted, and the number of records read.
+    fn release_chunk(
         &self,
-        batch: &[StringRecord],
-        writer: &mut csv::Writer<std::io::BufWriter<File>>,
-    ) -> Result<()> {
+        chunk: &Chunk,
+        separator: u8,
+        buffers: &BufferPool,
+    ) -> Result<(Vec<u8>, usize)> {
+        let capacity = match chunk {
+            Chunk::Delimited { bytes, .. } => bytes.len() + bytes.len() / 4,
+            Chunk::Records(records) => records.len() * 64,
+        };
+        let mut writer = csv::WriterBuilder::new()
+            .delimiter(separator)
+            .from_writer(buffers.take(capacity));
         let mut key: Vec<u32> = Vec::with_capacity(self.qi_columns.len());
         let mut qi_position = vec![usize::MAX; self.roles.len()];
         for (j, &c) in self.qi_columns.iter().enumerate() {
             qi_position[c] = j;
         }
-        let mut fields: Vec<&str> = Vec::with_capacity(self.roles.len());
-        for record in batch {
+        let mut count = 0usize;
+        let format_error = |e: &dyn std::fmt::Display| AnonymizeError::Io {
+            path: self.output.to_path_buf(),
+            source: std::io::Error::other(e.to_string()),
+        };
+        chunk.for_each_record(self.path, separator, |record| {
+            count += 1;
             let changed = || AnonymizeError::InputChanged {
                 path: self.path.to_path_buf(),
                 line: line_of(record),
@@ -626,7 +1050,7 @@ impl SecondPass<'_> {
                     .ok_or_else(changed)?;
                 key.push(code);
             }
-            let class = *self.class_index.get(key.as_slice()).ok_or_else(changed)?;
+            let class = self.classes.get(&key).ok_or_else(changed)?;
             let finest = self.leaf_class[class as usize] as usize;
             let group = self.best.class_group[finest] as usize;
             let kept = self.best.kept[group];
@@ -636,30 +1060,26 @@ impl SecondPass<'_> {
                 _ => &self.labels[0],
             };
             if !kept && self.drop_suppressed {
-                continue;
+                return Ok(());
             }
-            fields.clear();
-            for (column, role) in self.roles.iter().enumerate() {
-                match role {
-                    AttributeRole::Identifying => {}
+            let key = &key;
+            let fields = self
+                .roles
+                .iter()
+                .enumerate()
+                .filter_map(|(column, role)| match role {
+                    AttributeRole::Identifying => None,
                     AttributeRole::QuasiIdentifying if kept => {
                         let j = qi_position[column];
-                        fields.push(labels[j][key[j] as usize]);
+                        Some(labels[j][key[j] as usize])
                     }
-                    AttributeRole::QuasiIdentifying => fields.push(SUPPRESSED),
-                    AttributeRole::Sensitive | AttributeRole::Insensitive => {
-                        fields.push(&record[column]);
-                    }
-                }
-            }
-            writer
-                .write_record(&fields)
-                .map_err(|e| AnonymizeError::Io {
-                    path: self.output.to_path_buf(),
-                    source: std::io::Error::other(e.to_string()),
-                })?;
-        }
-        Ok(())
+                    AttributeRole::QuasiIdentifying => Some(SUPPRESSED),
+                    AttributeRole::Sensitive | AttributeRole::Insensitive => Some(&record[column]),
+                });
+            writer.write_record(fields).map_err(|e| format_error(&e))
+        })?;
+        let released = writer.into_inner().map_err(|e| format_error(&e))?;
+        Ok((released, count))
     }
 }
 
@@ -687,10 +1107,121 @@ mod tests {
         job
     }
 
+    /// Every record of `path` with its position line, as the chunks of `chunk_bytes` give them.
+    fn records_in_chunks(path: &Path, chunk_bytes: usize) -> Vec<(Vec<String>, u64)> {
+        let source = open(path, b';').unwrap().source;
+        let (sender, receiver) = std::sync::mpsc::sync_channel(1);
+        let mut records = Vec::new();
+        std::thread::scope(|scope| {
+            scope.spawn(move || {
+                source.send_chunks(path, chunk_bytes, b';', &BufferPool::default(), &sender)
+            });
+            for chunk in receiver {
+                chunk
+                    .unwrap()
+                    .for_each_record(path, b';', |record| {
+                        records
+                            .push((record.iter().map(str::to_string).collect(), line_of(record)));
+                        Ok(())
+                    })
+                    .unwrap();
+            }
+        });
+        records
+    }
+
+    /// The records of `path` read by one parser, as [`Dataset::read`] reads them.
+    fn records_in_one_pass(path: &Path) -> Vec<(Vec<String>, u64)> {
+        let mut reader = delimited_reader(b';', true, File::open(path).unwrap());
+        reader
+            .records()
+            .map(|r| {
+                let r = r.unwrap();
+                (r.iter().map(str::to_string).collect(), line_of(&r))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn chunks_split_quoted_crlf_and_blank_line_input_like_one_parser() {
+        let dir = tempfile::tempdir().unwrap();
+        let tricky = [
+            // Plain records, LF and CRLF, blank lines between.
+            "F;1;a\nM;2;b\r\nF;3;c\n\nM;4;d\r\n\r\n",
+            // Quoted separators, terminators and doubled quotes, a quote inside a field.
+            "F;\"5;x\";\"multi\nline\"\r\nM;\"\"\"q\"\"\";e\"f\nF;\"\r\n\";\"\"\n",
+            // Empty fields and a short record.
+            ";;\nM;6\nF;7;g",
+        ];
+        let text = format!("sex;id;note\n{}", tricky.concat().repeat(8));
+        let input = dir.path().join("tricky.csv");
+        std::fs::write(&input, &text).unwrap();
+        let expected = records_in_one_pass(&input);
+        assert!(expected.len() > 60, "{}", expected.len());
+        for chunk_bytes in [1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 1 << 20] {
+            assert_eq!(
+                records_in_chunks(&input, chunk_bytes),
+                expected,
+                "chunks of {chunk_bytes} bytes"
+            );
+        }
+        // The same with CRLF after the header.
+        let crlf = dir.path().join("crlf.csv");
+        std::fs::write(&crlf, text.replacen('\n', "\r\n", 1)).unwrap();
+        let expected = records_in_one_pass(&crlf);
+        for chunk_bytes in [1, 4, 7, 64] {
+            assert_eq!(records_in_chunks(&crlf, chunk_bytes), expected);
+        }
+    }
+
+    fn without_elapsed(report: &Report) -> serde_json::Value {
+        let mut json = serde_json::to_value(report).unwrap();
+        json.as_object_mut().unwrap().remove("elapsed_ms");
+        json
+    }
+
+    #[test]
+    fn parallel_chunks_release_what_the_in_memory_path_releases() {
+        let dir = tempfile::tempdir().unwrap();
+        let adult = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/adult");
+        let qis = [
+            "sex",
+            "age",
+            "race",
+            "marital-status",
+            "education",
+            "native-country",
+            "workclass",
+            "occupation",
+            "salary-class",
+        ];
+        let mut job = JobConfig::new(
+            adult.join("adult.csv"),
+            dir.path().join("memory.csv"),
+            qis.iter().map(|s| s.to_string()).collect(),
+            PrivacyModels::k_anonymity(5, 0.05),
+        );
+        job.hierarchy_dir = Some(adult.clone());
+        job.metric = crate::metric::Metric::Entropy;
+        job.streaming = Some(false);
+        let memory = crate::job::run(&job).unwrap();
+        let released = std::fs::read(&job.output).unwrap();
+        // Adult is 2.5 MB: chunks of 64 KiB make about forty, of 300 bytes thousands.
+        for chunk_bytes in [64 << 10, 300] {
+            job.output = dir.path().join(format!("streamed-{chunk_bytes}.csv"));
+            let streamed = run_streaming_in_chunks(&job, chunk_bytes).unwrap();
+            assert_eq!(without_elapsed(&streamed), without_elapsed(&memory));
+            assert!(
+                std::fs::read(&job.output).unwrap() == released,
+                "release differs with chunks of {chunk_bytes} bytes"
+            );
+        }
+    }
+
     #[test]
     fn batches_span_the_file_and_errors_name_the_line_as_in_memory() {
         let dir = tempfile::tempdir().unwrap();
-        // More rows than a batch, so that the pipeline crosses batches.
+        // More rows than a chunk, so that the pipeline crosses chunks.
         let mut text = String::from("sex;id;score\n");
         for i in 0..(BATCH_ROWS + 10) {
             text.push_str(&format!(
@@ -699,8 +1230,9 @@ mod tests {
                 i % 5
             ));
         }
+        let chunk_bytes = 4096;
         let ok = job(dir.path(), &text);
-        let report = run_streaming(&ok).unwrap();
+        let report = run_streaming_in_chunks(&ok, chunk_bytes).unwrap();
         assert_eq!(report.records, BATCH_ROWS + 10);
         assert_eq!(report.levels, vec![0]);
         let release = std::fs::read_to_string(&ok.output).unwrap();
@@ -713,7 +1245,7 @@ mod tests {
         typed.push_str("F;x;4x\n");
         let mut bad = job(dir.path(), &typed);
         bad.types.insert("score".into(), "integer".parse().unwrap());
-        match run_streaming(&bad).unwrap_err() {
+        match run_streaming_in_chunks(&bad, chunk_bytes).unwrap_err() {
             AnonymizeError::InvalidValue { line, column, .. } => {
                 assert_eq!((line, column.as_str()), (bad_line, "score"));
             }
@@ -725,10 +1257,10 @@ mod tests {
             "{memory}"
         );
 
-        // A ragged row.
+        // A ragged row, then another: the first is named.
         let mut ragged = text;
-        ragged.push_str("F;x\n");
-        match run_streaming(&job(dir.path(), &ragged)).unwrap_err() {
+        ragged.push_str("F;x\nM\n");
+        match run_streaming_in_chunks(&job(dir.path(), &ragged), chunk_bytes).unwrap_err() {
             AnonymizeError::RaggedRow { line, found, .. } => {
                 assert_eq!((line, found), (bad_line, 2));
             }
@@ -738,14 +1270,37 @@ mod tests {
     }
 
     #[test]
+    fn class_lookup_packs_codes_that_fit_in_64_bits() {
+        let mut index: FxHashMap<Box<[u32]>, u32> = FxHashMap::default();
+        for (class, key) in [[0, 0, 0], [1, 99, 0], [0, 99, 0], [1, 0, 0]]
+            .iter()
+            .enumerate()
+        {
+            index.insert(key.as_slice().into(), class as u32);
+        }
+        // 1 + 7 + 0 bits; the one-value dictionary's shift is 8.
+        let packed = ClassLookup::new(&index, [2, 100, 1].into_iter());
+        assert!(matches!(&packed, ClassLookup::Packed { shifts, .. } if shifts == &[0, 1, 8]));
+        // 32 + 32 + 1 bits do not fit.
+        let unpacked = ClassLookup::new(&index, [1 << 32, 1 << 32, 2].into_iter());
+        assert!(matches!(unpacked, ClassLookup::Codes(_)));
+        for lookup in [&packed, &unpacked] {
+            for (key, &class) in &index {
+                assert_eq!(lookup.get(key), Some(class));
+            }
+            assert_eq!(lookup.get(&[1, 98, 0]), None);
+        }
+        // 64 bits exactly, then a one-value dictionary shifted by 64.
+        let full = ClassLookup::new(&index, [1 << 32, 1 << 32, 1].into_iter());
+        assert!(matches!(&full, ClassLookup::Packed { shifts, .. } if shifts == &[0, 32, 64]));
+        assert_eq!(full.get(&[1, 99, 0]), Some(1));
+    }
+
+    #[test]
     fn a_changed_input_is_detected_by_the_second_pass() {
         let dir = tempfile::tempdir().unwrap();
         let job = job(dir.path(), "sex\nF\nF\nM\nM\n");
-        let mut first = Batch::default();
         let path = job.input.clone();
-        let mut source = open(&path, b';').unwrap().source;
-        source.fill(&path, &mut first).unwrap();
-        assert_eq!(first.len, 4);
         // A tuple the first pass never saw.
         let builders = vec![Some(ColumnBuilder::new())];
         let class_index = FxHashMap::default();
@@ -763,12 +1318,13 @@ mod tests {
             roles: &[AttributeRole::QuasiIdentifying],
             qi_columns: &[0],
             builders: &builders,
-            class_index: &class_index,
+            classes: ClassLookup::Codes(&class_index),
             leaf_class: &[],
             labels: vec![vec![vec![]]],
             class_node: None,
             best: &best,
             drop_suppressed: false,
+            chunk_bytes: 2,
         };
         match second.write(b';', &["sex"], 4).unwrap_err() {
             AnonymizeError::InputChanged { line, .. } => assert_eq!(line, 2),
