@@ -31,9 +31,9 @@ pub async fn run(
         .await
         .context("linkage of the store")?
     {
-        Some((run, _)) => println!(
-            "  persons: {} identity records of all providers linked into {} persons ({} new, {} records changed person)",
-            run.records, run.persons, run.new_persons, run.changed_records
+        Some((run, outcome)) => println!(
+            "  persons: {} identity records of all providers linked into {} persons ({} new, {} records changed person); {} uncertain pairs wait for clerical review (/staff/review)",
+            run.records, run.persons, run.new_persons, run.changed_records, outcome.review_queued
         ),
         None => println!("  persons: no identity records yet"),
     }
