@@ -434,3 +434,209 @@ fn uncertain_pairs_are_queued_for_review_and_decisions_bind_the_next_run() {
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("lower end"));
 }
+
+/// Splits a `kiban synth` population into two intakes: of each provider's patients, three in
+/// four come in the first, the rest in the second (notifications and refusals go with both).
+fn split_into_two_intakes(
+    population: &std::path::Path,
+    first: &std::path::Path,
+    second: &std::path::Path,
+) {
+    for dir in [first, second] {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::copy(
+            population.join("providers.json"),
+            dir.join("providers.json"),
+        )
+        .unwrap();
+    }
+    for entry in std::fs::read_dir(population).unwrap() {
+        let provider = entry.unwrap().path();
+        if !provider.join("bundles.ndjson").exists() {
+            continue;
+        }
+        let name = provider.file_name().unwrap();
+        let bundles = std::fs::read_to_string(provider.join("bundles.ndjson")).unwrap();
+        let mut parts = [String::new(), String::new()];
+        for (i, line) in bundles.lines().enumerate() {
+            let part = &mut parts[usize::from(i % 4 == 3)];
+            part.push_str(line);
+            part.push('\n');
+        }
+        for (dir, part) in [first, second].into_iter().zip(parts) {
+            let out = dir.join(name);
+            std::fs::create_dir_all(&out).unwrap();
+            std::fs::write(out.join("bundles.ndjson"), part).unwrap();
+            for file in ["notifications.csv", "refusals.csv"] {
+                if provider.join(file).exists() {
+                    std::fs::copy(provider.join(file), out.join(file)).unwrap();
+                }
+            }
+        }
+    }
+}
+
+/// The number printed after `label` in a run's output.
+fn count_after(stdout: &str, label: &str) -> u64 {
+    stdout
+        .split(label)
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.trim_matches(|c: char| !c.is_ascii_digit()).parse().ok())
+        .unwrap_or_else(|| panic!("no {label:?} in:\n{stdout}"))
+}
+
+/// A second intake links onto the persons of the first without relinking everything: the
+/// first persons keep their ids, the result is nearly that of a full relink, far fewer pairs
+/// are weighed, and the run can be reverted like any other.
+#[test]
+fn a_second_intake_links_incrementally_onto_the_persons_of_the_first() {
+    use kiban_metadata::Metadata;
+    use std::collections::BTreeMap;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    let population = tmp.path().join("population");
+    let (first, second) = (tmp.path().join("intake-1"), tmp.path().join("intake-2"));
+    let data = tmp.path().join("data");
+    let key_file = keys.path().join("master.key");
+    crate::support::synth(600, 29, &population);
+    split_into_two_intakes(&population, &first, &second);
+    let ingest = |intake: &std::path::Path| {
+        run_ok(
+            kiban()
+                .arg("ingest")
+                .arg(intake)
+                .arg("--data")
+                .arg(&data)
+                .arg("--key-file")
+                .arg(&key_file),
+        );
+    };
+    let link = |extra: &[&str]| {
+        let out = run_ok(
+            kiban()
+                .arg("link")
+                .args(extra)
+                .arg("--data")
+                .arg(&data)
+                .arg("--key-file")
+                .arg(&key_file),
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let persons = || -> BTreeMap<(String, String), String> {
+        let meta = rt.block_on(Metadata::open_in_dir(&data)).unwrap();
+        let links = rt.block_on(meta.person_links()).unwrap();
+        rt.block_on(meta.close());
+        links
+            .into_iter()
+            .map(|l| ((l.provider_id, l.patient_key), l.person_id))
+            .collect()
+    };
+
+    ingest(&first);
+    let out = link(&[]);
+    assert!(out.contains("full relink (no learned model yet)"), "{out}");
+    let after_first = persons();
+    assert!(after_first.len() > 300, "{}", after_first.len());
+
+    ingest(&second);
+    let out = link(&[]);
+    assert!(out.contains("incremental:"), "{out}");
+    let new_records = count_after(&out, "incremental: ");
+    let pairs_scored = count_after(&out, "pairs scored ");
+    let after_incremental = persons();
+    assert_eq!(
+        after_incremental.len() as u64,
+        after_first.len() as u64 + new_records,
+        "{out}"
+    );
+    // The persons of the first run keep their ids, and only new records changed.
+    for (record, person) in &after_first {
+        assert_eq!(
+            &after_incremental[record], person,
+            "a first-run person changed"
+        );
+    }
+    assert!(
+        out.contains(&format!(" {new_records} records changed person")),
+        "{out}"
+    );
+
+    // A full relink of the same records, to compare with.
+    let out_full = link(&["--full"]);
+    assert!(out_full.contains("full relink (--full)"), "{out_full}");
+    let full_pairs = count_after(&out_full, "full relink (--full): ");
+    let after_full = persons();
+    assert!(
+        (pairs_scored as f64) < 0.6 * full_pairs as f64,
+        "incremental scored {pairs_scored} pairs, the full relink compared {full_pairs}"
+    );
+
+    // Both against the generator's truth, through the store's own patient keys.
+    let truth_text = std::fs::read_to_string(population.join("truth").join("truth.csv")).unwrap();
+    let keys_loaded = kiban_store::KeyFile::load(&key_file).unwrap();
+    let store = kiban_store::Store::open(&data, std::sync::Arc::new(keys_loaded)).unwrap();
+    let mut truth = BTreeMap::new();
+    for line in truth_text.lines().skip(1) {
+        let cells: Vec<&str> = line.split(',').collect();
+        let record = (cells[0].to_owned(), store.patient_key(cells[0], cells[1]).0);
+        if after_full.contains_key(&record) {
+            truth.insert(record, cells[2].to_owned());
+        }
+    }
+    assert_eq!(
+        truth.len(),
+        after_full.len(),
+        "every linked record has a truth"
+    );
+    let (full_precision, full_recall) = pairwise(&after_full, &truth);
+    let (precision, recall) = pairwise(&after_incremental, &truth);
+    println!(
+        "incremental: precision {precision:.4} recall {recall:.4}, {pairs_scored} pairs scored; \
+         full: precision {full_precision:.4} recall {full_recall:.4}, {full_pairs} pairs compared"
+    );
+    assert!(
+        precision >= (full_precision - 0.01).min(0.99),
+        "incremental precision {precision}, full {full_precision}"
+    );
+    assert!(
+        recall >= (full_recall - 0.02).min(0.97),
+        "incremental recall {recall}, full {full_recall}"
+    );
+
+    // Reverting the full relink gives back the incremental result; reverting the incremental
+    // run gives back the first run's persons (the new records lose their person).
+    let out = link(&["--revert"]);
+    assert!(out.contains("reverted"), "{out}");
+    assert_eq!(persons(), after_incremental);
+    let out = link(&["--revert"]);
+    assert!(out.contains("run link-incremental-"), "{out}");
+    assert_eq!(persons(), after_first);
+    // The first run's model is still there: the new records are linked incrementally again.
+    // New persons get fresh ids: the same records, grouped the same way.
+    let out = link(&[]);
+    assert!(out.contains("incremental:"), "{out}");
+    let again = persons();
+    assert_eq!(
+        again.keys().collect::<Vec<_>>(),
+        after_incremental.keys().collect::<Vec<_>>()
+    );
+    let mut id_of: BTreeMap<&str, &str> = BTreeMap::new();
+    for (record, person) in &again {
+        let before = after_incremental[record].as_str();
+        assert_eq!(*id_of.entry(person.as_str()).or_insert(before), before);
+    }
+    assert_eq!(
+        id_of.len(),
+        after_incremental
+            .values()
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+    );
+}

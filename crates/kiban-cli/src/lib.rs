@@ -142,6 +142,11 @@ pub struct LinkArgs {
     /// person back).
     #[arg(long, requires = "data")]
     pub revert: bool,
+    /// With --data: relink every record and learn the model again. Without it, a store whose
+    /// full run kept its model links only the records without a person yet (incremental),
+    /// onto the existing persons, which it never splits.
+    #[arg(long, requires = "data", conflicts_with = "revert")]
+    pub full: bool,
     /// Posterior match probability above which two records are linked (0.7 balances the
     /// share of false and missed pairs on calibrated scores).
     #[arg(long, default_value_t = 0.7)]

@@ -22,8 +22,14 @@ pub async fn run(args: LinkArgs) -> Result<()> {
         ..defaults
     };
     if let Some(data_dir) = &args.data {
-        return crate::link_store::run(data_dir, args.key_file.as_deref(), &options, args.revert)
-            .await;
+        return crate::link_store::run(
+            data_dir,
+            args.key_file.as_deref(),
+            &options,
+            args.revert,
+            args.full,
+        )
+        .await;
     }
     let (Some(csv), Some(out)) = (&args.csv, &args.out) else {
         bail!("give --csv RECORDS --out LINKS, or --data DATA_DIR to link a store in place");

@@ -6,6 +6,15 @@
 //! kept in the history so that the latest run can be reverted (`--revert`). `kiban extract`
 //! then adds the person to every clinical row, and `kiban deidentify` keys its pseudonyms on it.
 //!
+//! Runs are incremental when they can be: a full run keeps what it learned (the Fellegi–Sunter
+//! parameters and the other learned evidence, never identity data) in the metadata store, and
+//! the next run with records that have no person yet links only those onto the existing persons
+//! with it ([`kiban_linkage::incremental`]): only candidate pairs with a new record are
+//! weighed, existing persons are never split, and a pair that would merge two of them goes to
+//! clerical review. `--full` relinks everything and learns the model again; so does a run with
+//! no new records, with no usable model, or after review decisions made since the latest run
+//! (they may merge or split existing persons).
+//!
 //! Clerical review closes the loop: the pairs whose match probability lies in the review band
 //! are queued in the metadata store for staff to judge (the review pages of `kiban serve`), and
 //! every run first reads the decisions made so far and honours them (same person: must-link;
@@ -16,7 +25,10 @@ use anyhow::{Context, Result};
 use kiban_collection::Collection;
 use kiban_linkage::cluster::Constraints;
 use kiban_linkage::history::assign_stable_person_ids;
-use kiban_linkage::link::{LinkOptions, Linkage, link_records_with};
+use kiban_linkage::incremental::{
+    IncrementalReport, LEARNED_MODEL_FORMAT, LearnedModel, link_new_records,
+};
+use kiban_linkage::link::{LinkOptions, ReviewCandidate, link_records_with};
 use kiban_linkage::records::load_identity_reader;
 use kiban_metadata::{
     LinkageRun, Metadata, NewReviewPair, PersonLink, ReviewDecision, ReviewEvidence, ReviewRecord,
@@ -36,6 +48,7 @@ pub async fn run(
     key_file: Option<&Path>,
     options: &LinkOptions,
     revert: bool,
+    full: bool,
 ) -> Result<()> {
     let opened = open_existing_store(data_dir, key_file).await?;
     // One writer of person links at a time, and never while data is being taken in.
@@ -53,7 +66,7 @@ pub async fn run(
         }
         return Ok(());
     }
-    let linked = link_in_place(store, meta, collection, options).await;
+    let linked = link_in_place_with(store, meta, collection, options, full).await;
     meta.close().await;
     match linked? {
         None => println!("link: the store holds no identity records yet"),
@@ -68,6 +81,23 @@ pub async fn run(
                 run.split_persons,
                 run.changed_records
             );
+            match &outcome.run_kind {
+                RunKind::Full {
+                    reason,
+                    pairs_compared,
+                } => println!(
+                    "  full relink ({reason}): {pairs_compared} candidate pairs compared; the learned model is kept for incremental runs"
+                ),
+                RunKind::Incremental(r) => println!(
+                    "  incremental: {} new records, {} joined existing persons, {} new persons, pairs scored {} (of {} candidate pairs, only those with a new record); {} merges of existing persons proposed for review instead",
+                    r.new_records,
+                    r.joined_existing,
+                    r.new_persons,
+                    r.pairs_scored,
+                    r.candidate_pairs,
+                    r.existing_persons_kept_apart
+                ),
+            }
             if outcome.unlinkable > 0 {
                 println!(
                     "  {} records cannot be linked (no name, or neither birth date nor card): each is a person of its own",
@@ -96,9 +126,25 @@ pub async fn run(
     Ok(())
 }
 
+/// Whether a run relinked everything or linked new records only.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum RunKind {
+    /// Every record relinked and the model learned again.
+    Full {
+        /// Why the run was full.
+        reason: String,
+        /// Candidate pairs compared.
+        pairs_compared: u64,
+    },
+    /// New records linked onto the existing persons with the kept model.
+    Incremental(IncrementalReport),
+}
+
 /// What a linkage in place did besides the run's own figures.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct InPlaceOutcome {
+    /// Full or incremental, with its figures.
+    pub run_kind: RunKind,
     /// Records that cannot be linked (each a person of its own).
     pub unlinkable: usize,
     /// The review decisions honoured.
@@ -128,12 +174,72 @@ pub(crate) struct DecisionsHonoured {
 
 /// Links the identity records of an open store, bound by the review decisions so far, records
 /// the run and queues its uncertain pairs for review; `None` when there are no identity
-/// records.
+/// records. Incremental when it can be ([`link_in_place_with`]).
 pub(crate) async fn link_in_place(
     store: &Store,
     meta: &Metadata,
     collection: &Collection,
     options: &LinkOptions,
+) -> Result<Option<(LinkageRun, InPlaceOutcome)>> {
+    link_in_place_with(store, meta, collection, options, false).await
+}
+
+/// How a run links: everything, or the new records onto the existing persons.
+enum Plan {
+    Full(String),
+    Incremental(Box<LearnedModel>),
+}
+
+/// Incremental when a kept model is usable, some records have no person, and no review
+/// decision was made since the latest run (it may merge or split existing persons, which only
+/// a full run does); full otherwise or when `full` is asked.
+async fn plan(meta: &Metadata, full: bool, new_records: usize) -> Result<Plan> {
+    if full {
+        return Ok(Plan::Full("--full".into()));
+    }
+    let Some(kept) = meta.latest_linkage_model().await? else {
+        return Ok(Plan::Full("no learned model yet".into()));
+    };
+    if kept.format != i64::from(LEARNED_MODEL_FORMAT) {
+        return Ok(Plan::Full(format!(
+            "the learned model is of format {}, this version reads {LEARNED_MODEL_FORMAT}",
+            kept.format
+        )));
+    }
+    let learned = match LearnedModel::from_json(&kept.parameters) {
+        Ok(learned) => learned,
+        Err(e) => return Ok(Plan::Full(format!("the learned model is not usable: {e}"))),
+    };
+    if new_records == 0 {
+        return Ok(Plan::Full("no new records".into()));
+    }
+    if let Some(latest) = meta.latest_linkage_run().await? {
+        let at = |text: &str| chrono::DateTime::parse_from_rfc3339(text).ok();
+        let finished = at(&latest.finished_at);
+        let newer =
+            meta.review_decisions()
+                .await?
+                .iter()
+                .any(|d| match (at(&d.decided_at), finished) {
+                    (Some(decided), Some(finished)) => decided > finished,
+                    _ => true,
+                });
+        if newer {
+            return Ok(Plan::Full(
+                "review decisions were made since the latest run".into(),
+            ));
+        }
+    }
+    Ok(Plan::Incremental(Box::new(learned)))
+}
+
+/// [`link_in_place`], relinking everything when `full`.
+pub(crate) async fn link_in_place_with(
+    store: &Store,
+    meta: &Metadata,
+    collection: &Collection,
+    options: &LinkOptions,
+    full: bool,
 ) -> Result<Option<(LinkageRun, InPlaceOutcome)>> {
     let started_at = chrono::Utc::now();
     // The latest identity row of every record, refused patients left out.
@@ -167,12 +273,6 @@ pub(crate) async fn link_in_place(
         .context("identity records")?;
     drop(csv);
     let (constraints, mut decisions) = review_constraints(meta, &records).await?;
-    let linkage = link_records_with(&loaded, options, &constraints);
-    drop(constraints);
-    decisions.must_links_applied = linkage.report.must_links_applied;
-    decisions.must_links_refused = linkage.report.must_links_refused;
-    decisions.merges_refused_cannot_link = linkage.report.merges_refused_cannot_link;
-
     let previous_links: HashMap<(String, String), String> = meta
         .person_links()
         .await?
@@ -183,6 +283,60 @@ pub(crate) async fn link_in_place(
         .iter()
         .map(|(key, _)| previous_links.get(key).cloned())
         .collect();
+    drop(previous_links);
+    let new_records = previous.iter().filter(|p| p.is_none()).count();
+    let linked = match plan(meta, full, new_records).await? {
+        Plan::Full(reason) => {
+            let linkage = link_records_with(&loaded, options, &constraints);
+            let learned = LearnedModel::from_report(&linkage.report, &loaded);
+            let r = &linkage.report;
+            Linked {
+                run_kind: RunKind::Full {
+                    reason,
+                    pairs_compared: r.pairs_compared,
+                },
+                must_links: (r.must_links_applied, r.must_links_refused),
+                merges_refused_cannot_link: r.merges_refused_cannot_link,
+                review_in_band: r.review_pairs_in_band,
+                person: linkage.person,
+                match_probability: linkage.match_probability,
+                review: linkage.review,
+                learned: Some(learned),
+            }
+        }
+        Plan::Incremental(learned) => {
+            // Existing persons by number: the records of one person id are one person.
+            let mut number_of: HashMap<&str, u32> = HashMap::new();
+            let existing: Vec<Option<u32>> = previous
+                .iter()
+                .map(|p| {
+                    p.as_deref().map(|id| {
+                        let next = number_of.len() as u32;
+                        *number_of.entry(id).or_insert(next)
+                    })
+                })
+                .collect();
+            drop(number_of);
+            let linkage = link_new_records(&loaded, &existing, &learned, options, &constraints)
+                .context("incremental linkage")?;
+            let r = &linkage.report;
+            Linked {
+                must_links: (r.must_links_applied, r.must_links_refused),
+                merges_refused_cannot_link: r.merges_refused_cannot_link,
+                review_in_band: r.review_pairs_in_band,
+                run_kind: RunKind::Incremental(linkage.report),
+                person: linkage.person,
+                match_probability: linkage.match_probability,
+                review: linkage.review,
+                learned: None,
+            }
+        }
+    };
+    drop(constraints);
+    decisions.must_links_applied = linked.must_links.0;
+    decisions.must_links_refused = linked.must_links.1;
+    decisions.merges_refused_cannot_link = linked.merges_refused_cannot_link;
+    let linkage = &linked;
     let assignment = assign_stable_person_ids(&linkage.person, &previous, new_person_id);
     let changed: Vec<PersonLink> = assignment
         .changed
@@ -194,8 +348,12 @@ pub(crate) async fn link_in_place(
             match_probability: linkage.match_probability[i].unwrap_or(1.0),
         })
         .collect();
+    let kind = match linked.run_kind {
+        RunKind::Full { .. } => "",
+        RunKind::Incremental(_) => "incremental-",
+    };
     let run = LinkageRun {
-        id: format!("link-{}", started_at.format("%Y%m%dT%H%M%S%.6fZ")),
+        id: format!("link-{kind}{}", started_at.format("%Y%m%dT%H%M%S%.6fZ")),
         started_at: started_at.to_rfc3339(),
         finished_at: chrono::Utc::now().to_rfc3339(),
         records: records.len() as i64,
@@ -206,9 +364,21 @@ pub(crate) async fn link_in_place(
         changed_records: changed.len() as i64,
         reverted_at: None,
     };
-    meta.record_linkage_run(&run, &changed).await?;
+    match &linked.learned {
+        // A full run keeps what it learned, with the run: reverting the run drops it.
+        Some(learned) => {
+            meta.record_linkage_run_with_model(
+                &run,
+                &changed,
+                i64::from(LEARNED_MODEL_FORMAT),
+                &learned.to_json(),
+            )
+            .await?
+        }
+        None => meta.record_linkage_run(&run, &changed).await?,
+    }
     // The run is recorded: its uncertain pairs may name it.
-    let proposed = review_pairs(&linkage, &records);
+    let proposed = review_pairs(&linked.review, &records);
     if !proposed.is_empty() {
         meta.insert_review_pairs(&run.id, &proposed)
             .await
@@ -217,9 +387,10 @@ pub(crate) async fn link_in_place(
     Ok(Some((
         run,
         InPlaceOutcome {
+            run_kind: linked.run_kind,
             unlinkable: loaded.unlinkable.len(),
             decisions,
-            review_in_band: linkage.report.review_pairs_in_band,
+            review_in_band: linked.review_in_band,
             review_queued: proposed.len() as u64,
         },
     )))
@@ -261,9 +432,23 @@ async fn review_constraints(
     Ok((constraints, honoured))
 }
 
+/// What the full or incremental linkage of a run gave.
+struct Linked {
+    run_kind: RunKind,
+    /// Must-links applied and refused.
+    must_links: (u64, u64),
+    merges_refused_cannot_link: u64,
+    review_in_band: u64,
+    person: Vec<u32>,
+    match_probability: Vec<Option<f64>>,
+    review: Vec<ReviewCandidate>,
+    /// What a full run learned, to keep.
+    learned: Option<LearnedModel>,
+}
+
 /// The run's pairs for review, named by provider and keyed patient key.
 fn review_pairs(
-    linkage: &Linkage,
+    review: &[ReviewCandidate],
     records: &[((String, String), IdentityRow)],
 ) -> Vec<NewReviewPair> {
     let record = |i: u32| {
@@ -273,8 +458,7 @@ fn review_pairs(
             patient_key: patient_key.clone(),
         }
     };
-    linkage
-        .review
+    review
         .iter()
         .map(|pair| NewReviewPair {
             left: record(pair.a),

@@ -6,6 +6,9 @@
 //! A reviewer's decisions ([`Constraints`]) bind the clustering: must-link pairs are joined
 //! before any scored pair, and no merge ever puts the two records of a cannot-link pair into one
 //! person ([`cluster_with_constraints`]).
+//!
+//! An incremental run joins new records onto existing persons without splitting or merging
+//! them ([`cluster_onto_persons`]).
 
 /// A scored pair of records.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -94,7 +97,9 @@ pub fn cluster(record_count: usize, provider: &[u32], pairs: Vec<ScoredPair>) ->
         |_, _| 0.0,
         SameProvider::Never,
         &Constraints::default(),
+        None,
     )
+    .0
 }
 
 /// Joins `pairs` into persons like [`cluster`], deciding each merge on the evidence of the two
@@ -141,7 +146,53 @@ pub fn cluster_with_constraints(
         flow,
         SameProvider::OwnPairOnly,
         constraints,
+        None,
     )
+    .0
+}
+
+/// What [`cluster_onto_persons`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusteringOntoPersons {
+    /// The persons: every existing person whole, new records joined to one of them, to each
+    /// other or alone.
+    pub clustering: Clustering,
+    /// Pairs whose merge would have joined two existing persons (through new records), with
+    /// the score that would have merged them: for a reviewer to judge, never merged here.
+    pub refused_joining_persons: Vec<ScoredPair>,
+}
+
+/// Joins new records onto existing persons (an incremental run): the records of each existing
+/// person (`existing[r]`, the person number of record `r`, `None` for a new record) are one
+/// cluster from the start and are never split; then `pairs` (each with at least one new record)
+/// are joined like [`cluster_with_constraints`] (strongest first, the two clusters' evidence,
+/// one record per provider and person, cannot-link honoured), except that no scored pair joins
+/// two clusters that both hold an existing person's records: a new record joins at most one
+/// existing person, its strongest. A reviewer's must-link pairs are followed first, as in a full
+/// run. `existing` shorter than `record_count` leaves the records beyond it new.
+pub fn cluster_onto_persons(
+    record_count: usize,
+    provider: &[u32],
+    existing: &[Option<u32>],
+    pairs: Vec<ScoredPair>,
+    threshold_weight: f64,
+    flow: impl Fn(u32, u32) -> f64,
+    constraints: &Constraints,
+) -> ClusteringOntoPersons {
+    let (clustering, refused_joining_persons) = join_pairs(
+        record_count,
+        provider,
+        pairs,
+        threshold_weight,
+        flow,
+        SameProvider::OwnPairOnly,
+        constraints,
+        Some(existing),
+    );
+    ClusteringOntoPersons {
+        clustering,
+        refused_joining_persons,
+    }
 }
 
 /// Whether two records of one provider may be in one person.
@@ -180,6 +231,8 @@ struct Clusters {
     next: Vec<u32>,
     last: Vec<u32>,
     size: Vec<u32>,
+    /// Per root: whether the cluster holds a record of an existing person.
+    anchored: Vec<bool>,
 }
 
 impl Clusters {
@@ -189,6 +242,7 @@ impl Clusters {
             next: vec![NO_RECORD; record_count],
             last: (0..record_count as u32).collect(),
             size: vec![1; record_count],
+            anchored: vec![false; record_count],
         }
     }
 
@@ -222,6 +276,7 @@ impl Clusters {
         self.next[self.last[big as usize] as usize] = small;
         self.last[big as usize] = self.last[small as usize];
         self.size[big as usize] += self.size[small as usize];
+        self.anchored[big as usize] |= self.anchored[small as usize];
         self.parent[small as usize] = big;
     }
 }
@@ -229,7 +284,9 @@ impl Clusters {
 /// Union-find over `pairs`, strongest first, after the must-link pairs of `constraints`: a
 /// merge happens when the pair's weight plus the `flow` of every other record pair across the
 /// two clusters reaches `threshold_weight`, the provider rule allows it and no cannot-link pair
-/// lies across the two clusters.
+/// lies across the two clusters. With `existing` persons, their records are joined first and
+/// scored merges of two clusters holding existing records are refused and returned.
+#[allow(clippy::too_many_arguments)]
 fn join_pairs(
     record_count: usize,
     provider: &[u32],
@@ -238,7 +295,8 @@ fn join_pairs(
     flow: impl Fn(u32, u32) -> f64,
     same_provider: SameProvider,
     constraints: &Constraints,
-) -> Clustering {
+    existing: Option<&[Option<u32>]>,
+) -> (Clustering, Vec<ScoredPair>) {
     pairs.sort_unstable_by(|x, y| {
         y.weight
             .total_cmp(&x.weight)
@@ -256,6 +314,21 @@ fn join_pairs(
     }
     let mut clusters = Clusters::new(record_count);
     let mut best = vec![f64::NEG_INFINITY; record_count];
+    // Existing persons stay whole: their records are one cluster before anything else.
+    let mut refused_joining_persons = Vec::new();
+    if let Some(existing) = existing {
+        let mut first_of_person: rustc_hash::FxHashMap<u32, u32> = rustc_hash::FxHashMap::default();
+        for (r, person) in existing.iter().enumerate().take(record_count) {
+            let Some(person) = *person else { continue };
+            let r = r as u32;
+            clusters.anchored[r as usize] = true;
+            let first = *first_of_person.entry(person).or_insert(r);
+            let (ra, rb) = (clusters.find(first), clusters.find(r));
+            if ra != rb {
+                clusters.join(ra, rb);
+            }
+        }
+    }
     let (mut must_links_applied, mut must_links_refused) = (0u64, 0u64);
     // A reviewer's same-person decisions come first, whatever the providers and the scores.
     for &(a, b) in constraints.must_link.iter().filter(in_range) {
@@ -298,6 +371,13 @@ fn join_pairs(
             if score < threshold_weight {
                 continue;
             }
+            if clusters.anchored[ra as usize] && clusters.anchored[rb as usize] {
+                refused_joining_persons.push(ScoredPair {
+                    weight: score,
+                    ..pair
+                });
+                continue;
+            }
             if clusters.kept_apart(&apart, ra, rb) {
                 refused_cannot_link += 1;
                 continue;
@@ -328,7 +408,7 @@ fn join_pairs(
         }
         person[r as usize] = number_of_root[root];
     }
-    Clustering {
+    let clustering = Clustering {
         person,
         persons,
         merges,
@@ -337,7 +417,8 @@ fn join_pairs(
         must_links_applied,
         must_links_refused,
         merges_refused_cannot_link: refused_cannot_link,
-    }
+    };
+    (clustering, refused_joining_persons)
 }
 
 #[cfg(test)]
@@ -486,5 +567,116 @@ mod tests {
         assert_eq!(c.person[0], c.person[1]);
         assert_ne!(c.person[1], c.person[2]);
         assert_eq!((c.must_links_applied, c.must_links_refused), (1, 1));
+    }
+
+    /// Records 0 and 1 are existing person 0 (providers 1 and 2), record 2 existing person 1
+    /// (provider 3); records 3.. are new.
+    fn onto(
+        provider: &[u32],
+        existing: &[Option<u32>],
+        pairs: Vec<ScoredPair>,
+        constraints: &Constraints,
+    ) -> ClusteringOntoPersons {
+        cluster_onto_persons(
+            provider.len(),
+            provider,
+            existing,
+            pairs,
+            0.0,
+            |_, _| 0.0,
+            constraints,
+        )
+    }
+
+    #[test]
+    fn a_new_record_joins_its_existing_person() {
+        let provider = [1, 2, 3, 4];
+        let existing = [Some(0), Some(0), Some(1), None];
+        let run = onto(
+            &provider,
+            &existing,
+            vec![pair(0, 3, 12.0)],
+            &Constraints::default(),
+        );
+        let person = &run.clustering.person;
+        assert_eq!(person[3], person[0]);
+        assert_eq!(person[1], person[0]);
+        assert_ne!(person[2], person[0]);
+        assert_eq!(run.clustering.merges, 1);
+        assert!(run.refused_joining_persons.is_empty());
+    }
+
+    #[test]
+    fn a_new_record_of_a_provider_the_person_has_already_stays_apart() {
+        // Record 3 is of provider 2, like record 1 of person 0.
+        let provider = [1, 2, 3, 2];
+        let existing = [Some(0), Some(0), Some(1), None];
+        let run = onto(
+            &provider,
+            &existing,
+            vec![pair(0, 3, 12.0)],
+            &Constraints::default(),
+        );
+        let person = &run.clustering.person;
+        assert_ne!(person[3], person[0]);
+        assert_eq!(run.clustering.merges_refused_same_provider, 1);
+        assert_eq!(run.clustering.persons, 3);
+    }
+
+    #[test]
+    fn existing_persons_are_never_split_nor_joined_by_scores() {
+        // Person 0 has no scored pair at all; new record 3 matches both persons, person 1
+        // more strongly: it joins person 1 only, and the pair to person 0 is proposed.
+        let provider = [1, 2, 3, 4];
+        let existing = [Some(0), Some(0), Some(1), None];
+        let run = onto(
+            &provider,
+            &existing,
+            vec![pair(2, 3, 20.0), pair(1, 3, 15.0)],
+            &Constraints::default(),
+        );
+        let person = &run.clustering.person;
+        assert_eq!(person[0], person[1]);
+        assert_eq!(person[3], person[2]);
+        assert_ne!(person[0], person[2]);
+        assert_eq!(run.refused_joining_persons.len(), 1);
+        assert_eq!(
+            (
+                run.refused_joining_persons[0].a,
+                run.refused_joining_persons[0].b
+            ),
+            (1, 3)
+        );
+        // Without existing persons the same pairs would join everything.
+        let free = cluster_with_constraints(
+            4,
+            &provider,
+            vec![pair(2, 3, 20.0), pair(1, 3, 15.0)],
+            0.0,
+            |_, _| 0.0,
+            &Constraints::default(),
+        );
+        assert_eq!(free.persons, 2);
+    }
+
+    #[test]
+    fn new_records_form_persons_among_themselves_and_cannot_links_hold() {
+        let provider = [1, 2, 3, 4, 5, 6];
+        let existing = [Some(0), Some(0), Some(1), None, None, None];
+        let constraints = Constraints {
+            must_link: Vec::new(),
+            cannot_link: vec![(0, 5)],
+        };
+        let run = onto(
+            &provider,
+            &existing,
+            vec![pair(3, 4, 9.0), pair(0, 5, 30.0)],
+            &constraints,
+        );
+        let person = &run.clustering.person;
+        assert_eq!(person[3], person[4]);
+        assert_ne!(person[5], person[0]);
+        assert_eq!(run.clustering.merges_refused_cannot_link, 1);
+        assert_eq!(run.clustering.persons, 4);
     }
 }

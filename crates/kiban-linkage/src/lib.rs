@@ -45,6 +45,11 @@
 //!   whose match probability lies in [`link::LinkOptions::review_band`] come back as
 //!   [`link::ReviewCandidate`]s with each field's level and weight, and
 //!   [`link::link_records_with`] honours the decisions made on them.
+//! - [`incremental`]: a new intake linked onto the existing persons without relinking
+//!   everything: what a full run learned is kept ([`incremental::LearnedModel`], parameters only,
+//!   JSON), and [`incremental::link_new_records`] weighs only the candidate pairs with a new
+//!   record and joins new records onto existing persons, which it never splits
+//!   ([`cluster::cluster_onto_persons`]).
 //! - [`evaluate`]: pairwise and cluster precision and recall against a truth file.
 //! - [`keys`]: NDB-style linkage keys (ID1, ID2, ID5) as HMAC-SHA256 under a recipient
 //!   project's key ([`keys::ProjectKey`], [`keys::linkage_keys`], [`keys::write_keys_csv`]).
@@ -88,6 +93,7 @@ pub mod evaluate;
 pub mod history;
 pub mod household;
 pub mod identity_group;
+pub mod incremental;
 pub mod keys;
 pub mod link;
 pub mod model;

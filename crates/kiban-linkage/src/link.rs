@@ -132,6 +132,12 @@ pub struct LinkReport {
     pub group_size: GroupSizeEvidence,
     /// The learned weight of the pair of providers ([`crate::provider_pair`]).
     pub provider_pairs: ProviderPairEvidence,
+    /// The regional correction of residence levels for pairs sharing a family name.
+    pub residence: FamilyNameResidence,
+    /// The correction of name and birth-date levels for pairs of one household.
+    pub within_household: WithinHousehold,
+    /// The prior in bits of a pair of one identity at one provider.
+    pub same_provider_prior: f64,
     /// Pairs at or above the match threshold.
     pub pairs_above_threshold: u64,
     /// Merges made.
@@ -258,13 +264,13 @@ pub struct KeptPair {
 impl KeptPair {
     /// The pair's class of household evidence: its [`CoMove`] level, or 3 when the records
     /// share a household.
-    fn household_class(&self) -> usize {
+    pub(crate) fn household_class(&self) -> usize {
         self.co_move.map_or(SHARED_HOUSEHOLD, CoMove::index)
     }
 }
 
 /// The household class of pairs sharing a household (the three others are [`CoMove::ALL`]).
-const SHARED_HOUSEHOLD: usize = 3;
+pub(crate) const SHARED_HOUSEHOLD: usize = 3;
 /// Household classes: the three co-movement levels and a shared household.
 const HOUSEHOLD_CLASSES: usize = 4;
 
@@ -305,11 +311,15 @@ pub struct ScoredCandidates {
     pub same_provider_pairs: Vec<(u32, u32)>,
     /// Their match weights in bits, their own prior included.
     pub same_provider_weights: Vec<f64>,
+    /// The correction of name and birth-date levels for pairs of one household.
+    pub within_household: WithinHousehold,
+    /// The prior in bits of a pair of one identity at one provider.
+    pub same_provider_prior: f64,
 }
 
 /// Pairs this far (in bits) below the match threshold still go to clustering: the other records
 /// of their two clusters may vouch for them ([`cluster_with_flows`]).
-const CLUSTER_EVIDENCE_MARGIN: f64 = 8.0;
+pub(crate) const CLUSTER_EVIDENCE_MARGIN: f64 = 8.0;
 
 /// While streaming, a pair is kept when its evidence and the first estimate of the prior come
 /// within this many bits of the clustering cut: room for the evidence learned later (provider
@@ -347,7 +357,7 @@ fn bin_mean(bin: i32, count: u64, offsets: u64) -> f64 {
 }
 
 /// The weight in bits of a match probability.
-fn probability_weight(probability: f64) -> f64 {
+pub(crate) fn probability_weight(probability: f64) -> f64 {
     (probability / (1.0 - probability)).log2()
 }
 
@@ -770,6 +780,8 @@ fn score_streamed(
         provider_pairs,
         same_provider_pairs,
         same_provider_weights,
+        within_household,
+        same_provider_prior,
     }
 }
 
@@ -804,6 +816,9 @@ pub fn link_records_with(
         provider_pairs,
         same_provider_pairs,
         same_provider_weights,
+        residence,
+        within_household,
+        same_provider_prior,
         ..
     } = score_candidates(loaded, &linkable, options);
     // The strongest candidate weight per record, for the records that end up alone.
@@ -880,6 +895,9 @@ pub fn link_records_with(
         co_moved_pairs,
         group_size,
         provider_pairs,
+        residence,
+        within_household,
+        same_provider_prior,
         pairs_above_threshold,
         merges: clustering.merges,
         merges_refused_same_provider: clustering.merges_refused_same_provider,
@@ -900,7 +918,7 @@ pub fn link_records_with(
 
 /// The pairs for clerical review among the kept pairs and the same-provider pairs, and how many
 /// lay in the band before the cap ([`Linkage::review`]).
-fn review_candidates(
+pub(crate) fn review_candidates(
     loaded: &LoadedRecords,
     model: &ModelParameters,
     pairs: &[KeptPair],
@@ -1220,7 +1238,7 @@ pub fn estimate_matching_pairs(
 }
 
 /// Pairs of linkable records of different providers.
-fn cross_provider_pairs(loaded: &LoadedRecords, linkable: &[u32]) -> f64 {
+pub(crate) fn cross_provider_pairs(loaded: &LoadedRecords, linkable: &[u32]) -> f64 {
     let mut per_provider: rustc_hash::FxHashMap<u32, f64> = rustc_hash::FxHashMap::default();
     for &i in linkable {
         *per_provider

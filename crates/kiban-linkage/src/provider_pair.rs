@@ -161,6 +161,46 @@ impl ProviderPairEvidence {
         model
     }
 
+    /// Each provider's share of the records, sorted by provider (to keep the evidence between
+    /// runs, with [`ProviderPairEvidence::matches_by_provider_pair`]).
+    pub fn shares(&self) -> Vec<(u32, f64)> {
+        let mut shares: Vec<(u32, f64)> = self.share.iter().map(|(&p, &s)| (p, s)).collect();
+        shares.sort_unstable_by_key(|s| s.0);
+        shares
+    }
+
+    /// The expected matches per provider pair (smaller provider first), sorted.
+    pub fn matches_by_provider_pair(&self) -> Vec<((u32, u32), f64)> {
+        let mut matches: Vec<((u32, u32), f64)> =
+            self.matches.iter().map(|(&k, &m)| (k, m)).collect();
+        matches.sort_unstable_by_key(|m| m.0);
+        matches
+    }
+
+    /// The evidence from figures kept by [`ProviderPairEvidence::shares`] and
+    /// [`ProviderPairEvidence::matches_by_provider_pair`] (with its
+    /// `expected_matches` and `provider_pairs`): the weights are those of the run that learned
+    /// them. A provider not among `shares` weighs 0 with any other.
+    pub fn from_learned(
+        shares: impl IntoIterator<Item = (u32, f64)>,
+        matches: impl IntoIterator<Item = ((u32, u32), f64)>,
+        expected_matches: f64,
+        provider_pairs: u64,
+    ) -> ProviderPairEvidence {
+        let share: FxHashMap<u32, f64> = shares.into_iter().collect();
+        let same_provider = share.values().map(|s| s * s).sum();
+        ProviderPairEvidence {
+            share,
+            same_provider,
+            matches: matches
+                .into_iter()
+                .map(|((a, b), m)| (ordered(a, b), m))
+                .collect(),
+            expected_matches,
+            provider_pairs: provider_pairs.max(1),
+        }
+    }
+
     /// The weight in bits of a pair of records at providers `a` and `b` (0 for one provider or
     /// a provider not seen).
     pub fn weight(&self, a: u32, b: u32) -> f64 {

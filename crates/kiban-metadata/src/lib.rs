@@ -64,7 +64,7 @@ pub use collection::{
     ProviderRegistration, ProviderToken, Refusal, RefusalChannel, RefusalInsert, Requester,
     StoredResponse,
 };
-pub use persons::{LinkageRun, PersonLink, PersonLinkChange};
+pub use persons::{LinkageModel, LinkageRun, PersonLink, PersonLinkChange};
 pub use provision::{IntakePatientBasis, NotificationBasisSummary, ProviderQuarantineEntry};
 pub use review::{
     NewReviewPair, REVIEW_NOTE_MAX_CHARS, ReviewDecision, ReviewDecisionRecord, ReviewEvidence,

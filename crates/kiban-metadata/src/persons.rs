@@ -65,6 +65,20 @@ pub struct PersonLinkChange {
     pub person_id: String,
 }
 
+/// What a full linkage run learned, kept for incremental runs: parameters only (JSON), never
+/// identity data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LinkageModel {
+    /// The run that learned it.
+    pub run_id: String,
+    /// The format version of `parameters`.
+    pub format: i64,
+    /// When it was recorded (RFC 3339).
+    pub created_at: String,
+    /// The parameters as JSON.
+    pub parameters: String,
+}
+
 const RUN_COLUMNS: &str = "id, started_at, finished_at, records, persons, new_persons, merged_persons, split_persons, changed_records, reverted_at";
 
 fn run_from_row(r: &sqlx::any::AnyRow) -> Result<LinkageRun> {
@@ -107,6 +121,60 @@ impl Metadata {
     /// in one transaction. `changed` holds only records whose person differs from the one held
     /// (or that are new); `run.changed_records` must be its length.
     pub async fn record_linkage_run(&self, run: &LinkageRun, changed: &[PersonLink]) -> Result<()> {
+        self.record_run(run, changed, None).await
+    }
+
+    /// Records a full linkage run like [`Metadata::record_linkage_run`] together with the
+    /// model it learned (`format` and `parameters` as JSON), in one transaction.
+    pub async fn record_linkage_run_with_model(
+        &self,
+        run: &LinkageRun,
+        changed: &[PersonLink],
+        format: i64,
+        parameters: &str,
+    ) -> Result<()> {
+        self.record_run(run, changed, Some((format, parameters)))
+            .await
+    }
+
+    /// The model of the latest linkage run that learned one and is not reverted.
+    pub async fn latest_linkage_model(&self) -> Result<Option<LinkageModel>> {
+        let row = sqlx::query(
+            "SELECT m.run_id, m.format, m.created_at, m.parameters
+             FROM linkage_models m JOIN linkage_runs r ON r.id = m.run_id
+             WHERE r.reverted_at IS NULL
+             ORDER BY r.finished_at DESC, r.id DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(LinkageModel {
+                run_id: r.try_get("run_id")?,
+                format: r.try_get("format")?,
+                created_at: r.try_get("created_at")?,
+                parameters: r.try_get("parameters")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// The latest linkage run that is not reverted.
+    pub async fn latest_linkage_run(&self) -> Result<Option<LinkageRun>> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {RUN_COLUMNS} FROM linkage_runs WHERE reverted_at IS NULL
+             ORDER BY finished_at DESC, id DESC LIMIT 1"
+        )))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(run_from_row).transpose()
+    }
+
+    async fn record_run(
+        &self,
+        run: &LinkageRun,
+        changed: &[PersonLink],
+        model: Option<(i64, &str)>,
+    ) -> Result<()> {
         check_run(run, changed.len())?;
         let mut tx = self.pool.begin().await?;
         sqlx::query(AssertSqlSafe(format!(
@@ -168,6 +236,18 @@ impl Metadata {
                     .bind(run.id.clone());
             }
             q.execute(&mut *tx).await?;
+        }
+        if let Some((format, parameters)) = model {
+            sqlx::query(
+                "INSERT INTO linkage_models (run_id, format, created_at, parameters)
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(&run.id)
+            .bind(format)
+            .bind(now())
+            .bind(parameters)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -318,9 +398,15 @@ pub(crate) mod tests {
     /// Also run on PostgreSQL by `collection::tests::postgres_registers_behave_the_same`.
     pub(crate) async fn check_person_links(meta: Metadata) {
         let first = vec![link("a", "P1"), link("b", "P1"), link("c", "P2")];
-        meta.record_linkage_run(&run("r1", "2026-01-01T00:00:00Z", 3), &first)
-            .await
-            .unwrap();
+        assert!(meta.latest_linkage_model().await.unwrap().is_none());
+        meta.record_linkage_run_with_model(
+            &run("r1", "2026-01-01T00:00:00Z", 3),
+            &first,
+            1,
+            r#"{"m":[0.9]}"#,
+        )
+        .await
+        .unwrap();
         // The second run splits b off P1 and merges it with c.
         let second = vec![link("b", "P2")];
         meta.record_linkage_run(&run("r2", "2026-01-02T00:00:00Z", 1), &second)
@@ -340,6 +426,17 @@ pub(crate) mod tests {
                 ("c".into(), "P2".into())
             ]
         );
+        // The second run learned nothing: the first run's model is the latest.
+        let model = meta.latest_linkage_model().await.unwrap().unwrap();
+        assert_eq!(
+            (
+                model.run_id.as_str(),
+                model.format,
+                model.parameters.as_str()
+            ),
+            ("r1", 1, r#"{"m":[0.9]}"#)
+        );
+        assert_eq!(meta.latest_linkage_run().await.unwrap().unwrap().id, "r2");
         let history = meta.person_link_history("prov-001", "b").await.unwrap();
         assert_eq!(history.len(), 2);
         assert_eq!(history[0].previous_person_id, None);
@@ -356,9 +453,13 @@ pub(crate) mod tests {
                 ("c".into(), "P2".into())
             ]
         );
+        assert_eq!(meta.latest_linkage_run().await.unwrap().unwrap().id, "r1");
         let undone = meta.revert_latest_linkage_run().await.unwrap().unwrap();
         assert_eq!(undone.id, "r1");
         assert!(meta.person_links().await.unwrap().is_empty());
+        // A reverted run's model is not used.
+        assert!(meta.latest_linkage_model().await.unwrap().is_none());
+        assert!(meta.latest_linkage_run().await.unwrap().is_none());
         assert!(meta.revert_latest_linkage_run().await.unwrap().is_none());
         let runs = meta.linkage_runs(10).await.unwrap();
         assert_eq!(runs.len(), 2);
