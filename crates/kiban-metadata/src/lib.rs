@@ -83,11 +83,32 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 /// Rows per multi-row INSERT or IN (...) query; well under SQLite's bound-parameter limit.
 pub(crate) const BATCH: usize = 400;
 
-/// Rows per statement of the dedupe index (one or two bound digests per row): an intake
-/// chunk asks about and upserts thousands of digests, and every statement is a round trip
-/// to the database's worker thread. 8,000 parameters stay well inside SQLite's (32,766) and
-/// PostgreSQL's (65,535) limits.
+/// Rows per statement of the dedupe index on PostgreSQL (one or two bound digests per row):
+/// an intake chunk asks about and upserts thousands of digests, and every statement is a
+/// round trip. 8,000 parameters stay well inside PostgreSQL's limit (65,535). SQLite gets
+/// all of a chunk's digests packed in one bound value instead (see
+/// `SQLITE_KNOWN_PACKED_VERSIONS`).
 pub(crate) const DIGEST_BATCH: usize = 4000;
+
+/// The dedupe index asked about many identity digests at once in SQLite: `?1` is the digests
+/// packed end to end (16 bytes each), `?2` their count. The recursive CTE numbers them and each
+/// is looked up by primary key (`CROSS JOIN` keeps the numbers as the outer loop).
+const SQLITE_KNOWN_PACKED_VERSIONS: &str =
+    "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ?2)
+     SELECT r.identity_digest, r.content_digest
+     FROM n CROSS JOIN resource_versions r
+     WHERE r.identity_digest = substr(?1, n.i * 16 + 1, 16)";
+
+/// The dedupe index updated with many (identity, content) digest pairs at once in SQLite:
+/// `?1` is the pairs packed end to end (32 bytes each), `?2` their count. A changed resource
+/// replaces the content digest held, so that a re-sent copy of the new version is a
+/// duplicate, not a third version. (`WHERE true` tells SQLite's parser that `ON CONFLICT`
+/// is the upsert clause, not a join constraint.)
+const SQLITE_UPSERT_PACKED_VERSIONS: &str =
+    "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ?2)
+     INSERT INTO resource_versions (identity_digest, content_digest)
+     SELECT substr(?1, n.i * 32 + 1, 16), substr(?1, n.i * 32 + 17, 16) FROM n WHERE true
+     ON CONFLICT (identity_digest) DO UPDATE SET content_digest = excluded.content_digest";
 
 /// Errors of the metadata store.
 #[derive(Debug, thiserror::Error)]
@@ -632,19 +653,38 @@ impl Metadata {
                 }
             }
         }
-        for batch in versions.chunks(DIGEST_BATCH) {
-            let sql = format!(
-                // A changed resource replaces the content digest held, so that a re-sent copy
-                // of the new version is a duplicate, not a third version.
-                "INSERT INTO resource_versions (identity_digest, content_digest) VALUES {}
-                 ON CONFLICT (identity_digest) DO UPDATE SET content_digest = excluded.content_digest",
-                self.bulk_rows(batch.len(), 2)
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for (identity, content) in batch {
-                q = q.bind(identity.to_vec()).bind(content.to_vec());
+        // In key order, the upserts walk the index's pages in order instead of at random.
+        versions.sort_unstable_by_key(|pair| pair.0);
+        if self.sqlite {
+            // One statement with two bound values whatever the count: thousands of bound
+            // digests cost a parse of a statement as long, and an allocation and a copy each.
+            if !versions.is_empty() {
+                let mut packed = Vec::with_capacity(versions.len() * 32);
+                for (identity, content) in &versions {
+                    packed.extend_from_slice(identity);
+                    packed.extend_from_slice(content);
+                }
+                sqlx::query(SQLITE_UPSERT_PACKED_VERSIONS)
+                    .bind(packed)
+                    .bind(versions.len() as i64)
+                    .execute(&mut *tx)
+                    .await?;
             }
-            q.execute(&mut *tx).await?;
+        } else {
+            for batch in versions.chunks(DIGEST_BATCH) {
+                let sql = format!(
+                    // A changed resource replaces the content digest held, so that a re-sent
+                    // copy of the new version is a duplicate, not a third version.
+                    "INSERT INTO resource_versions (identity_digest, content_digest) VALUES {}
+                     ON CONFLICT (identity_digest) DO UPDATE SET content_digest = excluded.content_digest",
+                    self.bulk_rows(batch.len(), 2)
+                );
+                let mut q = sqlx::query(AssertSqlSafe(sql));
+                for (identity, content) in batch {
+                    q = q.bind(identity.to_vec()).bind(content.to_vec());
+                }
+                q.execute(&mut *tx).await?;
+            }
         }
         for batch in chunk.held_lines.chunks(BATCH) {
             // The held line belongs to the intake's provider.
@@ -711,6 +751,24 @@ impl Metadata {
             })
         };
         let mut known = HashMap::new();
+        if self.sqlite {
+            if identities.is_empty() {
+                return Ok(known);
+            }
+            let packed: Vec<u8> = identities.iter().flatten().copied().collect();
+            let rows = sqlx::query(SQLITE_KNOWN_PACKED_VERSIONS)
+                .bind(packed)
+                .bind(identities.len() as i64)
+                .fetch_all(&self.pool)
+                .await?;
+            for row in rows {
+                known.insert(
+                    digest(row.try_get("identity_digest")?)?,
+                    digest(row.try_get("content_digest")?)?,
+                );
+            }
+            return Ok(known);
+        }
         for batch in identities.chunks(DIGEST_BATCH) {
             let sql = format!(
                 "SELECT identity_digest, content_digest FROM resource_versions WHERE identity_digest IN {}",
