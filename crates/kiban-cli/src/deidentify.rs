@@ -12,8 +12,8 @@ use kiban_anonymize::{
 };
 use kiban_collection::Collection;
 use kiban_deidentify::{
-    AttackerErrorModel, AttackerKnowledge, FreeTextRule, FreeTextScrubber, PersonMap,
-    ProjectKeyRing, ProviderHandling, QuasiIdentifierOptions, RareValueOptions,
+    AttackerErrorModel, AttackerKnowledge, DiagnosisSetOptions, FreeTextRule, FreeTextScrubber,
+    PersonMap, ProjectKeyRing, ProviderHandling, QuasiIdentifierOptions, RareValueOptions,
     ReidentificationPolicy, ReleaseKind, ReleaseOptions, ReleasedPersonTable,
     derive_quasi_identifiers, hierarchy_rows, linkage_attack, write_json_report,
     write_release_with_scrubber,
@@ -126,6 +126,12 @@ pub struct DeidentifyArgs {
         default_value = "demographics,visits,diagnoses"
     )]
     pub attacker_knowledge: Vec<KnowledgeChoice>,
+    /// Anonymized: m of the diagnosis set's k^m rule (every combination of at most m released
+    /// diagnosis categories is held by at least k persons, in `persons.csv` and in the
+    /// conditions table alike). Default: the number of diagnoses the attacker is assumed to
+    /// know (2); at most 4.
+    #[arg(long, value_name = "M")]
+    pub diagnosis_m: Option<usize>,
     /// Report (JSON) to write; default `<OUT>.report.json` beside the release.
     #[arg(long, value_name = "REPORT_JSON")]
     pub report: Option<PathBuf>,
@@ -146,6 +152,10 @@ pub(crate) struct DeidentifyReport {
 pub(crate) struct PersonTableReport {
     pub(crate) derivation: kiban_deidentify::QuasiIdentifierReport,
     pub(crate) anonymization: kiban_anonymize::Report,
+    /// The k^m rule of the diagnosis set as it holds in the released `persons.csv` (applied
+    /// again after k-anonymity suppressed rows); the conditions table follows it
+    /// (`release.diagnosis_sets`).
+    pub(crate) diagnosis_sets: Option<kiban_deidentify::DiagnosisSetReport>,
 }
 
 /// Runs `kiban deidentify`.
@@ -184,6 +194,31 @@ pub async fn run(args: DeidentifyArgs) -> Result<()> {
             table.anonymization.levels,
             table.anonymization.quasi_identifiers.join(", "),
             table.anonymization.suppressed_records
+        );
+        if let Some(sets) = &table.diagnosis_sets {
+            println!(
+                "  diagnosis sets: k^m with k = {}, m = {}: {} generalized to a block, {} to a chapter, {} items suppressed in {} persons (loss {:.4})",
+                sets.k,
+                sets.m,
+                sets.generalized_to_block.len(),
+                sets.generalized_to_chapter.len(),
+                sets.items_suppressed,
+                sets.persons_with_suppression,
+                sets.loss
+            );
+        }
+    }
+    if let Some(conditions) = &report.release.diagnosis_sets {
+        println!(
+            "  conditions follow the diagnosis sets: {} rows generalized, {} released as category, {} removed (suppressed {}, outside the set {}, persons withheld {})",
+            conditions.rows_generalized,
+            conditions.rows_as_category,
+            conditions.rows_suppressed
+                + conditions.rows_outside_diagnosis_set
+                + conditions.rows_of_withheld_persons,
+            conditions.rows_suppressed,
+            conditions.rows_outside_diagnosis_set,
+            conditions.rows_of_withheld_persons
         );
     }
     if let Some(scrub) = &report.release.free_text_scrub {
@@ -331,9 +366,6 @@ fn build_release(
     identities: &[IdentityRow],
     scrubber: Option<&FreeTextScrubber>,
 ) -> Result<DeidentifyReport> {
-    let release =
-        write_release_with_scrubber(&args.extract, staging, key, persons, options, scrubber)
-            .with_context(|| format!("release of {}", args.extract.display()))?;
     let policy = ReidentificationPolicy {
         max_share: args.max_reidentification.unwrap_or(match args.kind {
             DeidentifyKind::Anonymized => ReidentificationPolicy::default().max_share,
@@ -352,8 +384,13 @@ fn build_release(
             .collect(),
         ..AttackerErrorModel::default()
     };
+    let write_tables = |options: &ReleaseOptions| {
+        write_release_with_scrubber(&args.extract, staging, key, persons, options, scrubber)
+            .with_context(|| format!("release of {}", args.extract.display()))
+    };
     match args.kind {
         DeidentifyKind::Pseudonymized => {
+            let release = write_tables(options)?;
             // The attacker against a pseudonymized release: exact ages, sex and region as the
             // operator could derive them, which is what a certified user's data allows.
             let table = derive_quasi_identifiers(
@@ -376,12 +413,17 @@ fn build_release(
             })
         }
         DeidentifyKind::Anonymized => {
+            let diagnosis_rule = DiagnosisSetOptions {
+                k: args.k,
+                m: args.diagnosis_m.unwrap_or(errors.known_diagnoses),
+            };
             let table = derive_quasi_identifiers(
                 &args.extract,
                 identities,
                 persons,
                 key,
-                &QuasiIdentifierOptions::anonymized(rare),
+                &QuasiIdentifierOptions::anonymized(rare)
+                    .with_diagnosis_sets(diagnosis_rule.k, diagnosis_rule.m),
             )
             .context("person table")?;
             let csv = table.csv_bytes().context("person table in memory")?;
@@ -408,12 +450,37 @@ fn build_release(
             };
             let anonymization = anonymize(&dataset, &roles, hierarchies, &settings)
                 .context("k-anonymity of the person table")?;
-            let person_path = staging.join("persons.csv");
-            anonymization
-                .write_release(&person_path, b',', true)
+            // The person table as released (rows k-anonymity suppressed are dropped), in
+            // memory: the diagnosis rule must hold in it, so it is applied again to these
+            // rows, and the conditions table must follow the final plan.
+            let header: Vec<String> = anonymization
+                .release_header()
+                .into_iter()
+                .map(str::to_owned)
+                .collect();
+            let mut rows = Vec::new();
+            anonymization.for_each_released_row(true, |fields| {
+                rows.push(fields.iter().map(|f| (*f).to_owned()).collect::<Vec<_>>());
+                Ok::<(), std::convert::Infallible>(())
+            })?;
+            let mut released =
+                ReleasedPersonTable::new(header, rows).context("released person table")?;
+            let (diagnosis_sets, recoding) = match released
+                .protect_diagnoses_with_plan(&diagnosis_rule)
+                .context("diagnosis sets of the released person table")?
+            {
+                Some((report, later)) => (Some(report), table.diagnosis_recoding().then(&later)),
+                None => bail!("the released person table has no diagnoses column"),
+            };
+            let release = write_tables(&ReleaseOptions {
+                diagnosis_recoding: Some(recoding),
+                ..options.clone()
+            })?;
+            // Written inside the staging folder (itself under a temporary name, renamed):
+            // the release appears only whole, after the re-identification test.
+            released
+                .write_csv(&staging.join("persons.csv"), b',')
                 .context("anonymized person table")?;
-            let released =
-                ReleasedPersonTable::read_csv(&person_path, b',').context("released persons")?;
             let reidentification = linkage_attack(&table, &released, &errors, &policy)
                 .context("re-identification test")?;
             Ok(DeidentifyReport {
@@ -423,6 +490,7 @@ fn build_release(
                 person_table: Some(PersonTableReport {
                     derivation: table.report().clone(),
                     anonymization: anonymization.report().clone(),
+                    diagnosis_sets,
                 }),
                 reidentification,
             })

@@ -81,6 +81,7 @@ pub async fn run(
             crate::deidentify::KnowledgeChoice::Visits,
             crate::deidentify::KnowledgeChoice::Diagnoses,
         ],
+        diagnosis_m: None,
         report: Some(report_path),
     };
     let (report, report_path) = crate::deidentify::release(store, meta, collection, keys, &args)

@@ -14,7 +14,11 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::DeidentifyError;
-use crate::io::io_error;
+use crate::diagnosis_sets::{
+    DiagnosisRecoding, DiagnosisSetOptions, DiagnosisSetReport, diagnosis_covers,
+    protect_diagnosis_sets_with_plan,
+};
+use crate::io::{io_error, write_file_atomic};
 use crate::quasi::{
     KnownIdentity, PersonQuasiIdentifiers, QuasiIdentifierTable, age_at, region_of,
 };
@@ -238,6 +242,85 @@ impl ReleasedPersonTable {
         })
     }
 
+    /// Applies the k^m rule of the diagnosis set ([`crate::protect_diagnosis_sets`]) to the
+    /// `diagnoses` column, in place: to be run on the rows actually released (after the
+    /// person table's k-anonymization dropped or generalized rows), so the rule holds in the
+    /// file. Rows whose set is fully suppressed (`*`) are left out. `None` without such a
+    /// column.
+    pub fn protect_diagnoses(
+        &mut self,
+        options: &DiagnosisSetOptions,
+    ) -> Result<Option<DiagnosisSetReport>, DeidentifyError> {
+        Ok(self
+            .protect_diagnoses_with_plan(options)?
+            .map(|(report, _)| report))
+    }
+
+    /// [`ReleasedPersonTable::protect_diagnoses`], also returning each person's plan, keyed
+    /// by the `person` column (persons whose set was `*` are left out). Without a `person`
+    /// column the plans cannot be keyed: an error.
+    pub fn protect_diagnoses_with_plan(
+        &mut self,
+        options: &DiagnosisSetOptions,
+    ) -> Result<Option<(DiagnosisSetReport, DiagnosisRecoding)>, DeidentifyError> {
+        let Some(column) = self.header.iter().position(|h| h == "diagnoses") else {
+            return Ok(None);
+        };
+        let person_column = self
+            .header
+            .iter()
+            .position(|h| h == PERSON_COLUMN)
+            .ok_or_else(|| DeidentifyError::ReleasedTable {
+                file: "person table".into(),
+                line: 1,
+                reason: format!("no `{PERSON_COLUMN}` column to key the diagnosis plans"),
+            })?;
+        let rows: Vec<usize> = (0..self.rows.len())
+            .filter(|&r| self.rows[r][column].trim() != "*")
+            .collect();
+        let mut sets: Vec<String> = rows
+            .iter()
+            .map(|&r| std::mem::take(&mut self.rows[r][column]))
+            .collect();
+        let (report, plans) = protect_diagnosis_sets_with_plan(&mut sets, options)?;
+        let mut recoding = DiagnosisRecoding::new();
+        for ((&r, set), plan) in rows.iter().zip(sets).zip(plans) {
+            self.rows[r][column] = set;
+            recoding.insert(self.rows[r][person_column].clone(), plan);
+        }
+        Ok(Some((report, recoding)))
+    }
+
+    /// Writes the table as delimited text with its header, under a temporary name renamed
+    /// into place.
+    pub fn write_csv(&self, path: &Path, separator: u8) -> Result<(), DeidentifyError> {
+        let mut writer = csv::WriterBuilder::new()
+            .delimiter(separator)
+            .from_writer(Vec::new());
+        writer
+            .write_record(&self.header)
+            .map_err(|e| io_error("write", path, e))?;
+        for row in &self.rows {
+            writer
+                .write_record(row)
+                .map_err(|e| io_error("write", path, e))?;
+        }
+        let bytes = writer
+            .into_inner()
+            .map_err(|e| io_error("write", path, e.into_error()))?;
+        write_file_atomic(path, &bytes)
+    }
+
+    /// The header.
+    pub fn header(&self) -> &[String] {
+        &self.header
+    }
+
+    /// The rows, in the header's column order.
+    pub fn rows(&self) -> &[Vec<String>] {
+        &self.rows
+    }
+
     /// The person table as derived, ungeneralized (the worst case of a pseudonymized release).
     pub fn from_quasi_identifiers(table: &QuasiIdentifierTable) -> Self {
         Self {
@@ -275,6 +358,7 @@ struct AttackerRecord {
 /// The attacker's approximate knowledge of visits and diagnoses.
 fn clinical_knowledge(
     row: &PersonQuasiIdentifiers,
+    true_diagnoses: &[String],
     categories: &[&str],
     errors: &AttackerErrorModel,
     rng: &mut ChaCha8Rng,
@@ -291,7 +375,8 @@ fn clinical_knowledge(
             (believed / (1.0 - e)).ceil() + 1.0,
         ))
     };
-    let mut own: Vec<&str> = row.diagnoses.split(';').filter(|d| !d.is_empty()).collect();
+    // The attacker knows the person's true categories, not the released (generalized) ones.
+    let mut own: Vec<&str> = true_diagnoses.iter().map(String::as_str).collect();
     let mut known = Vec::new();
     while known.len() < errors.known_diagnoses && !own.is_empty() {
         let pick = own.swap_remove(rng.random_range(0..own.len()));
@@ -299,7 +384,7 @@ fn clinical_knowledge(
         let others: Vec<&str> = categories
             .iter()
             .copied()
-            .filter(|c| !row.diagnoses.split(';').any(|d| d == *c))
+            .filter(|c| !true_diagnoses.iter().any(|d| d == c))
             .collect();
         if wrong && !others.is_empty() {
             known.push(others[rng.random_range(0..others.len())].to_owned());
@@ -354,7 +439,7 @@ fn attacker_record(
         _ => None,
     };
     let region = region_of(prefecture.as_deref(), postal.as_deref());
-    let (visits, diagnoses) = clinical_knowledge(row, categories, errors, rng);
+    let (visits, diagnoses) = clinical_knowledge(row, &known.diagnoses, categories, errors, rng);
     AttackerRecord {
         values: [age, sex, region],
         visits,
@@ -523,16 +608,18 @@ fn visits_consistent(released: &str, low: f64, high: f64) -> bool {
     }
 }
 
-/// Whether a released diagnoses value holds every category the attacker believes in.
+/// Whether a released diagnoses value holds every category the attacker believes in: the
+/// category itself, or its WHO block or chapter when the k^m rule generalized it.
 fn diagnoses_consistent(released: &str, known: &[String]) -> bool {
     let released = released.trim();
     if released == "*" {
         return true;
     }
     known.iter().all(|k| {
-        released
-            .split(';')
-            .any(|d| d.trim() == k || generalizes(d.trim(), k))
+        released.split(';').any(|d| {
+            let d = d.trim();
+            d == k || diagnosis_covers(d, k) || generalizes(d, k)
+        })
     })
 }
 
@@ -604,10 +691,9 @@ pub fn linkage_attack(
     let mut candidates: Vec<usize> = Vec::new();
 
     let mut categories: Vec<&str> = truth
-        .rows()
+        .known()
         .iter()
-        .flat_map(|r| r.diagnoses.split(';'))
-        .filter(|d| !d.is_empty())
+        .flat_map(|k| k.diagnoses.iter().map(String::as_str))
         .collect();
     categories.sort_unstable();
     categories.dedup();
@@ -782,6 +868,11 @@ mod tests {
                         postal_code: None,
                         prefecture: Some(prefecture.to_owned()),
                         index_date: Some(at),
+                        diagnoses: diagnoses
+                            .split(';')
+                            .filter(|d| !d.is_empty())
+                            .map(str::to_owned)
+                            .collect(),
                     },
                 )
             })
@@ -918,6 +1009,10 @@ mod tests {
         assert!(!diagnoses_consistent("E11;I10", &["J45".to_owned()]));
         assert!(diagnoses_consistent("", &[]));
         assert!(diagnoses_consistent("*", &["J45".to_owned()]));
+        // Generalized by the k^m rule: a block or chapter covers its categories.
+        assert!(diagnoses_consistent("E10-E14;I10", &["E11".to_owned()]));
+        assert!(diagnoses_consistent("IX I00-I99", &["I10".to_owned()]));
+        assert!(!diagnoses_consistent("E10-E14", &["E15".to_owned()]));
     }
 
     #[test]

@@ -20,7 +20,14 @@
 //!   birth dates by tags (［氏名］, ［住所］, ...) and rewrote dates by the person's offset
 //!   ([`DateRule`]); the report has [`ScrubCounts`] per column.
 //! - [`derive_quasi_identifiers`] builds the person table (age, sex, region, visits,
-//!   diagnoses) that `kiban anonymize` generalizes.
+//!   diagnoses) that `kiban anonymize` generalizes; in anonymized releases the diagnosis set
+//!   is made k^m-anonymous ([`protect_diagnosis_sets`], [`DiagnosisSetOptions`]): every
+//!   combination of at most m released categories is held by at least k persons, by global
+//!   generalization up the ICD-10 hierarchy (category → block → chapter) and local
+//!   suppression. Each person's plan ([`PersonDiagnosisPlan`], per pseudonym in
+//!   [`DiagnosisRecoding`]) is given to the release ([`ReleaseOptions::diagnosis_recoding`])
+//!   so the conditions table, joined on `person`, shows the same items
+//!   ([`ConditionDiagnosisReport`]).
 //! - [`linkage_attack`] tests a released person table against an attacker holding the identity
 //!   store's birth date, sex and address with injected errors and, at higher
 //!   [`AttackerKnowledge`] levels, the approximate number of visits and some diagnoses; each
@@ -80,6 +87,8 @@
 #![warn(missing_docs)]
 
 mod attack;
+mod conditions;
+mod diagnosis_sets;
 mod hierarchies;
 mod io;
 mod keys;
@@ -96,6 +105,12 @@ use std::path::{Path, PathBuf};
 pub use attack::{
     AttackerErrorModel, AttackerKnowledge, KnowledgeLevelReport, ReidentificationPolicy,
     ReidentificationReport, ReleasedPersonTable, generalizes, linkage_attack,
+};
+pub use conditions::ConditionDiagnosisReport;
+pub use diagnosis_sets::{
+    DiagnosisRecoding, DiagnosisSetOptions, DiagnosisSetReport, MAX_KNOWN_DIAGNOSES,
+    PersonDiagnosisPlan, diagnosis_covers, protect_diagnosis_sets,
+    protect_diagnosis_sets_with_plan,
 };
 pub use hierarchies::{hierarchy_rows, region_block};
 pub use keys::{PROJECT_KEY_DATASET_PREFIX, PersonMap, ProjectKey, ProjectKeyRing};

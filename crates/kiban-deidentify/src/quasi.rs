@@ -14,9 +14,15 @@ use kiban_model::{ClinicalTable, IdentityRow};
 use serde::{Deserialize, Serialize};
 
 use crate::DeidentifyError;
+use crate::diagnosis_sets::{
+    DiagnosisRecoding, DiagnosisSetOptions, DiagnosisSetReport, PersonDiagnosisPlan,
+    protect_diagnosis_sets_with_plan,
+};
 use crate::io::{for_each_batch, io_error, table_error, table_file, write_file_atomic};
 use crate::keys::{PersonId, PersonMap, ProjectKey};
-use crate::rare::{RareValueOptions, icd10_category};
+use crate::rare::{
+    CodeColumnReport, CodeCounts, CodeLadder, RareValueOptions, icd10_category, plan_codes,
+};
 use crate::release::PERSON_COLUMN;
 
 /// The 47 prefectures (都道府県), as they begin an address.
@@ -37,16 +43,32 @@ pub struct QuasiIdentifierOptions {
     /// Diagnosis categories held by fewer persons are left out of the sets (anonymized
     /// releases: the rare-value threshold).
     pub min_persons_per_diagnosis: Option<usize>,
+    /// The k^m rule of the diagnosis set (anonymized releases): categories generalized up the
+    /// ICD-10 hierarchy or removed until every combination of at most m is held by at least k
+    /// persons ([`crate::protect_diagnosis_sets`]).
+    #[serde(default)]
+    pub diagnosis_sets: Option<DiagnosisSetOptions>,
 }
 
 impl QuasiIdentifierOptions {
-    /// The options of an anonymized release: ages top coded and rare diagnosis categories
-    /// left out by the release's rare-value rules.
+    /// The options of an anonymized release: ages top coded, rare diagnosis categories left
+    /// out by the release's rare-value rules and the diagnosis set made k^m-anonymous with
+    /// the default k and m ([`DiagnosisSetOptions::default`]; set k to the person table's k
+    /// with [`QuasiIdentifierOptions::with_diagnosis_sets`]).
     pub fn anonymized(rare: &RareValueOptions) -> Self {
         Self {
             index_date: None,
             age_top_code: Some(rare.age_top_code),
             min_persons_per_diagnosis: Some(rare.min_persons),
+            diagnosis_sets: Some(DiagnosisSetOptions::default()),
+        }
+    }
+
+    /// The same options with the diagnosis set's k^m rule set to `k` and `m`.
+    pub fn with_diagnosis_sets(self, k: usize, m: usize) -> Self {
+        Self {
+            diagnosis_sets: Some(DiagnosisSetOptions { k, m }),
+            ..self
         }
     }
 }
@@ -65,12 +87,14 @@ pub struct PersonQuasiIdentifiers {
     pub region: String,
     /// Number of encounters.
     pub visits: u64,
-    /// Sorted distinct 3-character ICD-10 categories of confirmed diagnoses, joined by `;`.
+    /// Sorted distinct 3-character ICD-10 categories of confirmed diagnoses, joined by `;`;
+    /// under the k^m rule some are released as their WHO block (`E10-E14`) or chapter
+    /// (`IV E00-E90`), some removed.
     pub diagnoses: String,
 }
 
 /// What the person table derivation did (counts only).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct QuasiIdentifierReport {
     /// Persons (rows).
     pub persons: u64,
@@ -84,6 +108,9 @@ pub struct QuasiIdentifierReport {
     pub diagnosis_categories_removed: u64,
     /// How the index date is chosen.
     pub index_date_rule: String,
+    /// What the k^m rule of the diagnosis set did (when applied).
+    #[serde(default)]
+    pub diagnosis_sets: Option<DiagnosisSetReport>,
 }
 
 /// What the identity store says of a person, kept in memory for the re-identification test.
@@ -94,6 +121,8 @@ pub(crate) struct KnownIdentity {
     pub postal_code: Option<String>,
     pub prefecture: Option<String>,
     pub index_date: Option<NaiveDate>,
+    /// The person's diagnosis categories before the k^m rule: what an attacker may know.
+    pub diagnoses: Vec<String>,
 }
 
 /// The person table, with (in memory only) what the identity store knows of each person, which
@@ -102,6 +131,8 @@ pub struct QuasiIdentifierTable {
     rows: Vec<PersonQuasiIdentifiers>,
     known: Vec<KnownIdentity>,
     report: QuasiIdentifierReport,
+    /// Per person: how each diagnosis category is released in `rows`.
+    diagnosis_recoding: DiagnosisRecoding,
 }
 
 impl fmt::Debug for QuasiIdentifierTable {
@@ -123,6 +154,13 @@ impl QuasiIdentifierTable {
         &self.report
     }
 
+    /// Per person pseudonym: how each of the person's diagnosis categories (rare ones already
+    /// left out) is released in the `diagnoses` column, generalized or suppressed by the k^m
+    /// rule, or as it is without the rule.
+    pub fn diagnosis_recoding(&self) -> &DiagnosisRecoding {
+        &self.diagnosis_recoding
+    }
+
     pub(crate) fn known(&self) -> &[KnownIdentity] {
         &self.known
     }
@@ -130,10 +168,18 @@ impl QuasiIdentifierTable {
     /// A table from rows and what is known of each (tests of the attack).
     #[cfg(test)]
     pub(crate) fn from_parts(rows: Vec<PersonQuasiIdentifiers>, known: Vec<KnownIdentity>) -> Self {
+        let mut diagnosis_recoding = DiagnosisRecoding::new();
+        for row in &rows {
+            diagnosis_recoding.insert(
+                row.person.clone(),
+                PersonDiagnosisPlan::unchanged(row.diagnoses.split(';')),
+            );
+        }
         Self {
             rows,
             known,
             report: QuasiIdentifierReport::default(),
+            diagnosis_recoding,
         }
     }
 
@@ -210,6 +256,9 @@ struct ClinicalFacts {
     first_encounter: Option<NaiveDate>,
     visits: u64,
     diagnoses: BTreeSet<String>,
+    /// Full ICD-10 codes of confirmed diagnoses, per category (rare-value rule of the
+    /// conditions table).
+    codes: BTreeMap<String, BTreeSet<String>>,
 }
 
 /// Derives the person table of the extraction in `extract_dir`: one row per person holding
@@ -223,6 +272,10 @@ pub fn derive_quasi_identifiers(
     options: &QuasiIdentifierOptions,
 ) -> Result<QuasiIdentifierTable, DeidentifyError> {
     let mut facts: BTreeMap<PersonId, ClinicalFacts> = BTreeMap::new();
+    // The conditions table's rare-value counts (every row, suspected too), so the diagnosis
+    // set holds only categories the release's conditions table can show for the person.
+    let mut code_counts = CodeCounts::default();
+    let mut person_index: HashMap<PersonId, u32> = HashMap::new();
     for &table in ClinicalTable::ALL {
         let Some(path) = table_file(extract_dir, table) else {
             continue;
@@ -272,12 +325,22 @@ pub fn derive_quasi_identifiers(
                             table_error(table.name(), &path, "no boolean column `suspected`")
                         })?;
                     for (row, person) in row_persons.into_iter().enumerate() {
+                        if codes.is_valid(row) {
+                            let next = person_index.len() as u32;
+                            let index = *person_index.entry(person.clone()).or_insert(next);
+                            code_counts.add(codes.value(row), index);
+                        }
                         let entry = facts.entry(person).or_default();
                         // Suspected diagnoses (疑い) are not facts about the person.
                         let confirmed = !(suspected.is_valid(row) && suspected.value(row));
                         if confirmed && codes.is_valid(row) {
                             let category = icd10_category(codes.value(row));
                             if !category.is_empty() {
+                                entry
+                                    .codes
+                                    .entry(category.clone())
+                                    .or_default()
+                                    .insert(codes.value(row).to_owned());
                                 entry.diagnoses.insert(category);
                             }
                         }
@@ -329,6 +392,17 @@ pub fn derive_quasi_identifiers(
         None => BTreeSet::new(),
     };
 
+    // With the k^m rule (anonymized releases), a category enters a person's set only when the
+    // conditions table keeps one of the person's codes in it: the two files then agree.
+    let released_codes = match (&options.diagnosis_sets, options.min_persons_per_diagnosis) {
+        (Some(_), Some(min)) => Some(plan_codes(
+            &code_counts,
+            CodeLadder::Icd10,
+            min,
+            &mut CodeColumnReport::default(),
+        )),
+        _ => None,
+    };
     let mut pseudonymizer = key.pseudonymizer()?;
     let mut report = QuasiIdentifierReport {
         diagnosis_categories_removed: rare_diagnoses.len() as u64,
@@ -366,10 +440,23 @@ pub fn derive_quasi_identifiers(
             .clone()
             .or_else(|| known.postal_code.as_deref().and_then(postal_region))
             .unwrap_or_default();
-        let diagnoses: Vec<&str> = person_facts
+        known.diagnoses = person_facts
             .diagnoses
             .iter()
             .filter(|code| !rare_diagnoses.contains(*code))
+            .cloned()
+            .collect();
+        let released: Vec<&str> = known
+            .diagnoses
+            .iter()
+            .filter(|category| match &released_codes {
+                Some(plan) => person_facts.codes.get(*category).is_some_and(|codes| {
+                    codes
+                        .iter()
+                        .any(|code| plan.recode.get(code).is_some_and(Option::is_some))
+                }),
+                None => true,
+            })
             .map(String::as_str)
             .collect();
         rows.push((
@@ -379,18 +466,42 @@ pub fn derive_quasi_identifiers(
                 sex: known.sex.clone().unwrap_or_default(),
                 region,
                 visits: person_facts.visits,
-                diagnoses: diagnoses.join(";"),
+                diagnoses: released.join(";"),
             },
             known,
         ));
     }
     rows.sort_by(|a, b| a.0.person.cmp(&b.0.person));
     report.persons = rows.len() as u64;
-    let (rows, known) = rows.into_iter().unzip();
+    let (mut rows, known): (Vec<PersonQuasiIdentifiers>, Vec<KnownIdentity>) =
+        rows.into_iter().unzip();
+    let plans: Vec<PersonDiagnosisPlan> = match &options.diagnosis_sets {
+        Some(rule) => {
+            let mut sets: Vec<String> = rows
+                .iter_mut()
+                .map(|r| std::mem::take(&mut r.diagnoses))
+                .collect();
+            let (set_report, plans) = protect_diagnosis_sets_with_plan(&mut sets, rule)?;
+            report.diagnosis_sets = Some(set_report);
+            for (row, set) in rows.iter_mut().zip(sets) {
+                row.diagnoses = set;
+            }
+            plans
+        }
+        None => rows
+            .iter()
+            .map(|r| PersonDiagnosisPlan::unchanged(r.diagnoses.split(';')))
+            .collect(),
+    };
+    let mut diagnosis_recoding = DiagnosisRecoding::new();
+    for (row, plan) in rows.iter().zip(plans) {
+        diagnosis_recoding.insert(row.person.clone(), plan);
+    }
     Ok(QuasiIdentifierTable {
         rows,
         known,
         report,
+        diagnosis_recoding,
     })
 }
 

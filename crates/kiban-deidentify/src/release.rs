@@ -9,13 +9,17 @@ use arrow_array::Array;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Date32Type, Float64Type, TimestampMicrosecondType};
 use arrow_array::{
-    ArrayRef, Date32Array, Float64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+    ArrayRef, BooleanArray, Date32Array, Float64Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray,
 };
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
+use arrow_select::filter::filter_record_batch;
 use kiban_model::ClinicalTable;
 use serde::{Deserialize, Serialize};
 
 use crate::DeidentifyError;
+use crate::conditions::{ConditionDiagnosisPlan, ConditionDiagnosisReport, ConditionFate};
+use crate::diagnosis_sets::DiagnosisRecoding;
 use crate::io::{
     StagedDir, TableWriter, for_each_batch, for_each_projected_batch, table_error, table_file,
 };
@@ -107,6 +111,12 @@ pub struct ReleaseOptions {
     /// Free-text columns dropped (default) or scrubbed.
     #[serde(default)]
     pub free_text: FreeTextRule,
+    /// Anonymized releases: the person table's diagnosis plans (k^m rule), which the
+    /// conditions table then follows per person so a join on `person` reads back no more
+    /// than `persons.csv` releases ([`ConditionDiagnosisReport`]). Refused for pseudonymized
+    /// releases, which keep rare values.
+    #[serde(skip)]
+    pub diagnosis_recoding: Option<DiagnosisRecoding>,
 }
 
 impl Default for ReleaseOptions {
@@ -117,6 +127,7 @@ impl Default for ReleaseOptions {
             max_date_shift_days: 30,
             tables: Vec::new(),
             free_text: FreeTextRule::Drop,
+            diagnosis_recoding: None,
         }
     }
 }
@@ -166,6 +177,10 @@ pub struct ReleaseReport {
     pub rare_values: Option<RareValueReport>,
     /// What the scrubber did (when free text was scrubbed).
     pub free_text_scrub: Option<FreeTextScrubReport>,
+    /// What the person table's diagnosis plans did to the conditions table (anonymized
+    /// releases given [`ReleaseOptions::diagnosis_recoding`]).
+    #[serde(default)]
+    pub diagnosis_sets: Option<ConditionDiagnosisReport>,
 }
 
 /// What the free-text scrubber did in a release: rules and counts, never a value.
@@ -227,6 +242,14 @@ pub fn write_release_with_scrubber(
     if let ReleaseKind::Anonymized(rare) = &options.kind {
         rare.validate()?;
     }
+    if options.kind == ReleaseKind::Pseudonymized && options.diagnosis_recoding.is_some() {
+        return Err(DeidentifyError::InvalidOption {
+            option: "diagnosis_recoding",
+            reason: "a pseudonymized release keeps its diagnoses (仮名加工); the diagnosis-set \
+                     rule applies to anonymized releases only"
+                .to_owned(),
+        });
+    }
     let tables: Vec<ClinicalTable> = if options.tables.is_empty() {
         ClinicalTable::ALL.to_vec()
     } else {
@@ -238,6 +261,26 @@ pub fn write_release_with_scrubber(
         }
         ReleaseKind::Pseudonymized => None,
     };
+    let diagnoses = match (&rare, &options.diagnosis_recoding, &options.kind) {
+        (Some(rare), Some(recoding), ReleaseKind::Anonymized(rare_options))
+            if tables.contains(&ClinicalTable::Conditions) =>
+        {
+            match table_file(extract_dir, ClinicalTable::Conditions) {
+                Some(path) => Some(ConditionDiagnosisPlan::new(
+                    &path,
+                    key,
+                    persons,
+                    recoding.clone(),
+                    rare.codes.get(&(ClinicalTable::Conditions, "icd10")),
+                    rare.codes.get(&(ClinicalTable::Conditions, "medis_code")),
+                    rare_options.min_persons,
+                )?),
+                None => None,
+            }
+        }
+        _ => None,
+    };
+    let mut diagnosis_report = diagnoses.as_ref().map(ConditionDiagnosisReport::new);
     let staged = StagedDir::create(release_dir)?;
     let mut pseudonymizer = key.pseudonymizer()?;
     let mut report = ReleaseReport {
@@ -270,6 +313,7 @@ pub fn write_release_with_scrubber(
         tables: BTreeMap::new(),
         rare_values: None,
         free_text_scrub: None,
+        diagnosis_sets: None,
     };
     let mut scrub_counts: BTreeMap<String, ScrubCounts> = BTreeMap::new();
     let mut rare_report = rare.as_ref().map(|r| r.report.clone());
@@ -287,14 +331,19 @@ pub fn write_release_with_scrubber(
                 persons,
                 rare: rare.as_ref(),
                 scrubber,
+                diagnoses: diagnoses.as_ref(),
             };
             let (out, columns) = transform.apply(
                 batch,
                 &mut pseudonymizer,
                 rare_report.as_mut(),
                 &mut scrub_counts,
+                diagnosis_report.as_mut(),
             )?;
             table_report.get_or_insert(columns);
+            if out.num_rows() == 0 {
+                return Ok(());
+            }
             writer.write(&out)
         })?;
         let mut table_report = table_report.unwrap_or_default();
@@ -306,6 +355,7 @@ pub fn write_release_with_scrubber(
     }
     report.persons = pseudonymizer.persons_seen() as u64;
     report.rare_values = rare_report;
+    report.diagnosis_sets = diagnosis_report;
     if let Some(scrubber) = scrubber {
         let mut total = ScrubCounts::default();
         for counts in scrub_counts.values() {
@@ -483,6 +533,8 @@ struct TableTransform<'a> {
     persons: &'a PersonMap,
     rare: Option<&'a RarePlan>,
     scrubber: Option<&'a FreeTextScrubber>,
+    /// The conditions table's diagnosis plan (anonymized releases under the k^m rule).
+    diagnoses: Option<&'a ConditionDiagnosisPlan>,
 }
 
 impl TableTransform<'_> {
@@ -492,6 +544,7 @@ impl TableTransform<'_> {
         pseudonymizer: &mut Pseudonymizer,
         mut rare_report: Option<&mut RareValueReport>,
         scrub_counts: &mut BTreeMap<String, ScrubCounts>,
+        diagnosis_report: Option<&mut ConditionDiagnosisReport>,
     ) -> Result<(RecordBatch, TableReleaseReport), DeidentifyError> {
         let table = self.table;
         let name = table.name();
@@ -514,6 +567,26 @@ impl TableTransform<'_> {
                 row_persons.push(person);
             }
         }
+        // Conditions under the diagnosis-set rule: each row's fate, by the person's plan.
+        let fates: Option<Vec<ConditionFate>> = match (self.diagnoses, table) {
+            (Some(plan), ClinicalTable::Conditions) => {
+                let codes = string_column(batch, table, self.input, "icd10")?;
+                let icd10_plan = self
+                    .rare
+                    .and_then(|r| r.codes.get(&(ClinicalTable::Conditions, "icd10")));
+                let fates: Vec<ConditionFate> = (0..rows)
+                    .map(|row| {
+                        let source = codes.is_valid(row).then(|| codes.value(row));
+                        plan.fate(&person_pseudonyms[row], source, icd10_plan)
+                    })
+                    .collect();
+                if let Some(report) = diagnosis_report {
+                    fates.iter().for_each(|fate| report.count(fate));
+                }
+                Some(fates)
+            }
+            _ => None,
+        };
         let records: StringArray = (0..rows)
             .map(|row| {
                 Some(pseudonymizer.record(providers.value(row), name, source_ids.value(row)))
@@ -609,6 +682,10 @@ impl TableTransform<'_> {
                                 })
                             })
                             .collect();
+                        let scrubbed = match &fates {
+                            Some(fates) => without_detail(&scrubbed, fates, |_| false),
+                            None => scrubbed,
+                        };
                         fields.push(Field::new(column_name, DataType::Utf8, true));
                         columns.push(Arc::new(scrubbed));
                         report.columns_scrubbed.push(column_name.to_owned());
@@ -682,6 +759,19 @@ impl TableTransform<'_> {
                 }
                 _ => {}
             }
+            if let (Some(fates), "icd10") = (&fates, column_name) {
+                let released: StringArray = fates
+                    .iter()
+                    .map(|fate| match fate {
+                        ConditionFate::Kept { icd10, .. } => icd10.clone(),
+                        ConditionFate::Removed(_) => None,
+                    })
+                    .collect();
+                fields.push(Field::new(column_name, DataType::Utf8, true));
+                columns.push(Arc::new(released));
+                report.columns_recoded.push(column_name.to_owned());
+                continue;
+            }
             if let Some(rare) = self.rare {
                 if let Some(plan) = rare.codes.get(&(table, column_name)) {
                     let codes = string_column(batch, table, self.input, column_name)?;
@@ -694,6 +784,12 @@ impl TableTransform<'_> {
                             }
                         })
                         .collect();
+                    let recoded = match (&fates, self.diagnoses, column_name) {
+                        (Some(fates), Some(plan), "medis_code") => {
+                            without_detail(&recoded, fates, |code| plan.medis_removed(code))
+                        }
+                        _ => recoded,
+                    };
                     fields.push(Field::new(column_name, DataType::Utf8, true));
                     columns.push(Arc::new(recoded));
                     report.columns_recoded.push(column_name.to_owned());
@@ -742,6 +838,40 @@ impl TableTransform<'_> {
         }
         let out = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
             .map_err(|e| table_error(name, self.input, e))?;
+        let out = match &fates {
+            Some(fates) => {
+                let kept: BooleanArray = fates
+                    .iter()
+                    .map(|fate| Some(matches!(fate, ConditionFate::Kept { .. })))
+                    .collect();
+                filter_record_batch(&out, &kept).map_err(|e| table_error(name, self.input, e))?
+            }
+            None => out,
+        };
         Ok((out, report))
     }
+}
+
+/// `values` with a null wherever the row's fate removes its detail (MEDIS code, name) or
+/// `remove` says so of the value.
+fn without_detail(
+    values: &StringArray,
+    fates: &[ConditionFate],
+    remove: impl Fn(&str) -> bool,
+) -> StringArray {
+    fates
+        .iter()
+        .enumerate()
+        .map(|(row, fate)| {
+            let keep = matches!(
+                fate,
+                ConditionFate::Kept {
+                    detail_removed: false,
+                    ..
+                }
+            );
+            (keep && values.is_valid(row) && !remove(values.value(row)))
+                .then(|| values.value(row).to_owned())
+        })
+        .collect()
 }

@@ -999,3 +999,272 @@ fn dates_in_text_move_with_the_persons_structured_dates() {
         Some(format!("{}に入院。", shifted.format("%Y年%m月%d日")).as_str())
     );
 }
+
+/// Every combination of at most `m` items of the `diagnoses` column of a released person
+/// file and the number of rows holding it; written apart from the engine: the file is read as
+/// plain delimited text and subsets are enumerated by bit masks.
+fn released_diagnosis_supports(path: &Path, m: usize) -> BTreeMap<Vec<String>, usize> {
+    let mut reader = csv::Reader::from_path(path).unwrap();
+    let column = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .position(|h| h == "diagnoses")
+        .unwrap();
+    let mut supports: BTreeMap<Vec<String>, usize> = BTreeMap::new();
+    for record in reader.records() {
+        let record = record.unwrap();
+        let mut items: Vec<String> = record[column]
+            .split(';')
+            .filter(|d| !d.is_empty() && *d != "*")
+            .map(str::to_owned)
+            .collect();
+        items.sort();
+        items.dedup();
+        assert!(items.len() < 31, "too many items for the bit-mask checker");
+        for mask in 1u32..(1u32 << items.len()) {
+            if mask.count_ones() as usize > m {
+                continue;
+            }
+            let subset: Vec<String> = (0..items.len())
+                .filter(|i| mask & (1 << i) != 0)
+                .map(|i| items[i].clone())
+                .collect();
+            *supports.entry(subset).or_default() += 1;
+        }
+    }
+    supports
+}
+
+/// A released person table: demographics k-anonymized by the test's simple rule, visits
+/// exact, diagnoses as the table gives them.
+fn released_with_diagnoses(
+    demographics: &[Vec<String>],
+    table: &QuasiIdentifierTable,
+) -> ReleasedPersonTable {
+    let header = ["person", "age", "sex", "region", "visits", "diagnoses"]
+        .map(str::to_owned)
+        .to_vec();
+    let rows = demographics
+        .iter()
+        .zip(table.rows())
+        .map(|(d, r)| {
+            assert_eq!(d[0], r.person);
+            let mut row = d.clone();
+            row.push(r.visits.to_string());
+            row.push(r.diagnoses.clone());
+            row
+        })
+        .collect();
+    ReleasedPersonTable::new(header, rows).unwrap()
+}
+
+#[test]
+fn diagnosis_sets_are_k_m_anonymous_and_the_attack_does_not_gain() {
+    let f = fixture();
+    let key = ProjectKey::from_bytes("study-a", [12; 32]);
+    // The fixture's few common categories: every pair is held by 21 or more persons, some
+    // triples by 7 only; an attacker knowing three categories against k = 10 needs the rule.
+    let (k, m) = (10, 3);
+    let options = QuasiIdentifierOptions::anonymized(&RareValueOptions::default());
+    let verbatim = derive_quasi_identifiers(
+        &f.extract,
+        &f.identities,
+        &f.persons,
+        &key,
+        &QuasiIdentifierOptions {
+            diagnosis_sets: None,
+            ..options.clone()
+        },
+    )
+    .unwrap();
+    let protected = derive_quasi_identifiers(
+        &f.extract,
+        &f.identities,
+        &f.persons,
+        &key,
+        &options.with_diagnosis_sets(k, m),
+    )
+    .unwrap();
+    let rule = protected.report().diagnosis_sets.clone().unwrap();
+    assert_eq!((rule.k, rule.m), (k, m));
+    assert_eq!(rule.persons, PERSONS as u64);
+    assert!(rule.loss >= 0.0 && rule.loss <= 1.0);
+    assert!(verbatim.report().diagnosis_sets.is_none());
+
+    // Demographics generalized alike for both releases; only the diagnosis set differs.
+    let demographics = k_anonymize(&protected, k);
+    let mut released = released_with_diagnoses(&demographics, &protected);
+    // The post-pass on the rows as released changes nothing here (no row was dropped).
+    let again = released
+        .protect_diagnoses(&DiagnosisSetOptions { k, m })
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.items_suppressed, 0);
+    assert!(again.generalized_to_block.is_empty() && again.generalized_to_chapter.is_empty());
+    let path = f.root.join("persons.csv");
+    released.write_csv(&path, b',').unwrap();
+
+    // The independent check, from the file alone.
+    let supports = released_diagnosis_supports(&path, m);
+    assert!(!supports.is_empty(), "no diagnosis released");
+    for (combination, support) in &supports {
+        assert!(*support >= k, "{combination:?} held by {support} persons");
+    }
+    // The verbatim sets of the same population do break the rule (the test means something).
+    let verbatim_release = released_with_diagnoses(&k_anonymize(&verbatim, k), &verbatim);
+    let verbatim_path = f.root.join("persons-verbatim.csv");
+    verbatim_release.write_csv(&verbatim_path, b',').unwrap();
+    assert!(
+        released_diagnosis_supports(&verbatim_path, m)
+            .values()
+            .any(|s| *s < k)
+    );
+
+    // The attacker, who knows true categories, gains nothing from the protected sets.
+    let errors = AttackerErrorModel {
+        known_diagnoses: m,
+        ..AttackerErrorModel::default()
+    };
+    let policy = ReidentificationPolicy { max_share: 1.0 };
+    let share_at_diagnoses = |table: &ReleasedPersonTable| {
+        let report = linkage_attack(&protected, table, &errors, &policy).unwrap();
+        report
+            .levels
+            .iter()
+            .find(|l| l.knowledge == AttackerKnowledge::Diagnoses)
+            .unwrap()
+            .share
+    };
+    let released = ReleasedPersonTable::read_csv(&path, b',').unwrap();
+    let protected_share = share_at_diagnoses(&released);
+    let verbatim_share = share_at_diagnoses(&verbatim_release);
+    assert!(
+        protected_share <= verbatim_share,
+        "protected {protected_share} > verbatim {verbatim_share}"
+    );
+    // Generalized values still match their categories: an attacker knowing a category is not
+    // thrown off by its block.
+    let report = serde_json::to_string(&rule).unwrap();
+    assert!(protected.rows().iter().all(|r| !report.contains(&r.person)));
+}
+
+#[test]
+fn conditions_follow_the_diagnosis_plan_of_the_released_person_table() {
+    let f = fixture();
+    let key = ProjectKey::from_bytes("study-a", [12; 32]);
+    let (k, m) = (10, 3);
+    let rare = RareValueOptions::default();
+    let table = derive_quasi_identifiers(
+        &f.extract,
+        &f.identities,
+        &f.persons,
+        &key,
+        &QuasiIdentifierOptions::anonymized(&rare).with_diagnosis_sets(k, m),
+    )
+    .unwrap();
+    let rule = table.report().diagnosis_sets.clone().unwrap();
+    assert!(rule.items_suppressed > 0 || !rule.generalized_to_block.is_empty());
+    // The person table as released: one person's row suppressed (withheld), the rule applied
+    // again to the rows left, the plans composed.
+    let demographics = k_anonymize(&table, k);
+    let full = released_with_diagnoses(&demographics, &table);
+    let withheld = full.rows()[0][0].clone();
+    let mut released =
+        ReleasedPersonTable::new(full.header().to_vec(), full.rows()[1..].to_vec()).unwrap();
+    let (_, later) = released
+        .protect_diagnoses_with_plan(&DiagnosisSetOptions { k, m })
+        .unwrap()
+        .unwrap();
+    let recoding = table.diagnosis_recoding().then(&later);
+    assert_eq!(recoding.len(), PERSONS - 1);
+    assert!(recoding.person(&withheld).is_none());
+
+    // A pseudonymized release keeps its diagnoses: the plan is refused there.
+    let refused = ReleaseOptions {
+        diagnosis_recoding: Some(recoding.clone()),
+        ..ReleaseOptions::default()
+    };
+    assert!(matches!(
+        write_release(&f.extract, &f.root.join("no"), &key, &f.persons, &refused),
+        Err(DeidentifyError::InvalidOption { .. })
+    ));
+    assert!(!f.root.join("no").exists());
+
+    let release = f.root.join("anonymized");
+    let options = ReleaseOptions {
+        kind: ReleaseKind::Anonymized(rare),
+        diagnosis_recoding: Some(recoding),
+        ..ReleaseOptions::default()
+    };
+    let report = write_release(&f.extract, &release, &key, &f.persons, &options).unwrap();
+    let conditions_report = report.diagnosis_sets.clone().unwrap();
+    assert!(conditions_report.rows_of_withheld_persons > 0);
+    assert!(conditions_report.rows_suppressed + conditions_report.rows_generalized > 0);
+
+    // From the files alone: each person's items in conditions are the person's released set.
+    let path = f.root.join("persons.csv");
+    released.write_csv(&path, b',').unwrap();
+    let mut table_sets: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut reader = csv::Reader::from_path(&path).unwrap();
+    for record in reader.records() {
+        let record = record.unwrap();
+        table_sets.insert(
+            record[0].to_owned(),
+            record[5]
+                .split(';')
+                .filter(|d| !d.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        );
+    }
+    let mut condition_sets: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for batch in read_batches(&release.join("conditions.parquet")) {
+        let person = batch.column_by_name("person").unwrap().as_string::<i32>();
+        let code = batch.column_by_name("icd10").unwrap().as_string::<i32>();
+        let medis = batch
+            .column_by_name("medis_code")
+            .unwrap()
+            .as_string::<i32>();
+        for i in 0..batch.num_rows() {
+            let items = condition_sets
+                .entry(person.value(i).to_owned())
+                .or_default();
+            if code.is_valid(i) {
+                let value = code.value(i);
+                let item = if value.contains('-') {
+                    assert!(medis.is_null(i), "a generalized row keeps its MEDIS code");
+                    value.to_owned()
+                } else {
+                    value
+                        .chars()
+                        .filter(char::is_ascii_alphanumeric)
+                        .take(3)
+                        .collect()
+                };
+                items.insert(item);
+            }
+        }
+    }
+    assert!(!condition_sets.contains_key(&withheld));
+    for (person, items) in &condition_sets {
+        assert_eq!(Some(items), table_sets.get(person), "conditions disagree");
+    }
+    for (person, items) in &table_sets {
+        assert!(condition_sets.contains_key(person) || items.is_empty());
+    }
+    let mut supports: BTreeMap<Vec<&String>, usize> = BTreeMap::new();
+    for items in condition_sets.values() {
+        let items: Vec<&String> = items.iter().collect();
+        for mask in 1u32..(1u32 << items.len()) {
+            if mask.count_ones() as usize <= m {
+                let subset = (0..items.len())
+                    .filter(|i| mask & (1 << i) != 0)
+                    .map(|i| items[i])
+                    .collect();
+                *supports.entry(subset).or_default() += 1;
+            }
+        }
+    }
+    assert!(supports.values().all(|s| *s >= k), "{supports:?}");
+}

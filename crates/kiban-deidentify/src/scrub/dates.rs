@@ -12,6 +12,8 @@ pub(crate) enum DateForm {
     Separated(char, bool),
     /// `2020年3月5日` (and every era form); `true` when the month was zero-padded.
     Kanji(bool),
+    /// `20200305`: eight digits, year month day.
+    Compact,
 }
 
 /// A date found in text.
@@ -92,6 +94,9 @@ fn kanji_month_day(chars: &[char], year: i32, at: usize) -> Option<(NaiveDate, b
 
 /// A Western date starting at `at` (a digit not preceded by a digit).
 pub(crate) fn western_date(chars: &[char], at: usize) -> Option<TextDate> {
+    if let Some(date) = compact_date(chars, at) {
+        return Some(date);
+    }
     let (year, n) = digits_at(chars, at, 5)?;
     if n != 4 || !(1868..=2200).contains(&year) {
         return None;
@@ -124,6 +129,35 @@ pub(crate) fn western_date(chars: &[char], at: usize) -> Option<TextDate> {
         year_month: false,
         form: DateForm::Separated(separator, mn == 2),
         end,
+    })
+}
+
+/// Years a compact `YYYYMMDD` run is read as a date in; other eight-digit runs are ids.
+const COMPACT_YEARS: std::ops::RangeInclusive<u32> = 1900..=2100;
+
+/// `19800102`: exactly eight digits forming a valid date of [`COMPACT_YEARS`], not part of a
+/// longer run nor of a dashed number (`20240315-0001` stays an id).
+fn compact_date(chars: &[char], at: usize) -> Option<TextDate> {
+    let (_, n) = digits_at(chars, at, 9)?;
+    if n != 8 || chars.get(at + 8).is_some_and(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let dashed_on = chars.get(at + 8).is_some_and(|&c| super::fold::is_dash(c))
+        && chars.get(at + 9).is_some_and(char::is_ascii_digit);
+    if dashed_on {
+        return None;
+    }
+    let (year, _) = digits_at(chars, at, 4)?;
+    let (month, _) = digits_at(chars, at + 4, 2)?;
+    let (day, _) = digits_at(chars, at + 6, 2)?;
+    if !COMPACT_YEARS.contains(&year) {
+        return None;
+    }
+    Some(TextDate {
+        date: NaiveDate::from_ymd_opt(year as i32, month, day)?,
+        year_month: false,
+        form: DateForm::Compact,
+        end: at + 8,
     })
 }
 
@@ -231,6 +265,8 @@ pub(crate) fn write(date: NaiveDate, form: DateForm, year_month: bool) -> String
         (DateForm::Kanji(false), false) => format!("{y}年{m}月{d}日"),
         (DateForm::Kanji(true), true) => format!("{y}年{m:02}月"),
         (DateForm::Kanji(false), true) => format!("{y}年{m}月"),
+        (DateForm::Compact, false) => format!("{y:04}{m:02}{d:02}"),
+        (DateForm::Compact, true) => format!("{y:04}{m:02}"),
     }
 }
 
@@ -260,6 +296,33 @@ mod tests {
         assert!(western_date(&chars("2020/13/01"), 0).is_none());
         assert!(western_date(&chars("1234567"), 0).is_none());
         assert!(western_date(&chars("2020-01-011"), 0).is_none());
+    }
+
+    #[test]
+    fn compact_eight_digit_dates_and_ids() {
+        let t = western_date(&chars("19800102生"), 0).unwrap();
+        assert_eq!(
+            (t.date, t.end, t.form),
+            (d(1980, 1, 2), 8, DateForm::Compact)
+        );
+        assert_eq!(
+            western_date(&chars("20240315"), 0).unwrap().date,
+            d(2024, 3, 15)
+        );
+        // Not a date: invalid month or day, year out of range, longer runs, dashed ids.
+        for id in [
+            "20241315",
+            "20240230",
+            "18991231",
+            "21010101",
+            "12345678",
+            "202403150",
+            "20240315-0001",
+        ] {
+            assert!(western_date(&chars(id), 0).is_none(), "{id}");
+        }
+        assert_eq!(write(d(2024, 4, 5), DateForm::Compact, false), "20240405");
+        assert_eq!(write(d(2024, 4, 5), DateForm::Compact, true), "202404");
     }
 
     #[test]

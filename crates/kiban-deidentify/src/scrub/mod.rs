@@ -18,6 +18,7 @@
 mod dates;
 mod detect;
 mod fold;
+mod latin;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -181,6 +182,8 @@ pub struct FreeTextScrubber {
     birth_dates: HashMap<u32, Vec<NaiveDate>>,
     entries: Vec<Entry>,
     automaton: Option<AhoCorasick>,
+    /// Romanized full names (Hepburn of the kana readings), matched in Latin text.
+    latin_names: latin::LatinNames,
 }
 
 impl fmt::Debug for FreeTextScrubber {
@@ -246,6 +249,7 @@ impl FreeTextScrubber {
             keys: HashMap::new(),
             entries: Vec::new(),
         };
+        let mut latin_names = latin::LatinNames::default();
         for identity in identities {
             let person = persons.person(&identity.common.provider_id, &identity.common.patient_key);
             let next = person_index.len() as u32;
@@ -267,6 +271,18 @@ impl FreeTextScrubber {
             }
             if let Some(kana) = identity.name_kana.as_deref() {
                 let name = kiban_linkage::normalize::name::normalize_kana_name(kana);
+                // Romanized: from the reading as written when it separates the parts (small
+                // kana intact), else from the split the name table made.
+                let parts: Vec<String> = kana
+                    .split(|c: char| c.is_whitespace() || c == '・')
+                    .filter(|p| !p.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                if parts.len() >= 2 {
+                    latin_names.add(&parts[0], &parts[1..].concat());
+                } else if !name.given.is_empty() {
+                    latin_names.add(&name.family, &name.given);
+                }
                 builder.add(&name.key, ScrubCategory::Name, owner, true, true);
                 if !name.given.is_empty() {
                     builder.add(&name.family, ScrubCategory::Name, owner, true, true);
@@ -326,12 +342,13 @@ impl FreeTextScrubber {
             birth_dates,
             entries: builder.entries,
             automaton,
+            latin_names,
         })
     }
 
     /// Entries of the name and value dictionary.
     pub fn dictionary_entries(&self) -> usize {
-        self.entries.len()
+        self.entries.len() + self.latin_names.len()
     }
 
     /// Scrubs one text of the patient record (`provider_id`, `patient_key`): identifying
@@ -397,6 +414,14 @@ impl FreeTextScrubber {
                     found: Found::Tag(entry.category),
                 });
             }
+        }
+        // Romanized names of anyone in the store, without an honorific (`Taro Yamada`).
+        for (start, end) in self.latin_names.find(chars) {
+            spans.push(Detection {
+                start,
+                end,
+                found: Found::Tag(ScrubCategory::Name),
+            });
         }
         if spans.is_empty() {
             return text.to_owned();

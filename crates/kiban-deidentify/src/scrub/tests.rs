@@ -272,3 +272,43 @@ fn counts_hold_no_values_and_debug_no_names() {
     let debug = format!("{s:?}");
     assert!(!debug.contains("上田") && !debug.contains("ウエダ"));
 }
+
+#[test]
+fn eight_digit_dates_are_shifted_and_other_eight_digit_runs_stay_ids() {
+    let s = scrubber();
+    // Shifted by 10 days, in the same compact form.
+    let (out, counts) = scrub_as(&s, "k1", "検査日 20240315 に実施");
+    assert_eq!(out, "検査日 20240325 に実施");
+    assert_eq!(counts.dates_shifted, 1);
+    // The person's own birth date written compactly is removed as a birth date.
+    let (out, _) = scrub_as(&s, "k1", "19800102 生まれ");
+    assert!(!out.contains("19800102"), "{out}");
+    assert!(out.contains("［生年月日］"), "{out}");
+    // Not a valid date, or out of the year range: an id.
+    for id in ["12345678", "20241399", "18990101"] {
+        let (out, counts) = scrub_as(&s, "k1", &format!("番号 {id} 参照"));
+        assert_eq!(out, "番号 ［ID］ 参照", "{id}");
+        assert_eq!(counts.ids, 1);
+    }
+}
+
+#[test]
+fn romanized_names_from_the_kana_reading_are_removed_without_honorific() {
+    let s = scrubber();
+    for text in [
+        "Referred by Akira Ueda for evaluation.",
+        "Referred by UEDA Akira for evaluation.",
+        "Referred by A. Ueda for evaluation.",
+        "Referred by ueda akira for evaluation.",
+    ] {
+        // Any person's text: romanized full names are removed everywhere.
+        let (out, counts) = scrub_as(&s, "k3", text);
+        assert_eq!(out, "Referred by ［氏名］ for evaluation.", "{text}");
+        assert_eq!(counts.names, 1);
+    }
+    let (out, _) = scrub_as(&s, "k1", "Misaki Takahashi, Himari Ishii");
+    assert_eq!(out, "［氏名］, ［氏名］");
+    // Words that only look alike are kept.
+    let (out, _) = scrub_as(&s, "k1", "Akira Uedas; Ueda-san");
+    assert!(out.contains("Akira Uedas"), "{out}");
+}
