@@ -22,7 +22,7 @@ use crate::records::{
 use rayon::prelude::*;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Settings of a linkage run.
@@ -51,6 +51,16 @@ pub struct LinkOptions {
     /// At most this many pairs are proposed, the most uncertain (probability nearest one half)
     /// first: the review list stays small however many records are linked.
     pub review_limit: usize,
+    /// The memory budget of the pairs kept one by one while the candidates stream past for
+    /// being near the clustering cut (about 32 bytes each), beyond those every step needs
+    /// (exact agreement, one identity group, households that moved together: they grow with
+    /// the matches). Near the budget the bar of the pairs kept for being
+    /// near the clustering cut is raised and the weaker ones are let go; the second pass over
+    /// the candidates finds any of them the learned model lifts over the cut after all, so the
+    /// persons do not depend on it ([`score_candidates`]). Candidate pairs of namesakes grow
+    /// with the square of the records: without a budget, 10 million records kept more pairs
+    /// than 24 GiB hold.
+    pub max_kept_pairs: usize,
 }
 
 /// The default band of clerical review: match probability from 0.2 to 0.98.
@@ -69,6 +79,11 @@ pub const DEFAULT_REVIEW_BAND: (f64, f64) = (0.2, 0.98);
 /// The default cap of the review list ([`LinkOptions::review_limit`]).
 pub const DEFAULT_REVIEW_LIMIT: usize = 100_000;
 
+/// The default budget of pairs kept near the cut while streaming
+/// ([`LinkOptions::max_kept_pairs`]): 2^25 pairs, about 1 GiB. The runs of the acceptance
+/// (250k and 1M records) stay well under it.
+pub const DEFAULT_MAX_KEPT_PAIRS: usize = 1 << 25;
+
 /// The name of the evidence entry that holds a reviewed pair's weight beyond its field levels
 /// ([`ReviewCandidate::evidence`]).
 pub const ADJUSTMENTS_EVIDENCE: &str = "adjustments";
@@ -85,6 +100,7 @@ impl Default for LinkOptions {
             seed: 0x6b69_6261_6e00,
             review_band: Some(DEFAULT_REVIEW_BAND),
             review_limit: DEFAULT_REVIEW_LIMIT,
+            max_kept_pairs: DEFAULT_MAX_KEPT_PAIRS,
         }
     }
 }
@@ -294,6 +310,9 @@ pub struct ScoredCandidates {
     pub strongest_dropped: Vec<f64>,
     /// Distinct comparison vectors.
     pub distinct_patterns: u64,
+    /// Pairs kept near the cut and let go again to stay within
+    /// [`LinkOptions::max_kept_pairs`].
+    pub pairs_let_go: u64,
     /// The fitted model.
     pub model: ModelParameters,
     /// The learned weight of household co-movement.
@@ -412,6 +431,10 @@ struct StreamTotals {
     /// The strongest evidence of a pair not kept, per provider pair and household class.
     dropped: rustc_hash::FxHashMap<(u32, u32, u8), f64>,
     kept: Vec<KeptPair>,
+    /// Kept pairs that no step needs one by one (kept for being near the cut).
+    near_cut: usize,
+    /// Pairs let go when the bar was raised.
+    evicted: u64,
 }
 
 impl StreamTotals {
@@ -423,6 +446,7 @@ impl StreamTotals {
         self.kept.append(&mut other.kept);
         self.compared += other.compared;
         self.co_moved += other.co_moved;
+        self.evicted += other.evicted;
         self.patterns.extend(other.patterns);
         for (key, (n, sum)) in other.bins {
             let e = self.bins.entry(key).or_default();
@@ -455,6 +479,109 @@ fn from_ordered_bits(bits: u32) -> f32 {
     })
 }
 
+/// Whether every step needs the pair one by one, whatever its weight: the prior's estimate
+/// (exact agreement), namesake density (one identity group) and household co-movement.
+fn needed_by_every_step(pair: &KeptPair) -> bool {
+    agrees_exactly(pair.pattern) || pair.group.is_some() || pair.co_move == Some(CoMove::Together)
+}
+
+/// The bar of evidence (bits, without the prior) of the pairs kept for being near the cut: it
+/// starts at the margin below the cut and only rises, shared by all workers.
+struct KeepBar(AtomicU64);
+
+impl KeepBar {
+    fn new(bits: f64) -> KeepBar {
+        KeepBar(AtomicU64::new(bits.to_bits()))
+    }
+
+    fn get(&self) -> f64 {
+        f64::from_bits(self.0.load(Ordering::Relaxed))
+    }
+
+    /// Raises the bar to `bits` unless it is higher already; returns the bar.
+    fn raise(&self, bits: f64) -> f64 {
+        let mut current = self.0.load(Ordering::Relaxed);
+        loop {
+            if f64::from_bits(current) >= bits {
+                return f64::from_bits(current);
+            }
+            match self.0.compare_exchange_weak(
+                current,
+                bits.to_bits(),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return bits,
+                Err(seen) => current = seen,
+            }
+        }
+    }
+}
+
+/// Lets go of the kept pairs under `bar` that no step needs one by one, noting each as a pair
+/// not kept (the strongest per provider pair and household class, and per record).
+fn evict_below(
+    totals: &mut StreamTotals,
+    bar: f64,
+    records: &[LinkRecord],
+    dropped_by_record: &[[AtomicU32; HOUSEHOLD_CLASSES - 1]],
+) {
+    let StreamTotals {
+        kept,
+        dropped,
+        evicted,
+        ..
+    } = totals;
+    kept.retain(|pair| {
+        if pair.weight >= bar || needed_by_every_step(pair) {
+            return true;
+        }
+        let class = pair.household_class();
+        let (x, y) = (
+            records[pair.a as usize].hospital,
+            records[pair.b as usize].hospital,
+        );
+        let strongest = dropped
+            .entry((x.min(y), x.max(y), class as u8))
+            .or_insert(f64::NEG_INFINITY);
+        *strongest = strongest.max(pair.weight);
+        let bits = ordered_bits(pair.weight as f32);
+        dropped_by_record[pair.a as usize][class - 1].fetch_max(bits, Ordering::Relaxed);
+        dropped_by_record[pair.b as usize][class - 1].fetch_max(bits, Ordering::Relaxed);
+        *evicted += 1;
+        false
+    });
+}
+
+/// Keeps a worker's pairs kept for being near the cut within its budget: raises the shared bar
+/// to their median weight and lets go of those under it.
+fn keep_within_budget(
+    totals: &mut StreamTotals,
+    bar: &KeepBar,
+    records: &[LinkRecord],
+    dropped_by_record: &[[AtomicU32; HOUSEHOLD_CLASSES - 1]],
+) {
+    let mut weights: Vec<f64> = totals
+        .kept
+        .iter()
+        .filter(|p| !needed_by_every_step(p))
+        .map(|p| p.weight)
+        .collect();
+    if !weights.is_empty() {
+        let middle = weights.len() / 2;
+        let (_, median, _) = weights.select_nth_unstable_by(middle, f64::total_cmp);
+        // Strictly above the median, so that ties at the median go too.
+        let raised = bar.raise(median.next_up());
+        drop(weights);
+        evict_below(totals, raised, records, dropped_by_record);
+    }
+    totals.near_cut = totals
+        .kept
+        .iter()
+        .filter(|p| !needed_by_every_step(p))
+        .count();
+}
+
 /// Blocks, fits the model and weighs every candidate pair of the `linkable` records, streaming
 /// the candidates ([`BlockIndex::fold_pairs`]): memory grows with the records and the kept
 /// pairs, not with all candidate pairs.
@@ -467,6 +594,11 @@ fn from_ordered_bits(bits: u32) -> f32 {
 /// clustering cut. When the learned model lifts a provider pair and household class of pairs
 /// left out over the cut after all, a second pass collects them: clustering sees every pair it
 /// would see with all pairs in memory.
+///
+/// The pairs kept for being near the cut stay within [`LinkOptions::max_kept_pairs`]: near the
+/// budget the bar is raised (shared by the workers) and the weaker pairs are let go as if never
+/// kept, which the second pass makes good. Only the bound of a lone record's strongest pair left
+/// out ([`ScoredCandidates::strongest_dropped`]) may then depend on when the bar rose.
 pub fn score_candidates(
     loaded: &LoadedRecords,
     linkable: &[u32],
@@ -484,7 +616,12 @@ fn score_streamed(
 ) -> ScoredCandidates {
     let records = &loaded.records;
     let pool = &loaded.pool;
+    let started = Instant::now();
     let mut model = train_model(loaded, linkable, options);
+    tracing::info!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "linkage: model trained"
+    );
     let name_frequencies = NameFrequencies::new(records, linkable);
     let households = Households::new(records, linkable);
     let u_random: Vec<Vec<f64>> = model.fields.iter().map(|f| f.u.clone()).collect();
@@ -515,13 +652,16 @@ fn score_streamed(
     };
     let threshold_weight = probability_weight(options.match_threshold);
     let cut = threshold_weight - CLUSTER_EVIDENCE_MARGIN;
-    let keep_floor = cut - keep_margin - model.prior_weight();
+    let first_keep_floor = cut - keep_margin - model.prior_weight();
+    let keep_bar = KeepBar::new(first_keep_floor);
+    let threads = rayon::current_num_threads().max(1);
+    let worker_budget = (options.max_kept_pairs / threads).max(1);
     let providers_of = |a: u32, b: u32| {
         let (x, y) = (records[a as usize].hospital, records[b as usize].hospital);
         (x.min(y), x.max(y))
     };
     // One streamed pair: its comparison, and whether it is kept one by one.
-    let compare_pair = |model: &ModelParameters, a: u32, b: u32| {
+    let compare_pair = |model: &ModelParameters, a: u32, b: u32, keep_floor: f64| {
         let pattern = compare_records(pool, &records[a as usize], &records[b as usize]);
         let evidence = pair_evidence(model, (a, b), pattern);
         let co_move = shares_no_household(pattern).then(|| households.co_move(pool, records, a, b));
@@ -534,13 +674,14 @@ fn score_streamed(
             group,
             weight: evidence,
         };
-        let kept = agrees_exactly(pattern)
-            || group.is_some()
-            || co_move == Some(CoMove::Together)
-            || evidence >= keep_floor;
+        let kept = evidence >= keep_floor || needed_by_every_step(&pair);
         (pair, kept)
     };
     let block_index = BlockIndex::new(pool, records, linkable, options.max_block_size);
+    tracing::info!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "linkage: blocks indexed"
+    );
     // Per record and household class of the pairs left out (moved-together pairs are all
     // kept): the strongest evidence.
     let no_pair = ordered_bits(f32::NEG_INFINITY);
@@ -551,7 +692,7 @@ fn score_streamed(
         records,
         StreamTotals::default,
         |totals: &mut StreamTotals, a, b| {
-            let (pair, kept) = compare_pair(&model, a, b);
+            let (pair, kept) = compare_pair(&model, a, b, keep_bar.get());
             let class = pair.household_class();
             let (pa, pb) = providers_of(a, b);
             totals.compared += 1;
@@ -562,7 +703,13 @@ fn score_streamed(
             sums.0 += 1;
             sums.1 += offset;
             if kept {
+                if !needed_by_every_step(&pair) {
+                    totals.near_cut += 1;
+                }
                 totals.kept.push(pair);
+                if totals.near_cut >= worker_budget {
+                    keep_within_budget(totals, &keep_bar, records, &dropped_by_record);
+                }
             } else {
                 let strongest = totals
                     .dropped
@@ -576,6 +723,14 @@ fn score_streamed(
         },
         StreamTotals::merge,
     );
+    // One bar for all: the pairs a worker kept under the bar another raised go too, so that
+    // the second pass below knows exactly which pairs were let go.
+    let mut totals = totals;
+    let keep_floor = keep_bar.get();
+    if keep_floor > first_keep_floor {
+        evict_below(&mut totals, keep_floor, records, &dropped_by_record);
+        totals.kept.shrink_to_fit();
+    }
     let StreamTotals {
         compared: pairs_compared,
         co_moved: co_moved_pairs,
@@ -583,9 +738,20 @@ fn score_streamed(
         bins,
         dropped,
         kept: mut pairs,
+        evicted: evicted_pairs,
+        ..
     } = totals;
     let distinct_patterns = distinct.len() as u64;
     drop(distinct);
+    tracing::info!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        pairs_compared,
+        kept_pairs = pairs.len(),
+        evicted_pairs,
+        keep_floor,
+        weight_bins = bins.len(),
+        "linkage: candidate pairs streamed"
+    );
     // A fixed order: sums over the pairs do not depend on the threads' interleaving.
     pairs.par_sort_unstable_by_key(|p| (p.a, p.b));
     let all_pairs = cross_provider_pairs(loaded, linkable);
@@ -693,7 +859,7 @@ fn score_streamed(
             records,
             Vec::new,
             |found: &mut Vec<KeptPair>, a, b| {
-                let (mut pair, kept) = compare_pair(&model, a, b);
+                let (mut pair, kept) = compare_pair(&model, a, b, keep_floor);
                 if !kept {
                     let (pa, pb) = providers_of(a, b);
                     pair.weight = lifted((pa, pb, pair.household_class() as u8), pair.weight);
@@ -708,6 +874,11 @@ fn score_streamed(
             },
         );
         found.par_sort_unstable_by_key(|p| (p.a, p.b));
+        tracing::info!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            lifted_pairs = found.len(),
+            "linkage: second pass over the candidates"
+        );
         pairs.extend(found);
     }
     let rules = block_index.rules().to_vec();
@@ -766,12 +937,19 @@ fn score_streamed(
         .iter()
         .map(|w| w + same_provider_prior)
         .collect();
+    tracing::info!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        kept_pairs = pairs.len(),
+        same_provider_pairs = same_provider_pairs.len(),
+        "linkage: candidates scored"
+    );
     ScoredCandidates {
         rules,
         pairs_compared,
         pairs,
         strongest_dropped,
         distinct_patterns,
+        pairs_let_go: evicted_pairs,
         model,
         co_move,
         residence,
@@ -859,6 +1037,12 @@ pub fn link_records_with(
         .iter()
         .filter(|p| p.weight >= threshold_weight)
         .count() as u64;
+    tracing::info!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        review_pairs = review.len(),
+        accepted_pairs = accepted.len(),
+        "linkage: pairs for clustering chosen"
+    );
     let providers: Vec<u32> = records.iter().map(|r| r.hospital).collect();
     let clustering = cluster_with_constraints(
         records.len(),
@@ -882,6 +1066,11 @@ pub fn link_records_with(
             }
         })
         .collect();
+    tracing::info!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        persons = clustering.persons,
+        "linkage: clustered"
+    );
     let report = LinkReport {
         records: records.len() as u64,
         linkable_records: linkable.len() as u64,
@@ -1266,6 +1455,11 @@ pub fn link_csv(
 ) -> Result<LinkReport, LinkError> {
     let started = Instant::now();
     let loaded = load_identity_csv(input)?;
+    tracing::info!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        records = loaded.records.len(),
+        "linkage: records loaded"
+    );
     let linkage = link_records(&loaded, options);
     write_links(output, &loaded, &linkage)?;
     let mut report = linkage.report;
@@ -1430,6 +1624,39 @@ mod tests {
         // The default margin gives the same persons as keeping everything.
         let default = score_candidates(&loaded, &linkable, &options);
         assert_eq!(eligible(&default).len(), x.len());
+        // A budget far below the pairs near the cut: the bar rises, the weaker pairs go, and
+        // the second pass brings back every pair clustering needs, with the same weight.
+        let tight = score_candidates(
+            &loaded,
+            &linkable,
+            &LinkOptions {
+                max_kept_pairs: 64,
+                ..options.clone()
+            },
+        );
+        assert!(tight.pairs_let_go > 0);
+        assert_eq!(default.pairs_let_go, 0);
+        let z = eligible(&tight);
+        assert_eq!(z.len(), x.len());
+        for (p, q) in x.iter().zip(&z) {
+            assert_eq!((p.0, p.1), (q.0, q.1));
+            assert!((p.2 - q.2).abs() < 1e-6, "{p:?} {q:?}");
+        }
+        let tight_kept: rustc_hash::FxHashSet<(u32, u32)> =
+            tight.pairs.iter().map(|p| (p.a, p.b)).collect();
+        assert_eq!(tight_kept.len(), tight.pairs.len(), "a pair kept twice");
+        for p in all
+            .pairs
+            .iter()
+            .filter(|p| !tight_kept.contains(&(p.a, p.b)))
+        {
+            for r in [p.a, p.b] {
+                assert!(
+                    tight.strongest_dropped[r as usize] >= p.weight - 1e-4,
+                    "{p:?}"
+                );
+            }
+        }
         // A record's bound on its pairs left out is above each of those pairs' weights.
         let kept: rustc_hash::FxHashSet<(u32, u32)> =
             few.pairs.iter().map(|p| (p.a, p.b)).collect();
