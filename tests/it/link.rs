@@ -45,6 +45,157 @@ fn synthetic_identity_records_link_into_their_persons() {
     assert!(precision >= 0.99, "pairwise precision {precision}");
 }
 
+/// `--review-out` writes the uncertain pairs beside the links: levels and weights, never a value.
+#[test]
+fn the_uncertain_pairs_of_a_csv_linkage_are_written_for_review() {
+    let dir = tempfile::tempdir().unwrap();
+    run_ok(
+        kiban()
+            .args([
+                "synth",
+                "--persons",
+                "1500",
+                "--seed",
+                "11",
+                "--identity-csv",
+                "--out",
+            ])
+            .arg(dir.path()),
+    );
+    let records = dir.path().join("identity_records.csv");
+    let out_dir = dir.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    let links = out_dir.join("links.csv");
+    let review = out_dir.join("review.csv");
+    // A band wider than the default: this small population has few uncertain pairs.
+    let (low, high) = (0.01, 0.999);
+    let out = run_ok(
+        kiban()
+            .args(["link", "--csv"])
+            .arg(&records)
+            .arg("--out")
+            .arg(&links)
+            .args(["--review-band", "0.01:0.999", "--review-out"])
+            .arg(&review),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("clerical review: "), "{stdout}");
+    // Only the two files: no temporary file left beside them.
+    let mut written: Vec<String> = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    written.sort();
+    assert_eq!(written, ["links.csv", "review.csv"]);
+    let input = std::fs::read_to_string(&records).unwrap();
+    let mut input_rows = input.lines().map(csv_cells);
+    let input_header = input_rows.next().unwrap();
+    let column = |name: &str| input_header.iter().position(|h| h == name).unwrap();
+    let (id_at, name_at, address_at) =
+        (column("record_id"), column("name_kanji"), column("address"));
+    let mut ids = std::collections::HashSet::new();
+    let mut values = Vec::new();
+    for row in input_rows {
+        ids.insert(row[id_at].to_owned());
+        for at in [name_at, address_at] {
+            if !row[at].is_empty() {
+                values.push(row[at].to_owned());
+            }
+        }
+    }
+    assert_eq!(
+        std::fs::read_to_string(&links).unwrap().lines().count(),
+        ids.len() + 1
+    );
+
+    let text = std::fs::read_to_string(&review).unwrap();
+    let mut lines = text.lines().map(csv_cells);
+    let header = lines.next().unwrap();
+    assert_eq!(
+        header,
+        [
+            "record_id_a",
+            "record_id_b",
+            "match_probability",
+            "weight_bits",
+            "name_level",
+            "name_weight_bits",
+            "birth_date_level",
+            "birth_date_weight_bits",
+            "sex_level",
+            "sex_weight_bits",
+            "household_level",
+            "household_weight_bits",
+            "adjustments_weight_bits",
+        ]
+    );
+    let rows: Vec<Vec<String>> = lines.collect();
+    assert!(
+        rows.len() >= 2,
+        "too few review pairs: {}\n{stdout}",
+        rows.len()
+    );
+    let mut uncertainty = Vec::new();
+    for row in &rows {
+        assert_eq!(row.len(), header.len(), "{row:?}");
+        assert!(ids.contains(&row[0]) && ids.contains(&row[1]), "{row:?}");
+        assert_ne!(&row[0], &row[1]);
+        let p: f64 = row[2].parse().unwrap();
+        // Written to six decimals.
+        assert!((low - 1e-6..=high + 1e-6).contains(&p), "{row:?}");
+        // The evidence adds up to the pair's weight, and the weight is the probability's.
+        let weight: f64 = row[3].parse().unwrap();
+        let parts: f64 = [5, 7, 9, 11, 12]
+            .iter()
+            .map(|&i| row[i].parse::<f64>().unwrap())
+            .sum();
+        assert!((weight - parts).abs() < 1e-3, "{row:?}");
+        assert!((p - 1.0 / (1.0 + (-weight).exp2())).abs() < 1e-4, "{row:?}");
+        for i in [4, 6, 8, 10] {
+            assert!(!row[i].is_empty(), "{row:?}");
+        }
+        uncertainty.push(weight.abs());
+    }
+    // Most uncertain first.
+    assert!(uncertainty.windows(2).all(|w| w[0] <= w[1] + 1e-3));
+    for value in &values {
+        assert!(
+            !text.contains(value.as_str()),
+            "an identity value in the review file"
+        );
+    }
+
+    // The band alone, without a file or store to send the pairs to, is refused.
+    let refused = kiban()
+        .args(["link", "--csv"])
+        .arg(&records)
+        .arg("--out")
+        .arg(dir.path().join("links2.csv"))
+        .args(["--review-band", "0.01:0.999"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(!dir.path().join("links2.csv").exists());
+}
+
+/// The cells of one CSV line (quoted cells may hold commas and doubled quotes; no line breaks).
+fn csv_cells(line: &str) -> Vec<String> {
+    let mut cells = vec![String::new()];
+    let (mut quoted, mut chars) = (false, line.chars().peekable());
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                chars.next();
+                cells.last_mut().unwrap().push('"');
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => cells.push(String::new()),
+            (c, _) => cells.last_mut().unwrap().push(c),
+        }
+    }
+    cells
+}
+
 #[test]
 fn a_csv_without_the_required_columns_is_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
@@ -400,8 +551,41 @@ fn uncertain_pairs_are_queued_for_review_and_decisions_bind_the_next_run() {
     );
     assert!(second.contains("1 different persons"), "{second}");
 
+    assert!(second.contains("closed as superseded"), "{second}");
+
     let meta = rt.block_on(Metadata::open_in_dir(&data)).unwrap();
     let after = persons(&meta);
+    // The second run was full, with the default band: the open queue is its list. Pairs open
+    // from the first run it proposed again carry its probability; the others are superseded,
+    // kept with the run that superseded them.
+    let latest_run = rt.block_on(meta.latest_linkage_run()).unwrap().unwrap().id;
+    let reopened = rt.block_on(meta.open_review_pairs(10_000, 0)).unwrap();
+    for pair in &reopened {
+        assert_eq!(pair.run_id, latest_run, "{pair:?}");
+        assert!((0.2..=0.98).contains(&pair.match_probability), "{pair:?}");
+    }
+    let superseded = rt
+        .block_on(meta.superseded_review_pairs(10_000, 0))
+        .unwrap();
+    let undecided = open.len() - 2;
+    let still_open = open
+        .iter()
+        .filter(|p| reopened.iter().any(|q| q.id == p.id))
+        .count();
+    assert_eq!(superseded.len(), undecided - still_open);
+    assert!(!superseded.is_empty(), "no pair left the wider band");
+    for pair in &superseded {
+        assert_eq!(pair.superseded_by_run, latest_run);
+        assert!(open.iter().any(|p| p.id == pair.id));
+        assert!(rt.block_on(meta.review_pair(pair.id)).unwrap().is_none());
+    }
+    assert!(
+        second.contains(&format!(
+            "{} open pairs no longer proposed",
+            superseded.len()
+        )),
+        "{second}"
+    );
     assert_ne!(after[&key(&joined.left)], after[&key(&joined.right)]);
     assert_eq!(after[&key(&apart.left)], after[&key(&apart.right)]);
     // Decided pairs stay decided and out of the queue.
@@ -424,6 +608,13 @@ fn uncertain_pairs_are_queued_for_review_and_decisions_bind_the_next_run() {
             .arg(&key_file),
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("no pairs queued"));
+    // ... and closes nothing: the queue is as the latest run with a band left it.
+    let meta = rt.block_on(Metadata::open_in_dir(&data)).unwrap();
+    assert_eq!(
+        rt.block_on(meta.open_review_pair_count()).unwrap(),
+        reopened.len() as i64
+    );
+    rt.block_on(meta.close());
     let refused = kiban()
         .args(["link", "--review-band", "0.9:0.1", "--data"])
         .arg(&data)

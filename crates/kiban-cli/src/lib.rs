@@ -151,13 +151,12 @@ pub struct LinkArgs {
     /// share of false and missed pairs on calibrated scores).
     #[arg(long, default_value_t = 0.7)]
     pub threshold: f64,
-    /// With --data: pairs whose match probability lies in this band (`LOW:HIGH`, both in
-    /// [0, 1]) go to the clerical review queue (default 0.2:0.98, about 3,000 pairs per 250k
-    /// records).
+    /// With --data or --review-out: pairs whose match probability lies in this band
+    /// (`LOW:HIGH`, both in [0, 1]) go to the clerical review queue or file (default
+    /// 0.2:0.98, about 3,000 pairs per 250k records).
     #[arg(
         long,
         value_name = "LOW:HIGH",
-        requires = "data",
         value_parser = crate::link::parse_review_band
     )]
     pub review_band: Option<(f64, f64)>,
@@ -165,6 +164,12 @@ pub struct LinkArgs {
     /// honoured).
     #[arg(long, requires = "data", conflicts_with = "review_band")]
     pub no_review: bool,
+    /// With --csv: also write the pairs for clerical review (match probability in the review
+    /// band, most uncertain first): `record_id_a,record_id_b,match_probability,weight_bits`,
+    /// then per compared field its comparison level and weight in bits; levels and weights
+    /// only, never an identity value.
+    #[arg(long, value_name = "REVIEW_CSV", requires = "csv")]
+    pub review_out: Option<PathBuf>,
     /// A truth file (`record_id,person_id`) to score the links against.
     #[arg(long, value_name = "TRUTH_CSV", requires = "csv")]
     pub truth: Option<PathBuf>,

@@ -1,11 +1,19 @@
 //! `kiban link`: links identity records of many providers into persons (名寄せ), from the
 //! CSV form shared with other linkage tools, and scores the result against a truth file.
+//! `--review-out` also writes the uncertain pairs for clerical review: record ids (the
+//! caller's own), the match probability and weight, and per compared field its comparison
+//! level and weight, never an identity value.
 
 use anyhow::{Context, Result, bail};
 use kiban_linkage::keys::{ProjectKey, write_keys_csv};
-use kiban_linkage::link::{LinkOptions, link_csv};
-use kiban_linkage::records::load_identity_csv;
+use kiban_linkage::link::{
+    ADJUSTMENTS_EVIDENCE, LinkOptions, Linkage, ReviewCandidate, link_csv, link_records, person_id,
+};
+use kiban_linkage::model::FIELDS;
+use kiban_linkage::records::{LoadedRecords, load_identity_csv};
+use std::io::Write;
 use std::path::Path;
+use std::time::Instant;
 
 use crate::LinkArgs;
 
@@ -34,14 +42,39 @@ pub async fn run(args: LinkArgs) -> Result<()> {
     let (Some(csv), Some(out)) = (&args.csv, &args.out) else {
         bail!("give --csv RECORDS --out LINKS, or --data DATA_DIR to link a store in place");
     };
+    if args.review_band.is_some() && args.review_out.is_none() {
+        bail!(
+            "--review-band needs --review-out REVIEW_CSV (or --data): the band picks the pairs written there"
+        );
+    }
     // A bad project key fails before any work is done.
     let project_key = args
         .project_key
         .as_deref()
         .map(ProjectKey::read)
         .transpose()?;
-    let report =
-        link_csv(csv, out, &options).with_context(|| format!("linkage of {}", csv.display()))?;
+    let (report, review_written) = match &args.review_out {
+        None => (
+            link_csv(csv, out, &options)
+                .with_context(|| format!("linkage of {}", csv.display()))?,
+            None,
+        ),
+        Some(review_out) => {
+            // Loaded once for the links and the review pairs.
+            let started = Instant::now();
+            let loaded =
+                load_identity_csv(csv).with_context(|| format!("loading {}", csv.display()))?;
+            let linkage = link_records(&loaded, &options);
+            write_atomically(out, |w| write_links(w, &loaded, &linkage))
+                .with_context(|| format!("writing {}", out.display()))?;
+            write_atomically(review_out, |w| write_review(w, &loaded, &linkage.review))
+                .with_context(|| format!("writing {}", review_out.display()))?;
+            let written = linkage.review.len();
+            let mut report = linkage.report;
+            report.elapsed = started.elapsed();
+            (report, Some((review_out, written)))
+        }
+    };
     println!(
         "link: {} records -> {} persons in {:.1} s ({} pairs compared, {} links above {}, {} merges refused: one record per provider and person)",
         report.records,
@@ -63,6 +96,15 @@ pub async fn run(args: LinkArgs) -> Result<()> {
         }
     }
     println!("  links: {}", out.display());
+    if let (Some((review_out, written)), Some((low, high))) = (review_written, options.review_band)
+    {
+        println!(
+            "  clerical review: {} pairs with match probability in [{low}, {high}] ({written} written, at most {}): {}",
+            report.review_pairs_in_band,
+            options.review_limit,
+            review_out.display()
+        );
+    }
     if let (Some(keys_out), Some(key)) = (&args.keys_out, &project_key) {
         write_linkage_keys(csv, keys_out, key)?;
     }
@@ -98,6 +140,123 @@ pub(crate) fn parse_review_band(text: &str) -> Result<(f64, f64), String> {
         return Err("the lower end of the band is above the upper end".to_owned());
     }
     Ok((low, high))
+}
+
+/// Writes a file through `write`, to a temporary file beside it renamed into place: the file is
+/// never left partial, and the temporary file is removed when writing fails.
+fn write_atomically(path: &Path, write: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut suffix = [0u8; 8];
+    getrandom::fill(&mut suffix).map_err(|e| anyhow::anyhow!("random name: {e}"))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temp = dir.join(format!(".{name}.{}.tmp", hex::encode(suffix)));
+    let written = (|| -> Result<()> {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)?;
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, &file);
+        write(&mut out)?;
+        out.flush()?;
+        drop(out);
+        file.sync_all()?;
+        std::fs::rename(&temp, path)?;
+        Ok(())
+    })();
+    if written.is_err() {
+        // Nothing partial is left behind; the file may not even exist.
+        let _ = std::fs::remove_file(&temp);
+    }
+    written
+}
+
+/// The links, as `kiban_linkage::link::link_csv` writes them:
+/// `record_id,person_id,match_probability`.
+fn write_links(out: &mut dyn Write, loaded: &LoadedRecords, linkage: &Linkage) -> Result<()> {
+    let mut writer = csv::Writer::from_writer(out);
+    writer.write_record(["record_id", "person_id", "match_probability"])?;
+    for (r, id) in loaded.record_ids.iter().enumerate() {
+        let probability = linkage
+            .match_probability
+            .get(r)
+            .copied()
+            .flatten()
+            .map(|p| format!("{p:.6}"))
+            .unwrap_or_default();
+        let person = linkage.person.get(r).copied().unwrap_or_default();
+        writer.write_record([id.as_ref(), &person_id(person), &probability])?;
+    }
+    writer.flush()?;
+    Ok(())
+}
+
+/// The header of the review file: the pair, then per compared field its level and weight,
+/// then the rest of the weight ([`ADJUSTMENTS_EVIDENCE`]).
+fn review_header() -> Vec<String> {
+    let mut header: Vec<String> = [
+        "record_id_a",
+        "record_id_b",
+        "match_probability",
+        "weight_bits",
+    ]
+    .map(String::from)
+    .to_vec();
+    for field in FIELDS {
+        header.push(format!("{}_level", field.name()));
+        header.push(format!("{}_weight_bits", field.name()));
+    }
+    header.push(format!("{ADJUSTMENTS_EVIDENCE}_weight_bits"));
+    header
+}
+
+/// The pairs for clerical review, one row each, most uncertain first.
+fn write_review(
+    out: &mut dyn Write,
+    loaded: &LoadedRecords,
+    review: &[ReviewCandidate],
+) -> Result<()> {
+    let mut writer = csv::Writer::from_writer(out);
+    writer.write_record(review_header())?;
+    let record_id = |r: u32| {
+        loaded
+            .record_ids
+            .get(r as usize)
+            .map(|id| id.as_ref())
+            .unwrap_or_default()
+    };
+    for pair in review {
+        let mut row = vec![
+            record_id(pair.a).to_owned(),
+            record_id(pair.b).to_owned(),
+            format!("{:.6}", pair.match_probability),
+            format!("{:.4}", pair.weight),
+        ];
+        for field in FIELDS {
+            match pair.evidence.iter().find(|e| e.field == field.name()) {
+                Some(e) => {
+                    row.push(e.level.to_owned());
+                    row.push(format!("{:.4}", e.weight_bits));
+                }
+                None => row.extend([String::new(), String::new()]),
+            }
+        }
+        row.push(
+            pair.evidence
+                .iter()
+                .find(|e| e.field == ADJUSTMENTS_EVIDENCE)
+                .map(|e| format!("{:.4}", e.weight_bits))
+                .unwrap_or_default(),
+        );
+        writer.write_record(&row)?;
+    }
+    writer.flush()?;
+    Ok(())
 }
 
 /// Writes the linkage keys of every record of `csv` under the project key.

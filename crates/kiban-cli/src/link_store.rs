@@ -19,7 +19,9 @@
 //! are queued in the metadata store for staff to judge (the review pages of `kiban serve`), and
 //! every run first reads the decisions made so far and honours them (same person: must-link;
 //! different persons: cannot-link). Records are named there by provider and keyed patient key,
-//! with the level and weight of each compared field, never an identity value.
+//! with the level and weight of each compared field, never an identity value. A pair already
+//! open takes the latest run's probability and evidence; a full run's list is the queue, so an
+//! open pair it no longer proposes is closed as superseded (kept for the audit trail).
 
 use anyhow::{Context, Result};
 use kiban_collection::Collection;
@@ -89,12 +91,11 @@ pub async fn run(
                     "  full relink ({reason}): {pairs_compared} candidate pairs compared; the learned model is kept for incremental runs"
                 ),
                 RunKind::Incremental(r) => println!(
-                    "  incremental: {} new records, {} joined existing persons, {} new persons, pairs scored {} (of {} candidate pairs, only those with a new record); {} merges of existing persons proposed for review instead",
+                    "  incremental: {} new records, {} joined existing persons, {} new persons, pairs scored {} (the candidate pairs with a new record, the only ones enumerated); {} merges of existing persons proposed for review instead",
                     r.new_records,
                     r.joined_existing,
                     r.new_persons,
                     r.pairs_scored,
-                    r.candidate_pairs,
                     r.existing_persons_kept_apart
                 ),
             }
@@ -116,8 +117,11 @@ pub async fn run(
             );
             match options.review_band {
                 Some((low, high)) => println!(
-                    "  clerical review: {} pairs with match probability in [{low}, {high}] ({} queued, at most {}; pairs already decided stay decided)",
-                    outcome.review_in_band, outcome.review_queued, options.review_limit
+                    "  clerical review: {} pairs with match probability in [{low}, {high}] ({} queued, at most {}; pairs already decided stay decided; {} open pairs no longer proposed closed as superseded)",
+                    outcome.review_in_band,
+                    outcome.review_queued,
+                    options.review_limit,
+                    outcome.review_superseded
                 ),
                 None => println!("  clerical review: no pairs queued (--no-review)"),
             }
@@ -153,6 +157,8 @@ pub(crate) struct InPlaceOutcome {
     pub review_in_band: u64,
     /// Pairs proposed to the review queue (at most the review limit).
     pub review_queued: u64,
+    /// Open pairs of earlier runs a full run no longer proposed, closed as superseded.
+    pub review_superseded: u64,
 }
 
 /// How the review decisions bound a run.
@@ -377,9 +383,21 @@ pub(crate) async fn link_in_place_with(
         }
         None => meta.record_linkage_run(&run, &changed).await?,
     }
-    // The run is recorded: its uncertain pairs may name it.
+    // The run is recorded: its uncertain pairs may name it. A full run with a review band
+    // weighed every pair, so its list is the queue: open pairs it no longer proposes (out of
+    // the band now, or beyond the cap) are closed as superseded. An incremental run weighs
+    // only pairs with a new record: it adds to the queue and closes nothing.
     let proposed = review_pairs(&linked.review, &records);
-    if !proposed.is_empty() {
+    let full_with_review =
+        matches!(linked.run_kind, RunKind::Full { .. }) && options.review_band.is_some();
+    let mut review_superseded = 0;
+    if full_with_review {
+        review_superseded = meta
+            .replace_open_review_pairs(&run.id, &proposed)
+            .await
+            .context("queueing pairs for clerical review")?
+            .superseded;
+    } else if !proposed.is_empty() {
         meta.insert_review_pairs(&run.id, &proposed)
             .await
             .context("queueing pairs for clerical review")?;
@@ -392,6 +410,7 @@ pub(crate) async fn link_in_place_with(
             decisions,
             review_in_band: linked.review_in_band,
             review_queued: proposed.len() as u64,
+            review_superseded,
         },
     )))
 }

@@ -366,6 +366,103 @@ impl BlockIndex {
             .reduce(merge)
             .unwrap_or_else(init)
     }
+
+    /// Folds the candidate pairs with at least one new record (`is_new[r]`, one entry per
+    /// record) as [`BlockIndex::fold_pairs`] does: exactly the pairs of `fold_pairs` that touch
+    /// a new record, each once, from the same first rule. A block without a new record is not
+    /// visited, and inside a block the pairs of two existing records are not enumerated: the
+    /// work grows with the new records' pairs, not with all pairs. An `is_new` shorter than the
+    /// records counts the missing ones as existing.
+    pub fn fold_pairs_touching<A: Send>(
+        &self,
+        records: &[LinkRecord],
+        is_new: &[bool],
+        init: impl Fn() -> A + Sync + Send,
+        visit: impl Fn(&mut A, u32, u32) + Sync + Send,
+        merge: impl Fn(A, A) -> A,
+    ) -> A {
+        let new = |i: usize| is_new.get(i).copied().unwrap_or(false);
+        let slots: Vec<std::sync::Mutex<Option<A>>> = (0..rayon::current_num_threads().max(1))
+            .map(|_| std::sync::Mutex::new(None))
+            .collect();
+        for rule in 0..RULE_COUNT {
+            let blocks = self.block_counts[rule] as usize;
+            if blocks == 0 {
+                continue;
+            }
+            // The blocks holding a new record, numbered densely.
+            let mut touched = vec![NO_BLOCK; blocks];
+            let mut touched_blocks = 0u32;
+            for (i, ids) in self.block_of.iter().enumerate() {
+                let b = ids[rule];
+                if b != NO_BLOCK && new(i) && touched[b as usize] == NO_BLOCK {
+                    touched[b as usize] = touched_blocks;
+                    touched_blocks += 1;
+                }
+            }
+            let touched_blocks = touched_blocks as usize;
+            if touched_blocks == 0 {
+                continue;
+            }
+            // The members of each touched block, contiguous, its new records first.
+            let mut start = vec![0u32; touched_blocks + 1];
+            let mut new_members = vec![0u32; touched_blocks];
+            for (i, ids) in self.block_of.iter().enumerate() {
+                let b = ids[rule];
+                if b != NO_BLOCK && touched[b as usize] != NO_BLOCK {
+                    let t = touched[b as usize] as usize;
+                    start[t + 1] += 1;
+                    if new(i) {
+                        new_members[t] += 1;
+                    }
+                }
+            }
+            for t in 0..touched_blocks {
+                start[t + 1] += start[t];
+            }
+            let mut fill = start.clone();
+            let mut members = vec![0u32; start[touched_blocks] as usize];
+            for wanted_new in [true, false] {
+                for (i, ids) in self.block_of.iter().enumerate() {
+                    let b = ids[rule];
+                    if b != NO_BLOCK && touched[b as usize] != NO_BLOCK && new(i) == wanted_new {
+                        let slot = &mut fill[touched[b as usize] as usize];
+                        members[*slot as usize] = i as u32;
+                        *slot += 1;
+                    }
+                }
+            }
+            drop(fill);
+            drop(touched);
+            (0..touched_blocks).into_par_iter().for_each(|t| {
+                let block = &members[start[t] as usize..start[t + 1] as usize];
+                let slot = rayon::current_thread_index().unwrap_or(0) % slots.len();
+                let mut guard = match slots[slot].lock() {
+                    Ok(guard) => guard,
+                    Err(poisoned) => poisoned.into_inner(),
+                };
+                let acc = guard.get_or_insert_with(&init);
+                // A pair with a new record has its first record among the block's new ones.
+                for (x, &i) in block[..new_members[t] as usize].iter().enumerate() {
+                    for &j in &block[x + 1..] {
+                        if records[i as usize].hospital != records[j as usize].hospital
+                            && !self.found_before(i, j, rule)
+                        {
+                            visit(acc, i.min(j), i.max(j));
+                        }
+                    }
+                }
+            });
+        }
+        slots
+            .into_iter()
+            .filter_map(|slot| match slot.into_inner() {
+                Ok(acc) => acc,
+                Err(poisoned) => poisoned.into_inner(),
+            })
+            .reduce(merge)
+            .unwrap_or_else(init)
+    }
 }
 
 /// The blocking rules of the EM training sessions: each blocks on one field only, so that the
@@ -582,5 +679,53 @@ mod tests {
         assert!(streamed < generated, "{streamed} of {generated}");
         let (union, _) = union_of_rules(&loaded, &linkable, 1_000);
         assert_eq!(streamed, union.len() as u64);
+    }
+
+    #[test]
+    fn pairs_touching_new_records_are_the_candidate_pairs_with_a_new_record() {
+        let loaded = synth_records(3_000);
+        let linkable: Vec<u32> = (0..loaded.records.len() as u32)
+            .filter(|&i| loaded.linkable[i as usize])
+            .collect();
+        let collect = |mut x: Vec<(u32, u32)>, y: Vec<(u32, u32)>| {
+            x.extend(y);
+            x
+        };
+        let push = |out: &mut Vec<(u32, u32)>, a: u32, b: u32| out.push((a, b));
+        let n = loaded.records.len();
+        for max_block_size in [1_000, 3] {
+            let index = BlockIndex::new(&loaded.pool, &loaded.records, &linkable, max_block_size);
+            let mut all = index.fold_pairs(&loaded.records, Vec::new, push, collect);
+            all.sort_unstable();
+            // New-record sets: a few random shares (a fixed-seed generator), none and all.
+            let mut state = 0x2545_F491_4F6C_DD1Du64;
+            let mut next = move || {
+                state = mix(state.wrapping_add(0x9E37_79B9_7F4A_7C15));
+                state
+            };
+            let mut sets: Vec<Vec<bool>> = [2u64, 10, 50]
+                .iter()
+                .map(|&percent| (0..n).map(|_| next() % 100 < percent).collect())
+                .collect();
+            sets.push(vec![false; n]);
+            sets.push(vec![true; n]);
+            for is_new in &sets {
+                let expected: Vec<(u32, u32)> = all
+                    .iter()
+                    .copied()
+                    .filter(|&(a, b)| is_new[a as usize] || is_new[b as usize])
+                    .collect();
+                let mut touching =
+                    index.fold_pairs_touching(&loaded.records, is_new, Vec::new, push, collect);
+                let count = touching.len();
+                touching.sort_unstable();
+                touching.dedup();
+                assert_eq!(touching.len(), count, "a pair came twice");
+                assert_eq!(touching, expected, "cap {max_block_size}");
+            }
+            let some_new = sets[1].iter().filter(|x| **x).count();
+            assert!(some_new > 0);
+            assert!(all.len() > 1_000);
+        }
     }
 }

@@ -11,7 +11,8 @@
 //!
 //! [`link_new_records`] then links the records that have no person yet: the candidate pairs come
 //! from the same blocking ([`crate::blocking::BlockIndex`]), but only the pairs with at least
-//! one new record are compared and weighed, with the learned model. Clustering
+//! one new record are enumerated ([`crate::blocking::BlockIndex::fold_pairs_touching`]),
+//! compared and weighed, with the learned model. Clustering
 //! ([`crate::cluster::cluster_onto_persons`]) keeps every existing person whole; new records
 //! join an existing person or each other under the rules of the full run (strongest first, one
 //! record per provider and person, a reviewer's decisions honoured), or form new persons. A new
@@ -337,9 +338,10 @@ pub struct IncrementalReport {
     pub new_records: u64,
     /// New records that took part in linkage.
     pub new_linkable_records: u64,
-    /// Candidate pairs the blocking generated (old pairs included, not compared).
+    /// Candidate pairs the blocking enumerated: only those with at least one new record
+    /// (the pairs of two existing records are never enumerated).
     pub candidate_pairs: u64,
-    /// Candidate pairs with at least one new record: compared and weighed.
+    /// Candidate pairs with at least one new record: compared and weighed (all enumerated).
     pub pairs_scored: u64,
     /// Scored pairs at or above the match threshold.
     pub pairs_above_threshold: u64,
@@ -505,14 +507,14 @@ pub fn link_new_records(
         _ => cut,
     };
     let block_index = BlockIndex::new(pool, records, &linkable, options.max_block_size);
-    let scored = block_index.fold_pairs(
+    // Only the pairs with a new record are enumerated: blocks of existing records only, and
+    // the pairs of two existing records inside a block, are skipped.
+    let scored = block_index.fold_pairs_touching(
         records,
+        &is_new,
         Scored::default,
         |acc: &mut Scored, a, b| {
             acc.candidates += 1;
-            if !is_new[a as usize] && !is_new[b as usize] {
-                return;
-            }
             acc.scored += 1;
             let (pattern, evidence) = pair_evidence(a, b);
             let co_move =
@@ -808,7 +810,19 @@ mod tests {
             report.pairs_scored,
             full.report.pairs_compared
         );
-        assert!(report.candidate_pairs >= report.pairs_scored);
+        // Only the pairs with a new record were enumerated: exactly those of the full blocking.
+        assert_eq!(report.candidate_pairs, report.pairs_scored);
+        let linkable: Vec<u32> = (0..both.records.len() as u32)
+            .filter(|&i| both.linkable[i as usize])
+            .collect();
+        let index = BlockIndex::new(&both.pool, &both.records, &linkable, options.max_block_size);
+        let with_new = index.fold_pairs(
+            &both.records,
+            || 0u64,
+            |n, a, b| *n += u64::from(a as usize >= n_first || b as usize >= n_first),
+            |x, y| x + y,
+        );
+        assert_eq!(report.candidate_pairs, with_new);
 
         // Nearly as good as a full relink, against the truth.
         let truth = read_assignment(&summary.truth_path).unwrap();
@@ -852,6 +866,7 @@ mod tests {
         let rerun =
             link_new_records(&both, &again, &learned, &options, &Constraints::default()).unwrap();
         assert_eq!(rerun.report.pairs_scored, 0);
+        assert_eq!(rerun.report.candidate_pairs, 0);
         assert_eq!(rerun.person, incremental.person);
     }
 

@@ -68,7 +68,7 @@ pub use persons::{LinkageModel, LinkageRun, PersonLink, PersonLinkChange};
 pub use provision::{IntakePatientBasis, NotificationBasisSummary, ProviderQuarantineEntry};
 pub use review::{
     NewReviewPair, REVIEW_NOTE_MAX_CHARS, ReviewDecision, ReviewDecisionRecord, ReviewEvidence,
-    ReviewPair, ReviewRecord, ReviewStatus,
+    ReviewPair, ReviewQueueReplaced, ReviewRecord, ReviewStatus, SupersededReviewPair,
 };
 pub use staff::{
     NewStaffAccount, NewStaffAuditEvent, StaffAccount, StaffAuditEvent, StaffCredentials, StaffRole,

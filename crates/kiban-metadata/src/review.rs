@@ -8,8 +8,11 @@
 //! read from the encrypted store by whoever shows the pair.
 //!
 //! A pair is kept once (its two records in a fixed order), whichever run proposed it: a later
-//! run proposing an open pair again updates its probability and evidence, and a decided pair
-//! stays decided.
+//! run proposing an open pair again updates its run, probability and evidence, and a decided
+//! pair stays decided. A full run replaces the queue ([`Metadata::replace_open_review_pairs`]):
+//! the open pairs it no longer proposes are closed as superseded (kept, with the run that
+//! superseded them, for the audit trail; listed by [`Metadata::superseded_review_pairs`]), and a
+//! superseded pair a later run proposes again is open again.
 
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
@@ -163,6 +166,41 @@ pub struct ReviewDecisionRecord {
     pub decided_at: String,
 }
 
+/// An open pair a later full run no longer proposed, closed undecided.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SupersededReviewPair {
+    /// Pair id.
+    pub id: i64,
+    /// The latest run that proposed it.
+    pub run_id: String,
+    /// One record.
+    pub left: ReviewRecord,
+    /// The other record.
+    pub right: ReviewRecord,
+    /// Posterior probability of the latest proposing run.
+    pub match_probability: f64,
+    /// The full run that no longer proposed it.
+    pub superseded_by_run: String,
+    /// When it was superseded (RFC 3339).
+    pub superseded_at: String,
+    /// When it was first proposed (RFC 3339).
+    pub created_at: String,
+}
+
+/// What replacing the review queue with a run's pairs did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReviewQueueReplaced {
+    /// Pairs added, updated or opened again (decided pairs are left as they are).
+    pub proposed: u64,
+    /// Open pairs the run did not propose, closed as superseded.
+    pub superseded: u64,
+}
+
+/// The status code of an open pair no longer proposed ([`SupersededReviewPair`]). Not a
+/// [`ReviewStatus`]: such a pair is neither waiting nor decided, and is left out of the queue,
+/// of [`Metadata::review_pair`] and of the decisions.
+const SUPERSEDED: &str = "superseded";
+
 /// Longest note kept with a decision, in characters.
 pub const REVIEW_NOTE_MAX_CHARS: usize = 1000;
 
@@ -211,6 +249,93 @@ impl Metadata {
     /// pairs added or updated. Refuses a pair of one record with itself and a probability
     /// outside [0, 1].
     pub async fn insert_review_pairs(&self, run_id: &str, pairs: &[NewReviewPair]) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        let changed = self.upsert_review_pairs(&mut tx, run_id, pairs).await?;
+        tx.commit().await?;
+        Ok(changed)
+    }
+
+    /// Makes the open queue the pairs of full run `run_id`, in one transaction: the pairs are
+    /// proposed as by [`Metadata::insert_review_pairs`] (a superseded pair proposed again is
+    /// open again), and every open pair the run did not propose is closed as superseded by it
+    /// (kept, never deleted). Decided pairs are untouched.
+    pub async fn replace_open_review_pairs(
+        &self,
+        run_id: &str,
+        pairs: &[NewReviewPair],
+    ) -> Result<ReviewQueueReplaced> {
+        let mut tx = self.pool.begin().await?;
+        let proposed = self.upsert_review_pairs(&mut tx, run_id, pairs).await?;
+        // Every pair the run proposed (and left open) now names it: the others are stale.
+        let superseded = sqlx::query(
+            "UPDATE linkage_review_pairs SET status = $1, superseded_by_run = $2,
+                 superseded_at = $3
+             WHERE status = 'open' AND run_id <> $2",
+        )
+        .bind(SUPERSEDED)
+        .bind(run_id)
+        .bind(now())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(ReviewQueueReplaced {
+            proposed,
+            superseded,
+        })
+    }
+
+    /// Pairs closed as superseded, most recently superseded first, `limit` from `offset`.
+    pub async fn superseded_review_pairs(
+        &self,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<SupersededReviewPair>> {
+        let rows = sqlx::query(
+            "SELECT id, run_id, left_provider_id, left_patient_key, right_provider_id,
+                 right_patient_key, match_probability, superseded_by_run, superseded_at,
+                 created_at
+             FROM linkage_review_pairs WHERE status = $1
+             ORDER BY superseded_at DESC, id LIMIT $2 OFFSET $3",
+        )
+        .bind(SUPERSEDED)
+        .bind(limit.max(0))
+        .bind(offset.max(0))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(SupersededReviewPair {
+                    id: r.try_get("id")?,
+                    run_id: r.try_get("run_id")?,
+                    left: ReviewRecord {
+                        provider_id: r.try_get("left_provider_id")?,
+                        patient_key: r.try_get("left_patient_key")?,
+                    },
+                    right: ReviewRecord {
+                        provider_id: r.try_get("right_provider_id")?,
+                        patient_key: r.try_get("right_patient_key")?,
+                    },
+                    match_probability: r.try_get("match_probability")?,
+                    superseded_by_run: r
+                        .try_get::<Option<String>, _>("superseded_by_run")?
+                        .unwrap_or_default(),
+                    superseded_at: r
+                        .try_get::<Option<String>, _>("superseded_at")?
+                        .unwrap_or_default(),
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Proposes `pairs` of run `run_id` within `tx`: the rows added or updated.
+    async fn upsert_review_pairs(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        run_id: &str,
+        pairs: &[NewReviewPair],
+    ) -> Result<u64> {
         let mut rows = Vec::with_capacity(pairs.len());
         for pair in pairs {
             if pair.left == pair.right {
@@ -230,7 +355,6 @@ impl Metadata {
         }
         let created_at = now();
         let mut changed = 0;
-        let mut tx = self.pool.begin().await?;
         for batch in rows.chunks(BATCH / 2) {
             let placeholders = self.bulk_rows(batch.len(), 9);
             let sql = format!(
@@ -241,8 +365,11 @@ impl Metadata {
                  ON CONFLICT (left_provider_id, left_patient_key, right_provider_id, right_patient_key)
                  DO UPDATE SET run_id = excluded.run_id,
                      match_probability = excluded.match_probability,
-                     evidence_json = excluded.evidence_json
-                 WHERE linkage_review_pairs.status = 'open'"
+                     evidence_json = excluded.evidence_json,
+                     status = excluded.status,
+                     superseded_by_run = NULL,
+                     superseded_at = NULL
+                 WHERE linkage_review_pairs.status IN ('open', '{SUPERSEDED}')"
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for (left, right, probability, evidence) in batch {
@@ -257,9 +384,8 @@ impl Metadata {
                     .bind(ReviewStatus::Open.code())
                     .bind(created_at.clone());
             }
-            changed += q.execute(&mut *tx).await?.rows_affected();
+            changed += q.execute(&mut **tx).await?.rows_affected();
         }
-        tx.commit().await?;
         Ok(changed)
     }
 
@@ -285,19 +411,20 @@ impl Metadata {
         Ok(row.try_get("n")?)
     }
 
-    /// One pair, open or decided.
+    /// One pair, open or decided; `None` for a superseded pair (no longer proposed).
     pub async fn review_pair(&self, id: i64) -> Result<Option<ReviewPair>> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {PAIR_COLUMNS} FROM linkage_review_pairs WHERE id = $1"
+            "SELECT {PAIR_COLUMNS} FROM linkage_review_pairs WHERE id = $1 AND status <> $2"
         )))
         .bind(id)
+        .bind(SUPERSEDED)
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(pair_from_row).transpose()
     }
 
     /// Records a reviewer's decision on an open pair. [`MetadataError::NotFound`] for an
-    /// unknown pair, [`MetadataError::Conflict`] for one already decided (a decision is not
+    /// unknown or superseded pair, [`MetadataError::Conflict`] for one already decided (a decision is not
     /// overwritten silently). The note is trimmed and cut to [`REVIEW_NOTE_MAX_CHARS`].
     pub async fn decide_review_pair(
         &self,
@@ -345,9 +472,11 @@ impl Metadata {
     /// the next linkage run honours.
     pub async fn review_decisions(&self) -> Result<Vec<ReviewDecisionRecord>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {PAIR_COLUMNS} FROM linkage_review_pairs WHERE status <> 'open'
+            "SELECT {PAIR_COLUMNS} FROM linkage_review_pairs WHERE status IN ($1, $2)
              ORDER BY decided_at, id"
         )))
+        .bind(ReviewStatus::SamePerson.code())
+        .bind(ReviewStatus::DifferentPersons.code())
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -513,6 +642,89 @@ pub(crate) mod tests {
         assert_eq!(decisions.len(), 1);
         assert_eq!(decisions[0].decision, ReviewDecision::SamePerson);
         assert_eq!((&decisions[0].left, &decisions[0].right), (&b, &c));
+
+        // A full run replaces the queue: the open pair it proposes again takes its
+        // probability, evidence and run; the open pair it no longer proposes is closed as
+        // superseded (kept); the decided pair stays decided.
+        run(&meta, "link-3").await;
+        let d = record("prov-004", "k-d");
+        let mut newer = pair(b.clone(), a.clone(), 0.45);
+        newer.evidence[1].level = "transposed".into();
+        newer.evidence[1].weight_bits = 1.5;
+        let replaced = meta
+            .replace_open_review_pairs(
+                "link-3",
+                &[
+                    newer,
+                    pair(b.clone(), c.clone(), 0.5),
+                    pair(a.clone(), d.clone(), 0.7),
+                ],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            replaced,
+            ReviewQueueReplaced {
+                proposed: 2,
+                superseded: 1
+            }
+        );
+        let open = meta.open_review_pairs(10, 0).await.unwrap();
+        assert_eq!(open.len(), 2);
+        let ab = open.iter().find(|p| p.left == b && p.right == a).unwrap();
+        assert_eq!((ab.run_id.as_str(), ab.match_probability), ("link-3", 0.45));
+        assert_eq!(ab.evidence[1].level, "transposed");
+        assert_eq!(ab.evidence[1].weight_bits, 1.5);
+        assert!(open.iter().any(|p| p.left == a && p.right == d));
+        let superseded = meta.superseded_review_pairs(10, 0).await.unwrap();
+        assert_eq!(superseded.len(), 1);
+        let stale = &superseded[0];
+        assert_eq!((&stale.left, &stale.right), (&a, &c));
+        assert_eq!(
+            (stale.run_id.as_str(), stale.superseded_by_run.as_str()),
+            ("link-2", "link-3")
+        );
+        assert_eq!(stale.match_probability, 0.3);
+        assert!(!stale.superseded_at.is_empty());
+        // Out of the queue and the decisions; it cannot be decided.
+        assert_eq!(meta.open_review_pair_count().await.unwrap(), 2);
+        assert!(meta.review_pair(stale.id).await.unwrap().is_none());
+        assert!(matches!(
+            meta.decide_review_pair(stale.id, ReviewDecision::SamePerson, "staff-1", None)
+                .await,
+            Err(MetadataError::NotFound { .. })
+        ));
+        let decisions = meta.review_decisions().await.unwrap();
+        assert_eq!(decisions.len(), 1);
+        assert_eq!(decisions[0].decision, ReviewDecision::SamePerson);
+        // Proposed again by a later run: open again, superseded no more.
+        run(&meta, "link-4").await;
+        let replaced = meta
+            .replace_open_review_pairs("link-4", &[pair(a.clone(), c.clone(), 0.35)])
+            .await
+            .unwrap();
+        assert_eq!(
+            replaced,
+            ReviewQueueReplaced {
+                proposed: 1,
+                superseded: 2
+            }
+        );
+        let open = meta.open_review_pairs(10, 0).await.unwrap();
+        assert_eq!(open.len(), 1);
+        assert_eq!((&open[0].left, &open[0].right), (&a, &c));
+        assert_eq!(
+            (
+                open[0].run_id.as_str(),
+                open[0].match_probability,
+                open[0].id
+            ),
+            ("link-4", 0.35, stale.id)
+        );
+        let superseded = meta.superseded_review_pairs(10, 0).await.unwrap();
+        assert_eq!(superseded.len(), 2);
+        assert!(superseded.iter().all(|p| p.superseded_by_run == "link-4"));
+        assert_eq!(meta.review_decisions().await.unwrap().len(), 1);
 
         assert!(
             meta.insert_review_pairs("link-2", &[pair(a.clone(), a.clone(), 0.5)])
