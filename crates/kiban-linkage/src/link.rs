@@ -1624,13 +1624,14 @@ mod tests {
         // The default margin gives the same persons as keeping everything.
         let default = score_candidates(&loaded, &linkable, &options);
         assert_eq!(eligible(&default).len(), x.len());
-        // A budget far below the pairs near the cut: the bar rises, the weaker pairs go, and
-        // the second pass brings back every pair clustering needs, with the same weight.
+        // A budget far below the pairs near the cut (one pair per worker, so that the bar
+        // rises however the blocks fall to the workers): the weaker pairs go, and the second
+        // pass brings back every pair clustering needs, with the same weight.
         let tight = score_candidates(
             &loaded,
             &linkable,
             &LinkOptions {
-                max_kept_pairs: 64,
+                max_kept_pairs: 1,
                 ..options.clone()
             },
         );
