@@ -330,6 +330,198 @@ fn an_anonymized_release_recodes_rare_codes_and_is_k_anonymous() {
             .contains("block or chapter")
     );
     assert!(conditions["rows_of_withheld_persons"].is_u64());
+
+    // Persons suppressed from persons.csv leave no row anywhere, and the report says how many
+    // persons and rows were withheld: recomputed from the extraction and the release.
+    assert_eq!(released_persons_violations(&out), Vec::<String>::new());
+    let withheld = &report["release"]["withheld_persons"];
+    let suppressed = report["person_table"]["anonymization"]["suppressed_records"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(withheld["persons"].as_u64().unwrap(), suppressed);
+    // Without `kiban link` every (provider, patient key) of the extraction is a person.
+    let mut extracted: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut rows_withheld = 0;
+    for file in files_under(&f.extract) {
+        if file.extension().and_then(|e| e.to_str()) != Some("parquet") {
+            continue;
+        }
+        let name = file.file_stem().unwrap().to_string_lossy().to_string();
+        let providers = text_column(&file, "provider_id");
+        let keys = text_column(&file, "patient_key");
+        let input = keys.len() as u64;
+        extracted.extend(providers.into_iter().zip(keys));
+        let released = out.join(format!("{name}.parquet"));
+        let output = if released.exists() {
+            text_column(&released, "person").len() as u64
+        } else {
+            0
+        };
+        let counted = withheld["rows_per_table"][&name].as_u64().unwrap_or(0);
+        rows_withheld += counted;
+        // Conditions also lose rows to the diagnosis-set rule; other tables only these.
+        if name != "conditions" {
+            assert_eq!(input - output, counted, "{name}: rows withheld");
+        }
+    }
+    assert_eq!(withheld["rows"].as_u64().unwrap(), rows_withheld);
+    assert_eq!(extracted.len(), rows + suppressed as usize);
+    assert_eq!(
+        report["release"]["persons"].as_u64().unwrap() as usize,
+        rows
+    );
+    if suppressed > 0 {
+        assert!(rows_withheld > 0, "suppressed persons without rows");
+    }
+
+    // Visits counted from the encounters table join the quasi-identifiers: classes of at
+    // least k, and `visits` is the count itself.
+    assert_eq!(visits_violations(&out, 5), Vec::<String>::new());
+    assert!(
+        report["person_table"]["derivation"]["visits_rule"]
+            .as_str()
+            .unwrap()
+            .contains("encounters")
+    );
+
+    // Negative controls: each check fails on a copy of the release with one defect.
+    let copy = f.root.join("anon-defect");
+    std::fs::create_dir_all(&copy).unwrap();
+    std::fs::copy(
+        out.join("encounters.parquet"),
+        copy.join("encounters.parquet"),
+    )
+    .unwrap();
+    let person_at = at("person");
+    let dropped_person = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(person_at).unwrap())
+        .find(|p| persons_of(&out).contains(*p))
+        .unwrap()
+        .to_owned();
+    let without_person: Vec<&str> = text
+        .lines()
+        .filter(|l| l.split(',').nth(person_at) != Some(dropped_person.as_str()))
+        .collect();
+    std::fs::write(copy.join("persons.csv"), without_person.join("\n") + "\n").unwrap();
+    assert!(
+        !released_persons_violations(&copy).is_empty(),
+        "a person's rows without a persons.csv row went unnoticed"
+    );
+    std::fs::copy(out.join("persons.csv"), copy.join("persons.csv")).unwrap();
+    assert!(visits_violations(&copy, 5).is_empty());
+    write_without_first_row(
+        &out.join("encounters.parquet"),
+        &copy.join("encounters.parquet"),
+    );
+    assert!(
+        !visits_violations(&copy, 5).is_empty(),
+        "an encounter count other than the released visits went unnoticed"
+    );
+}
+
+/// `persons.csv` of a release: its header and rows, split on commas (no cell holds one).
+fn person_table(release: &Path) -> (Vec<String>, Vec<Vec<String>>) {
+    let text = std::fs::read_to_string(release.join("persons.csv")).unwrap();
+    let mut lines = text.lines();
+    let header = lines
+        .next()
+        .unwrap()
+        .split(',')
+        .map(str::to_owned)
+        .collect();
+    let rows = lines
+        .map(|l| l.split(',').map(str::to_owned).collect())
+        .collect();
+    (header, rows)
+}
+
+/// Persons of an anonymized release who hold rows without being released in `persons.csv`
+/// (the k-anonymization dropped their row, so they must be withheld everywhere): one message
+/// per table, with a count, never a pseudonym.
+fn released_persons_violations(release: &Path) -> Vec<String> {
+    let (header, rows) = person_table(release);
+    let person_at = header.iter().position(|h| h == "person").unwrap();
+    let table: HashSet<&str> = rows.iter().map(|r| r[person_at].as_str()).collect();
+    assert_eq!(table.len(), rows.len(), "a person twice in persons.csv");
+    let mut violations = Vec::new();
+    for file in files_under(release) {
+        if file.extension().and_then(|e| e.to_str()) != Some("parquet") {
+            continue;
+        }
+        let persons = text_column(&file, "person");
+        assert!(!persons.is_empty(), "{}: no person column", file.display());
+        let outside: BTreeSet<&String> = persons
+            .iter()
+            .filter(|p| !table.contains(p.as_str()))
+            .collect();
+        if !outside.is_empty() {
+            violations.push(format!(
+                "{}: {} persons not in persons.csv",
+                file.file_name().unwrap().to_string_lossy(),
+                outside.len()
+            ));
+        }
+    }
+    violations
+}
+
+/// The equivalence classes an attacker forms from `persons.csv` and the number of encounter
+/// rows each person has in `encounters.parquet`: every class must hold at least `k` persons,
+/// and the released `visits` must be the count itself (the release claims no more). One
+/// message per violation, with counts only.
+fn visits_violations(release: &Path, k: usize) -> Vec<String> {
+    let (header, rows) = person_table(release);
+    let at = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let mut encounters: HashMap<String, usize> = HashMap::new();
+    for person in text_column(&release.join("encounters.parquet"), "person") {
+        *encounters.entry(person).or_default() += 1;
+    }
+    let mut violations = Vec::new();
+    let mut classes: HashMap<Vec<String>, usize> = HashMap::new();
+    let mut mismatched = 0;
+    for row in &rows {
+        let counted = encounters.get(&row[at("person")]).copied().unwrap_or(0);
+        if row[at("visits")] != counted.to_string() {
+            mismatched += 1;
+        }
+        let mut class: Vec<String> = ["age", "sex", "region", "visits"]
+            .iter()
+            .map(|c| row[at(c)].clone())
+            .collect();
+        class.push(counted.to_string());
+        *classes.entry(class).or_default() += 1;
+    }
+    if mismatched > 0 {
+        violations.push(format!(
+            "{mismatched} persons whose visits differ from their encounter rows"
+        ));
+    }
+    let small = classes.values().filter(|n| **n < k).count();
+    if small > 0 {
+        violations.push(format!(
+            "{small} classes of persons.csv and encounter counts below k = {k}"
+        ));
+    }
+    violations
+}
+
+/// A copy of a Parquet file without its first row.
+fn write_without_first_row(from: &Path, to: &Path) {
+    let batches = read_parquet(from);
+    let schema = batches[0].schema();
+    let file = std::fs::File::create(to).unwrap();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(file, schema, None).unwrap();
+    for (i, batch) in batches.iter().enumerate() {
+        let batch = if i == 0 {
+            batch.slice(1, batch.num_rows() - 1)
+        } else {
+            batch.clone()
+        };
+        writer.write(&batch).unwrap();
+    }
+    writer.close().unwrap();
 }
 
 /// The diagnosis item a released `icd10` value stands for: a WHO block (`E10-E14`) or
@@ -384,6 +576,27 @@ fn check_diagnosis_sets(release: &Path, k: usize, m: usize) {
                 items.insert(diagnosis_item(code.value(i)));
                 if code.value(i).contains('-') {
                     assert!(medis.is_null(i), "a generalized row keeps its MEDIS code");
+                }
+            }
+        }
+    }
+    // A released cause of death is one of the person's items in persons.csv.
+    let deaths = release.join("deaths.parquet");
+    if deaths.exists() {
+        for batch in read_parquet(&deaths) {
+            let person = batch.column_by_name("person").unwrap().as_string::<i32>();
+            let cause = batch
+                .column_by_name("cause_icd10")
+                .unwrap()
+                .as_string::<i32>();
+            for i in 0..batch.num_rows() {
+                if cause.is_valid(i) {
+                    assert!(
+                        table
+                            .get(person.value(i))
+                            .is_some_and(|items| items.contains(cause.value(i))),
+                        "a cause of death outside the person's diagnosis set"
+                    );
                 }
             }
         }
@@ -895,9 +1108,24 @@ fn scrubbed_free_text_is_released_without_any_identity_value() {
             String::from_utf8_lossy(&run.stderr)
         );
 
-        // Documents keep their text, scrubbed, every row non-empty.
+        let report: Value = serde_json::from_slice(
+            &std::fs::read(tmp.path().join(format!("{name}.report.json"))).unwrap(),
+        )
+        .unwrap();
+        // Documents keep their text, scrubbed, every row non-empty; an anonymized release
+        // withholds those of persons suppressed from persons.csv, and says how many.
+        let withheld = report["release"]["withheld_persons"]["rows_per_table"]["documents"]
+            .as_u64()
+            .unwrap_or(0) as usize;
+        if name == "pseudo" {
+            assert!(report["release"]["withheld_persons"].is_null());
+        }
         let texts = text_column(&out.join("documents.parquet"), "text");
-        assert_eq!(texts.len(), originals.len(), "{name}: document texts lost");
+        assert_eq!(
+            texts.len() + withheld,
+            originals.len(),
+            "{name}: document texts lost"
+        );
         assert!(
             texts.iter().all(|t| !t.trim().is_empty()),
             "{name}: empty text"
@@ -932,17 +1160,13 @@ fn scrubbed_free_text_is_released_without_any_identity_value() {
         if name == "pseudo" {
             check_planted_values_are_found(&out, &tmp.path().join("planted"), &values);
         }
-        let report: Value = serde_json::from_slice(
-            &std::fs::read(tmp.path().join(format!("{name}.report.json"))).unwrap(),
-        )
-        .unwrap();
         let scrub = &report["release"]["free_text_scrub"];
         assert!(scrub["total"]["names"].as_u64().unwrap() > 0);
         assert_eq!(
             scrub["columns"]["documents.text"]["texts"]
                 .as_u64()
                 .unwrap(),
-            originals.len() as u64
+            texts.len() as u64
         );
         let report_text = serde_json::to_string(&report).unwrap();
         let in_report: Vec<String> = mentions_in(&report_text, &values)

@@ -61,6 +61,14 @@ pub struct ConditionDiagnosisReport {
     /// Rows whose MEDIS code was removed as held by too few persons after the rows above
     /// were removed.
     pub medis_codes_removed: u64,
+    /// Death rows whose `cause_icd10` is released as the person's diagnosis item for its
+    /// category (the category, or its block or chapter, as in `persons.csv`).
+    #[serde(default)]
+    pub death_causes_as_item: u64,
+    /// Death rows whose `cause_icd10` is removed: its category is not an item the person's
+    /// diagnosis set releases.
+    #[serde(default)]
+    pub death_causes_removed: u64,
 }
 
 /// Why a condition row is removed.
@@ -264,7 +272,9 @@ impl ConditionDiagnosisReport {
                    and name removed); rows of a category suppressed for the person, of a \
                    category outside the person's set (only suspected, or rare) and of persons \
                    withheld from the person table are removed; a category with a code that \
-                   would fall below the rare-value threshold is released bare for everyone"
+                   would fall below the rare-value threshold is released bare for everyone. \
+                   deaths.cause_icd10 is released only as the item the person's set releases \
+                   for its category (category, block or chapter), else removed"
                 .to_owned(),
             categories_collapsed: plan.collapsed.iter().cloned().collect(),
             ..Self::default()

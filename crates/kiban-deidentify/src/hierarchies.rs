@@ -10,23 +10,53 @@ pub use kiban_model::regional_block as region_block;
 /// Label of a value nobody knows (kept apart from every known value at every level).
 const UNKNOWN: &str = "unknown";
 
+/// How far the `visits` quasi-identifier of the person table may be generalized.
+///
+/// `visits` is the number of the person's encounter rows. When the release holds those
+/// rows, anyone can count them per `person`: a generalized count in `persons.csv` would hide
+/// nothing, and the k-anonymity claimed over it would not hold. So it is generalized only
+/// when the release holds no encounter rows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum VisitsGeneralization {
+    /// Not generalized: the hierarchy has the exact count only, so k-anonymity is reached by
+    /// generalizing the other quasi-identifiers or suppressing rows. For releases holding
+    /// the encounters table (`kiban deidentify` always releases it).
+    #[default]
+    Exact,
+    /// Exact → 1, 2-3, 4-7, 8-15, 16+ → 0-3, 4-15, 16+ → `*`. Sound only for a release
+    /// without the encounters table (other tables' service dates still let visits be
+    /// estimated).
+    Bands,
+}
+
 /// Hierarchy rows of a person-table column (`age`, `sex`, `region`, `visits`) over the
-/// values present; `None` for other columns. Every row ends in `*`.
+/// values present; `None` for other columns. Every row ends in `*`, except those of
+/// `visits`, which is not generalized ([`VisitsGeneralization::Exact`]).
 ///
 /// - age: exact → 5-year band → 10-year band → 20-year band (`80+` for 80 and over; a
 ///   top-coded `90+` stays `90+` until then) → `*`;
 /// - sex: exact → `*`;
 /// - region: prefecture → regional block → `*`, and `postal-NN` → `postal-N*` → `*`;
-/// - visits: exact → 1, 2-3, 4-7, 8-15, 16+ → 1-3, 4-15, 16+ → `*`.
+/// - visits: exact only, since the release's encounter rows can be counted.
 pub fn hierarchy_rows<'a>(
     column: &str,
     values: impl IntoIterator<Item = &'a str>,
 ) -> Option<Vec<Vec<String>>> {
-    let row_of: fn(&str) -> Vec<String> = match column {
-        "age" => age_row,
-        "sex" => |v| vec![v.to_owned(), "*".to_owned()],
-        "region" => region_row,
-        "visits" => visits_row,
+    hierarchy_rows_with(column, values, VisitsGeneralization::Exact)
+}
+
+/// [`hierarchy_rows`], with `visits` generalized as `visits` says.
+pub fn hierarchy_rows_with<'a>(
+    column: &str,
+    values: impl IntoIterator<Item = &'a str>,
+    visits: VisitsGeneralization,
+) -> Option<Vec<Vec<String>>> {
+    let row_of: fn(&str) -> Vec<String> = match (column, visits) {
+        ("age", _) => age_row,
+        ("sex", _) => |v| vec![v.to_owned(), "*".to_owned()],
+        ("region", _) => region_row,
+        ("visits", VisitsGeneralization::Exact) => |v| vec![v.to_owned()],
+        ("visits", VisitsGeneralization::Bands) => visits_row,
         _ => return None,
     };
     let mut rows: Vec<Vec<String>> = values.into_iter().map(row_of).collect();
@@ -143,7 +173,12 @@ mod tests {
                 .iter()
                 .all(|r| r.last().map(String::as_str) == Some("*"))
         );
+        // Visits are countable from the released encounter rows: never generalized by
+        // default.
         let visits = hierarchy_rows("visits", ["1", "5", "40"]).unwrap();
+        assert_eq!(visits, vec![vec!["1"], vec!["40"], vec!["5"]]);
+        let visits =
+            hierarchy_rows_with("visits", ["1", "5", "40"], VisitsGeneralization::Bands).unwrap();
         assert_eq!(visits[2], vec!["5", "4-7", "4-15", "*"]);
         assert!(generalizes("16+", "40"));
         assert!(hierarchy_rows("diagnoses", ["E11"]).is_none());

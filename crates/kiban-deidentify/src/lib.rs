@@ -27,7 +27,10 @@
 //!   suppression. Each person's plan ([`PersonDiagnosisPlan`], per pseudonym in
 //!   [`DiagnosisRecoding`]) is given to the release ([`ReleaseOptions::diagnosis_recoding`])
 //!   so the conditions table, joined on `person`, shows the same items
-//!   ([`ConditionDiagnosisReport`]).
+//!   ([`ConditionDiagnosisReport`]); a person without a plan (whose row the k-anonymization
+//!   suppressed) is withheld from every table ([`WithheldPersonsReport`]). `visits` counts
+//!   the person's encounter rows, which the release holds and anyone can count, so
+//!   [`hierarchy_rows`] keeps it exact ([`VisitsGeneralization`]).
 //! - [`linkage_attack`] tests a released person table against an attacker holding the identity
 //!   store's birth date, sex and address with injected errors and, at higher
 //!   [`AttackerKnowledge`] levels, the approximate number of visits and some diagnoses; each
@@ -112,7 +115,7 @@ pub use diagnosis_sets::{
     PersonDiagnosisPlan, diagnosis_covers, protect_diagnosis_sets,
     protect_diagnosis_sets_with_plan,
 };
-pub use hierarchies::{hierarchy_rows, region_block};
+pub use hierarchies::{VisitsGeneralization, hierarchy_rows, hierarchy_rows_with, region_block};
 pub use keys::{PROJECT_KEY_DATASET_PREFIX, PersonMap, ProjectKey, ProjectKeyRing};
 pub use quasi::{
     PREFECTURES, PersonQuasiIdentifiers, QUASI_IDENTIFIER_COLUMNS, QuasiIdentifierOptions,
@@ -122,7 +125,8 @@ pub use quasi::{
 pub use rare::{CodeColumnReport, LabValueReport, RareValueOptions, RareValueReport};
 pub use release::{
     FreeTextRule, FreeTextScrubReport, PERSON_COLUMN, ProviderHandling, RECORD_COLUMN, ReleaseKind,
-    ReleaseOptions, ReleaseReport, TableReleaseReport, write_release, write_release_with_scrubber,
+    ReleaseOptions, ReleaseReport, TableReleaseReport, WithheldPersonsReport, write_release,
+    write_release_with_scrubber,
 };
 pub use scrub::{DateRule, FreeTextScrubber, ScrubCategory, ScrubCounts};
 

@@ -85,7 +85,9 @@ pub struct PersonQuasiIdentifiers {
     /// Prefecture from the address, else `postal-NN` from the postal code's first two
     /// digits, else empty.
     pub region: String,
-    /// Number of encounters.
+    /// Number of encounters: the person's rows of the encounters table, which a release
+    /// holds whole for every person it releases, so anyone can count them per `person`
+    /// (hence not generalized: [`crate::VisitsGeneralization`]).
     pub visits: u64,
     /// Sorted distinct 3-character ICD-10 categories of confirmed diagnoses, joined by `;`;
     /// under the k^m rule some are released as their WHO block (`E10-E14`) or chapter
@@ -108,6 +110,9 @@ pub struct QuasiIdentifierReport {
     pub diagnosis_categories_removed: u64,
     /// How the index date is chosen.
     pub index_date_rule: String,
+    /// What `visits` counts, and why it is not generalized.
+    #[serde(default)]
+    pub visits_rule: String,
     /// What the k^m rule of the diagnosis set did (when applied).
     #[serde(default)]
     pub diagnosis_sets: Option<DiagnosisSetReport>,
@@ -410,6 +415,11 @@ pub fn derive_quasi_identifiers(
             Some(_) => "one index date given for every person".to_owned(),
             None => "each person's first encounter".to_owned(),
         },
+        visits_rule: "visits = the number of the person's rows in the encounters table; the \
+                      release holds all of them for every person it releases, so the count can \
+                      be read from it and is kept exact (not generalized) by the k-anonymity \
+                      of the person table"
+            .to_owned(),
         ..QuasiIdentifierReport::default()
     };
     let mut rows = Vec::with_capacity(facts.len());

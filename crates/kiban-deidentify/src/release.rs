@@ -1,7 +1,7 @@
 //! Writing a release: the clinical tables with keyed pseudonyms, shifted dates and without
 //! identification codes or free text; for anonymized releases also with rare values recoded.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -26,7 +26,7 @@ use crate::io::{
 use crate::keys::{PersonId, PersonMap, ProjectKey, Pseudonymizer};
 use crate::rare::{
     CODE_RULES, CodeColumnReport, CodeCounts, CodePlan, LabValueReport, RareValueOptions,
-    RareValueReport, ValueCounts, lab_limits, plan_codes,
+    RareValueReport, ValueCounts, icd10_category, lab_limits, plan_codes,
 };
 use crate::scrub::{DateRule, FreeTextScrubber, ScrubCounts};
 
@@ -113,8 +113,13 @@ pub struct ReleaseOptions {
     pub free_text: FreeTextRule,
     /// Anonymized releases: the person table's diagnosis plans (k^m rule), which the
     /// conditions table then follows per person so a join on `person` reads back no more
-    /// than `persons.csv` releases ([`ConditionDiagnosisReport`]). Refused for pseudonymized
-    /// releases, which keep rare values.
+    /// than `persons.csv` releases ([`ConditionDiagnosisReport`]); `deaths.cause_icd10` is
+    /// released only as the item the person's set releases for its category. It also names
+    /// the persons
+    /// of the released person table: a person without a plan (whose row the k-anonymization
+    /// suppressed) is withheld from every table ([`WithheldPersonsReport`]), and the
+    /// rare-value rules count only the persons released. Refused for pseudonymized releases,
+    /// which keep rare values.
     #[serde(skip)]
     pub diagnosis_recoding: Option<DiagnosisRecoding>,
 }
@@ -152,6 +157,21 @@ pub struct TableReleaseReport {
     pub columns_scrubbed: Vec<String>,
 }
 
+/// The persons withheld from an anonymized release: those without a plan in
+/// [`ReleaseOptions::diagnosis_recoding`], i.e. whose row the k-anonymization suppressed from
+/// the person table. None of their rows is released, in any table. Counts only.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WithheldPersonsReport {
+    /// The rule applied.
+    pub rule: String,
+    /// Persons of the extraction withheld (holding at least one row of a released table).
+    pub persons: u64,
+    /// Rows withheld, all tables together.
+    pub rows: u64,
+    /// Rows withheld, per table (tables where some were).
+    pub rows_per_table: BTreeMap<String, u64>,
+}
+
 /// What a release did. Holds rules and counts, never a key, an offset, an id or a value.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReleaseReport {
@@ -161,7 +181,7 @@ pub struct ReleaseReport {
     pub kind: String,
     /// The release directory.
     pub release_dir: PathBuf,
-    /// Distinct persons in the release.
+    /// Distinct persons in the release (persons withheld left out).
     pub persons: u64,
     /// What happened to `provider_id`.
     pub provider_id: ProviderHandling,
@@ -181,6 +201,10 @@ pub struct ReleaseReport {
     /// releases given [`ReleaseOptions::diagnosis_recoding`]).
     #[serde(default)]
     pub diagnosis_sets: Option<ConditionDiagnosisReport>,
+    /// The persons withheld since their person-table row was suppressed (anonymized releases
+    /// given [`ReleaseOptions::diagnosis_recoding`]).
+    #[serde(default)]
+    pub withheld_persons: Option<WithheldPersonsReport>,
 }
 
 /// What the free-text scrubber did in a release: rules and counts, never a value.
@@ -256,9 +280,13 @@ pub fn write_release_with_scrubber(
         options.tables.clone()
     };
     let rare = match &options.kind {
-        ReleaseKind::Anonymized(rare) => {
-            Some(plan_rare_values(extract_dir, &tables, persons, rare)?)
-        }
+        ReleaseKind::Anonymized(rare) => Some(plan_rare_values(
+            extract_dir,
+            &tables,
+            persons,
+            rare,
+            options.diagnosis_recoding.as_ref().map(|r| (r, key)),
+        )?),
         ReleaseKind::Pseudonymized => None,
     };
     let diagnoses = match (&rare, &options.diagnosis_recoding, &options.kind) {
@@ -314,7 +342,21 @@ pub fn write_release_with_scrubber(
         rare_values: None,
         free_text_scrub: None,
         diagnosis_sets: None,
+        withheld_persons: None,
     };
+    let mut withheld = options
+        .diagnosis_recoding
+        .as_ref()
+        .map(|_| WithheldPersonsReport {
+            rule: "persons whose row the k-anonymization suppressed from the person table \
+                   (persons.csv) are withheld from every table of the release: none of their \
+                   rows is released, and the rare-value rules count only the persons released"
+                .to_owned(),
+            ..WithheldPersonsReport::default()
+        });
+    // Pseudonyms of the persons withheld: a few percent of the persons at most (the
+    // suppression limit), never rows.
+    let mut withheld_persons: HashSet<String> = HashSet::new();
     let mut scrub_counts: BTreeMap<String, ScrubCounts> = BTreeMap::new();
     let mut rare_report = rare.as_ref().map(|r| r.report.clone());
     for &table in &tables {
@@ -323,7 +365,26 @@ pub fn write_release_with_scrubber(
         };
         let mut writer = TableWriter::new(staged.path().join(format!("{}.parquet", table.name())));
         let mut table_report = None;
+        let mut rows_withheld = 0u64;
         for_each_batch(table, &input, |batch| {
+            let released;
+            let batch = match &options.diagnosis_recoding {
+                Some(recoding) => {
+                    let (kept, withheld_rows) = without_withheld_persons(
+                        batch,
+                        table,
+                        &input,
+                        persons,
+                        recoding,
+                        &mut pseudonymizer,
+                        &mut withheld_persons,
+                    )?;
+                    rows_withheld += withheld_rows;
+                    released = kept;
+                    &released
+                }
+                None => batch,
+            };
             let transform = TableTransform {
                 table,
                 input: &input,
@@ -352,8 +413,26 @@ pub fn write_release_with_scrubber(
             table_report.file = path.file_name().map(|n| n.to_string_lossy().into_owned());
         }
         report.tables.insert(table.name().to_owned(), table_report);
+        if let Some(withheld) = withheld.as_mut().filter(|_| rows_withheld > 0) {
+            withheld.rows += rows_withheld;
+            withheld
+                .rows_per_table
+                .insert(table.name().to_owned(), rows_withheld);
+            if let (ClinicalTable::Conditions, Some(conditions)) =
+                (table, diagnosis_report.as_mut())
+            {
+                conditions.rows_of_withheld_persons += rows_withheld;
+            }
+        }
     }
-    report.persons = pseudonymizer.persons_seen() as u64;
+    if let Some(withheld) = withheld.as_mut() {
+        withheld.persons = withheld_persons.len() as u64;
+    }
+    // Every person pseudonymized is either released or withheld.
+    report.persons = pseudonymizer
+        .persons_seen()
+        .saturating_sub(withheld_persons.len()) as u64;
+    report.withheld_persons = withheld;
     report.rare_values = rare_report;
     report.diagnosis_sets = diagnosis_report;
     if let Some(scrubber) = scrubber {
@@ -405,12 +484,21 @@ struct RarePlan {
     report: RareValueReport,
 }
 
+/// Plans the rare-value rules over the extraction. With `released` (the person table's plans
+/// and the project key), rows of withheld persons are not counted, except in conditions:
+/// there the person table's diagnosis sets were planned over every person, and the
+/// conditions plan ([`ConditionDiagnosisPlan`]) counts the released rows again.
 fn plan_rare_values(
     extract_dir: &Path,
     tables: &[ClinicalTable],
     persons: &PersonMap,
     options: &RareValueOptions,
+    released: Option<(&DiagnosisRecoding, &ProjectKey)>,
 ) -> Result<RarePlan, DeidentifyError> {
+    let mut pseudonymizer = match released {
+        Some((_, key)) => Some(key.pseudonymizer()?),
+        None => None,
+    };
     let mut person_index: HashMap<PersonId, u32> = HashMap::new();
     let mut counts: HashMap<(ClinicalTable, &'static str), CodeCounts> = HashMap::new();
     // State bounded by distinct codes, persons per code and distinct lab values: never rows.
@@ -430,18 +518,30 @@ fn plan_rare_values(
         for_each_projected_batch(table, &path, &columns, |batch| {
             let providers = string_column(batch, table, &path, "provider_id")?;
             let patient_keys = string_column(batch, table, &path, "patient_key")?;
-            let row_persons: Vec<u32> = (0..batch.num_rows())
+            // `None`: the row's person is withheld, and the row is not counted.
+            let row_persons: Vec<Option<u32>> = (0..batch.num_rows())
                 .map(|row| {
                     let person = persons.person(providers.value(row), patient_keys.value(row));
+                    if let (Some((recoding, _)), Some(pseudonymizer)) =
+                        (released, pseudonymizer.as_mut())
+                        && table != ClinicalTable::Conditions
+                        && recoding
+                            .person(&pseudonymizer.person(&person).pseudonym)
+                            .is_none()
+                    {
+                        return None;
+                    }
                     let next = person_index.len() as u32;
-                    *person_index.entry(person).or_insert(next)
+                    Some(*person_index.entry(person).or_insert(next))
                 })
                 .collect();
             for rule in &rules {
                 let codes = string_column(batch, table, &path, rule.column)?;
                 let counts = counts.entry((table, rule.column)).or_default();
-                for (row, &person) in row_persons.iter().enumerate() {
-                    if codes.is_valid(row) {
+                for (row, person) in row_persons.iter().enumerate() {
+                    if let Some(person) = *person
+                        && codes.is_valid(row)
+                    {
                         counts.add(codes.value(row), person);
                     }
                 }
@@ -449,8 +549,11 @@ fn plan_rare_values(
             if table == ClinicalTable::LabObservations {
                 let codes = string_column(batch, table, &path, "jlac10")?;
                 let values = float_column(batch, table, &path, "value")?;
-                for row in 0..batch.num_rows() {
-                    if codes.is_valid(row) && values.is_valid(row) && values.value(row).is_finite()
+                for (row, person) in row_persons.iter().enumerate() {
+                    if person.is_some()
+                        && codes.is_valid(row)
+                        && values.is_valid(row)
+                        && values.value(row).is_finite()
                     {
                         let code = codes.value(row);
                         match lab_values.get_mut(code) {
@@ -499,6 +602,41 @@ fn plan_rare_values(
     })
 }
 
+/// The rows of `batch` whose person is released (has a plan in `recoding`) and the number of
+/// rows withheld; the pseudonyms of the persons withheld are added to `withheld`.
+fn without_withheld_persons(
+    batch: &RecordBatch,
+    table: ClinicalTable,
+    path: &Path,
+    persons: &PersonMap,
+    recoding: &DiagnosisRecoding,
+    pseudonymizer: &mut Pseudonymizer,
+    withheld: &mut HashSet<String>,
+) -> Result<(RecordBatch, u64), DeidentifyError> {
+    let providers = string_column(batch, table, path, "provider_id")?;
+    let patient_keys = string_column(batch, table, path, "patient_key")?;
+    let mut rows_withheld = 0u64;
+    let kept: BooleanArray = (0..batch.num_rows())
+        .map(|row| {
+            let person = persons.person(providers.value(row), patient_keys.value(row));
+            let pseudonym = &pseudonymizer.person(&person).pseudonym;
+            let released = recoding.person(pseudonym).is_some();
+            if !released {
+                rows_withheld += 1;
+                if !withheld.contains(pseudonym) {
+                    withheld.insert(pseudonym.clone());
+                }
+            }
+            Some(released)
+        })
+        .collect();
+    if rows_withheld == 0 {
+        return Ok((batch.clone(), 0));
+    }
+    let kept = filter_record_batch(batch, &kept).map_err(|e| table_error(table.name(), path, e))?;
+    Ok((kept, rows_withheld))
+}
+
 fn string_column<'a>(
     batch: &'a RecordBatch,
     table: ClinicalTable,
@@ -544,7 +682,7 @@ impl TableTransform<'_> {
         pseudonymizer: &mut Pseudonymizer,
         mut rare_report: Option<&mut RareValueReport>,
         scrub_counts: &mut BTreeMap<String, ScrubCounts>,
-        diagnosis_report: Option<&mut ConditionDiagnosisReport>,
+        mut diagnosis_report: Option<&mut ConditionDiagnosisReport>,
     ) -> Result<(RecordBatch, TableReleaseReport), DeidentifyError> {
         let table = self.table;
         let name = table.name();
@@ -580,7 +718,7 @@ impl TableTransform<'_> {
                         plan.fate(&person_pseudonyms[row], source, icd10_plan)
                     })
                     .collect();
-                if let Some(report) = diagnosis_report {
+                if let Some(report) = diagnosis_report.as_deref_mut() {
                     fates.iter().for_each(|fate| report.count(fate));
                 }
                 Some(fates)
@@ -599,7 +737,7 @@ impl TableTransform<'_> {
             Field::new(RECORD_COLUMN, DataType::Utf8, false),
         ];
         let mut columns: Vec<ArrayRef> = vec![
-            Arc::new(StringArray::from(person_pseudonyms)),
+            Arc::new(StringArray::from_iter_values(person_pseudonyms.iter())),
             Arc::new(records),
         ];
         report
@@ -767,6 +905,42 @@ impl TableTransform<'_> {
                         ConditionFate::Removed(_) => None,
                     })
                     .collect();
+                fields.push(Field::new(column_name, DataType::Utf8, true));
+                columns.push(Arc::new(released));
+                report.columns_recoded.push(column_name.to_owned());
+                continue;
+            }
+            // The cause of death is a diagnosis of the person: released only as an item the
+            // person's diagnosis set in the person table already releases (the category,
+            // block or chapter), so it tells no more than `persons.csv` (k^m rule).
+            if let (ClinicalTable::Deaths, "cause_icd10", Some(recoding)) =
+                (table, column_name, &self.options.diagnosis_recoding)
+            {
+                let causes = string_column(batch, table, self.input, column_name)?;
+                let mut as_item = 0;
+                let mut removed = 0;
+                let released: StringArray = (0..rows)
+                    .map(|row| {
+                        if !causes.is_valid(row) {
+                            return None;
+                        }
+                        let category = icd10_category(causes.value(row));
+                        let item = recoding
+                            .person(&person_pseudonyms[row])
+                            .and_then(|plan| plan.released(&category).flatten())
+                            .filter(|_| !category.is_empty())
+                            .map(str::to_owned);
+                        match item {
+                            Some(_) => as_item += 1,
+                            None => removed += 1,
+                        }
+                        item
+                    })
+                    .collect();
+                if let Some(report) = diagnosis_report.as_deref_mut() {
+                    report.death_causes_as_item += as_item;
+                    report.death_causes_removed += removed;
+                }
                 fields.push(Field::new(column_name, DataType::Utf8, true));
                 columns.push(Arc::new(released));
                 report.columns_recoded.push(column_name.to_owned());

@@ -1268,3 +1268,189 @@ fn conditions_follow_the_diagnosis_plan_of_the_released_person_table() {
     }
     assert!(supports.values().all(|s| *s >= k), "{supports:?}");
 }
+
+/// Rows of a Parquet file per value of a text column.
+fn rows_per_value(path: &Path, column: &str) -> BTreeMap<String, u64> {
+    let mut rows = BTreeMap::new();
+    if !path.exists() {
+        return rows;
+    }
+    for batch in read_batches(path) {
+        let values = batch.column_by_name(column).unwrap().as_string::<i32>();
+        for value in values.iter().flatten() {
+            *rows.entry(value.to_owned()).or_default() += 1;
+        }
+    }
+    rows
+}
+
+#[test]
+fn persons_withheld_from_the_person_table_leave_no_row_in_any_table() {
+    let f = fixture();
+    let key = ProjectKey::from_bytes("study-a", [13; 32]);
+    let (k, m) = (10, 2);
+    let rare = RareValueOptions::default();
+    let threshold = rare.min_persons;
+    let table = derive_quasi_identifiers(
+        &f.extract,
+        &f.identities,
+        &f.persons,
+        &key,
+        &QuasiIdentifierOptions::anonymized(&rare).with_diagnosis_sets(k, m),
+    )
+    .unwrap();
+
+    // Holders of each YJ code, by pseudonym, in the extraction.
+    let mut pseudonymizer = key.pseudonymizer().unwrap();
+    let mut holders: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for batch in read_batches(&f.extract.join("medication_requests.parquet")) {
+        let column = |name| batch.column_by_name(name).unwrap().as_string::<i32>();
+        let (providers, keys, codes) = (
+            column("provider_id"),
+            column("patient_key"),
+            column("yj_code"),
+        );
+        for row in 0..batch.num_rows() {
+            if codes.is_valid(row) {
+                let person = f.persons.person(providers.value(row), keys.value(row));
+                holders
+                    .entry(codes.value(row).to_owned())
+                    .or_default()
+                    .insert(pseudonymizer.person(&person).pseudonym.clone());
+            }
+        }
+    }
+    // The least common YJ code the rare-value rule keeps over all persons: withholding
+    // enough of its holders leaves it rare among the persons released.
+    let (code, code_holders) = holders
+        .iter()
+        .filter(|(c, h)| c.len() == 12 && h.len() >= threshold)
+        .min_by_key(|(_, h)| h.len())
+        .unwrap();
+    let mut withheld: BTreeSet<String> = code_holders
+        .iter()
+        .take(code_holders.len() + 1 - threshold)
+        .cloned()
+        .collect();
+    withheld.insert(table.rows()[0].person.clone());
+
+    // The person table as released: the withheld persons' rows suppressed.
+    let demographics = k_anonymize(&table, k);
+    let full = released_with_diagnoses(&demographics, &table);
+    let rows: Vec<Vec<String>> = full
+        .rows()
+        .iter()
+        .filter(|r| !withheld.contains(&r[0]))
+        .cloned()
+        .collect();
+    let mut released = ReleasedPersonTable::new(full.header().to_vec(), rows).unwrap();
+    let (_, later) = released
+        .protect_diagnoses_with_plan(&DiagnosisSetOptions { k, m })
+        .unwrap()
+        .unwrap();
+    let recoding = table.diagnosis_recoding().then(&later);
+    let release = f.root.join("anonymized");
+    let options = ReleaseOptions {
+        kind: ReleaseKind::Anonymized(rare),
+        diagnosis_recoding: Some(recoding),
+        ..ReleaseOptions::default()
+    };
+    let report = write_release(&f.extract, &release, &key, &f.persons, &options).unwrap();
+
+    // From the files: no row of a withheld person, every person of the release in the table.
+    let table_persons: BTreeSet<String> = released.rows().iter().map(|r| r[0].clone()).collect();
+    let release_persons = person_values(&release);
+    assert!(
+        release_persons.is_disjoint(&withheld),
+        "a withheld person's row"
+    );
+    assert!(release_persons.is_subset(&table_persons));
+    assert_eq!(report.persons, release_persons.len() as u64);
+
+    // The report counts what was withheld: every non-conditions table lost exactly those rows.
+    let counted = report.withheld_persons.clone().unwrap();
+    assert_eq!(counted.persons, withheld.len() as u64);
+    assert!(counted.rule.contains("every table"));
+    let mut rows_withheld = 0;
+    for entry in fs::read_dir(&f.extract).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+        let input: u64 = rows_per_value(&path, "provider_id").values().sum();
+        let output: u64 = rows_per_value(&release.join(format!("{name}.parquet")), "person")
+            .values()
+            .sum();
+        let counted_rows = counted.rows_per_table.get(&name).copied().unwrap_or(0);
+        rows_withheld += counted_rows;
+        if name != "conditions" {
+            assert_eq!(input - output, counted_rows, "{name}");
+        }
+    }
+    assert_eq!(counted.rows, rows_withheld);
+    assert!(counted.rows_per_table["encounters"] > 0);
+    assert_eq!(
+        report
+            .diagnosis_sets
+            .as_ref()
+            .unwrap()
+            .rows_of_withheld_persons,
+        counted.rows_per_table["conditions"]
+    );
+
+    // The rare-value rule counts the persons released: the code is no longer common.
+    let released_codes = rows_per_value(&release.join("medication_requests.parquet"), "yj_code");
+    assert!(
+        !released_codes.contains_key(code),
+        "a code held by too few persons released"
+    );
+
+    // Visits in the person table are the encounter rows the release holds for the person.
+    let encounters = rows_per_value(&release.join("encounters.parquet"), "person");
+    for row in table
+        .rows()
+        .iter()
+        .filter(|r| table_persons.contains(&r.person))
+    {
+        assert_eq!(
+            encounters.get(&row.person).copied().unwrap_or(0),
+            row.visits
+        );
+    }
+
+    // A released cause of death is an item of the person's released diagnosis set.
+    let sets: BTreeMap<&str, BTreeSet<&str>> = released
+        .rows()
+        .iter()
+        .map(|r| (r[0].as_str(), r[5].split(';').collect()))
+        .collect();
+    let mut causes = 0;
+    for batch in read_batches(&release.join("deaths.parquet")) {
+        let persons = batch.column_by_name("person").unwrap().as_string::<i32>();
+        let cause = batch
+            .column_by_name("cause_icd10")
+            .unwrap()
+            .as_string::<i32>();
+        for row in 0..batch.num_rows() {
+            causes += 1;
+            if cause.is_valid(row) {
+                assert!(sets[persons.value(row)].contains(cause.value(row)));
+            }
+        }
+    }
+    let conditions = report.diagnosis_sets.clone().unwrap();
+    assert_eq!(
+        conditions.death_causes_as_item + conditions.death_causes_removed,
+        causes
+    );
+    // The fixture's cause (C34.1) is in nobody's diagnosis set.
+    assert!(conditions.death_causes_removed > 0);
+
+    // Without the person table's plans nobody is withheld (negative control of the check).
+    let all = f.root.join("all");
+    let options = ReleaseOptions {
+        diagnosis_recoding: None,
+        ..options
+    };
+    let report = write_release(&f.extract, &all, &key, &f.persons, &options).unwrap();
+    assert!(report.withheld_persons.is_none());
+    assert!(!person_values(&all).is_disjoint(&withheld));
+}
