@@ -170,6 +170,14 @@ pub struct LinkArgs {
     /// only, never an identity value.
     #[arg(long, value_name = "REVIEW_CSV", requires = "csv")]
     pub review_out: Option<PathBuf>,
+    /// Memory budget: candidate pairs kept near the clustering cut while they stream past
+    /// (about 32 bytes each); beyond it the weaker are let go and found again by a second pass.
+    #[arg(long, value_name = "PAIRS", default_value_t = kiban_linkage::link::DEFAULT_MAX_KEPT_PAIRS)]
+    pub max_kept_pairs: usize,
+    /// Memory budget: pairs under the match threshold that go to clustering (about 32 bytes
+    /// each); beyond it the weakest are left out of clustering (only at millions of records).
+    #[arg(long, value_name = "PAIRS", default_value_t = kiban_linkage::link::DEFAULT_MAX_WEAK_PAIRS)]
+    pub max_weak_pairs: usize,
     /// A truth file (`record_id,person_id`) to score the links against.
     #[arg(long, value_name = "TRUTH_CSV", requires = "csv")]
     pub truth: Option<PathBuf>,

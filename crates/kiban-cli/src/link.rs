@@ -22,6 +22,8 @@ pub async fn run(args: LinkArgs) -> Result<()> {
     let defaults = LinkOptions::default();
     let options = LinkOptions {
         match_threshold: args.threshold,
+        max_kept_pairs: args.max_kept_pairs.max(1),
+        max_weak_pairs: args.max_weak_pairs.max(1),
         review_band: if args.no_review {
             None
         } else {
@@ -85,6 +87,12 @@ pub async fn run(args: LinkArgs) -> Result<()> {
         args.threshold,
         report.merges_refused_same_provider
     );
+    if report.weak_pairs_let_go > 0 {
+        println!(
+            "  memory budget: {} weak candidate pairs (match probability under {:.4}) left out of clustering (--max-weak-pairs)",
+            report.weak_pairs_let_go, report.cluster_floor_probability
+        );
+    }
     if !report.unlinkable.is_empty() {
         println!(
             "  {} rows could not be linked (each is its own person in {}):",

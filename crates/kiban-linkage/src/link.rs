@@ -61,6 +61,16 @@ pub struct LinkOptions {
     /// with the square of the records: without a budget, 10 million records kept more pairs
     /// than 24 GiB hold.
     pub max_kept_pairs: usize,
+    /// The memory budget of the pairs under the match threshold that the second pass over the
+    /// candidates finds over the clustering cut ([`score_candidates`]), about 32 bytes each.
+    /// Such pairs join two clusters only when the rest of the clusters vouch for them. Near the
+    /// budget the clustering floor is raised above the cut, the weakest are let go, and at the
+    /// end every pair under the floor is left out of clustering alike
+    /// ([`ScoredCandidates::cluster_floor`]); pairs at or above the match threshold are always
+    /// kept. At 10 million records the pairs over the cut number in the hundreds of millions
+    /// (namesakes grow with the square of the records); the acceptance runs (250k and 1M
+    /// records) stay under the default.
+    pub max_weak_pairs: usize,
 }
 
 /// The default band of clerical review: match probability from 0.2 to 0.98.
@@ -84,6 +94,10 @@ pub const DEFAULT_REVIEW_LIMIT: usize = 100_000;
 /// (250k and 1M records) stay well under it.
 pub const DEFAULT_MAX_KEPT_PAIRS: usize = 1 << 25;
 
+/// The default budget of pairs under the match threshold found over the clustering cut by the
+/// second pass ([`LinkOptions::max_weak_pairs`]): 2^26 pairs, about 2 GiB.
+pub const DEFAULT_MAX_WEAK_PAIRS: usize = 1 << 26;
+
 /// The name of the evidence entry that holds a reviewed pair's weight beyond its field levels
 /// ([`ReviewCandidate::evidence`]).
 pub const ADJUSTMENTS_EVIDENCE: &str = "adjustments";
@@ -101,6 +115,7 @@ impl Default for LinkOptions {
             review_band: Some(DEFAULT_REVIEW_BAND),
             review_limit: DEFAULT_REVIEW_LIMIT,
             max_kept_pairs: DEFAULT_MAX_KEPT_PAIRS,
+            max_weak_pairs: DEFAULT_MAX_WEAK_PAIRS,
         }
     }
 }
@@ -154,6 +169,15 @@ pub struct LinkReport {
     pub within_household: WithinHousehold,
     /// The prior in bits of a pair of one identity at one provider.
     pub same_provider_prior: f64,
+    /// Pairs kept near the cut while streaming and let go again within
+    /// [`LinkOptions::max_kept_pairs`] (the second pass finds those that matter).
+    pub pairs_let_go: u64,
+    /// The match probability from which every candidate pair went to clustering: that of the
+    /// clustering cut, or higher when the pairs over the cut exceeded
+    /// [`LinkOptions::max_weak_pairs`] ([`ScoredCandidates::cluster_floor`]).
+    pub cluster_floor_probability: f64,
+    /// Pairs over the clustering cut left out under the raised floor.
+    pub weak_pairs_let_go: u64,
     /// Pairs at or above the match threshold.
     pub pairs_above_threshold: u64,
     /// Merges made.
@@ -313,6 +337,13 @@ pub struct ScoredCandidates {
     /// Pairs kept near the cut and let go again to stay within
     /// [`LinkOptions::max_kept_pairs`].
     pub pairs_let_go: u64,
+    /// The weight in bits from which every candidate pair is in [`ScoredCandidates::pairs`]:
+    /// the clustering cut (the match threshold less 8 bits), or above it when the pairs over the
+    /// cut exceeded [`LinkOptions::max_weak_pairs`]. Pairs under a raised floor are left out
+    /// (their weight then counts in [`ScoredCandidates::strongest_dropped`]).
+    pub cluster_floor: f64,
+    /// Pairs over the clustering cut let go under the raised floor.
+    pub weak_pairs_let_go: u64,
     /// The fitted model.
     pub model: ModelParameters,
     /// The learned weight of household co-movement.
@@ -485,8 +516,9 @@ fn needed_by_every_step(pair: &KeptPair) -> bool {
     agrees_exactly(pair.pattern) || pair.group.is_some() || pair.co_move == Some(CoMove::Together)
 }
 
-/// The bar of evidence (bits, without the prior) of the pairs kept for being near the cut: it
-/// starts at the margin below the cut and only rises, shared by all workers.
+/// A bar of weight in bits that only rises, shared by all workers: the evidence (without the
+/// prior) of the pairs kept for being near the cut while streaming, which starts at the margin
+/// below the cut, and the clustering floor of the second pass, which starts at the cut.
 struct KeepBar(AtomicU64);
 
 impl KeepBar {
@@ -580,6 +612,62 @@ fn keep_within_budget(
         .iter()
         .filter(|p| !needed_by_every_step(p))
         .count();
+}
+
+/// What one worker of the second pass collects: the pairs the learned model lifts over the
+/// clustering floor ([`LinkOptions::max_weak_pairs`]).
+#[derive(Default)]
+struct LiftedPairs {
+    pairs: Vec<KeptPair>,
+    /// Collected pairs under the match threshold.
+    weak: usize,
+    /// Pairs let go when the floor was raised.
+    let_go: u64,
+}
+
+impl LiftedPairs {
+    /// Collects `pair` (its final weight) if it reaches the shared `floor`; near the worker's
+    /// `budget` of weak pairs, raises the floor to their median and lets go of those under it.
+    fn collect(&mut self, pair: KeptPair, floor: &KeepBar, threshold: f64, budget: usize) {
+        if pair.weight < floor.get() {
+            return;
+        }
+        self.weak += usize::from(pair.weight < threshold);
+        self.pairs.push(pair);
+        if self.weak >= budget {
+            let mut weak: Vec<f64> = self
+                .pairs
+                .iter()
+                .map(|p| p.weight)
+                .filter(|&w| w < threshold)
+                .collect();
+            let middle = weak.len() / 2;
+            let (_, median, _) = weak.select_nth_unstable_by(middle, f64::total_cmp);
+            // Strictly above the median, so that ties at the median go too.
+            let raised = floor.raise(median.next_up());
+            drop(weak);
+            self.let_go_below(raised, threshold);
+        }
+    }
+
+    /// Lets go of the pairs under `floor`.
+    fn let_go_below(&mut self, floor: f64, threshold: f64) {
+        let before = self.pairs.len();
+        self.pairs.retain(|p| p.weight >= floor);
+        self.let_go += (before - self.pairs.len()) as u64;
+        self.weak = self.pairs.iter().filter(|p| p.weight < threshold).count();
+    }
+
+    fn merge(mut self, mut other: LiftedPairs) -> LiftedPairs {
+        // The larger vector receives the smaller.
+        if self.pairs.len() < other.pairs.len() {
+            std::mem::swap(&mut self.pairs, &mut other.pairs);
+        }
+        self.pairs.append(&mut other.pairs);
+        self.weak += other.weak;
+        self.let_go += other.let_go;
+        self
+    }
 }
 
 /// Blocks, fits the model and weighs every candidate pair of the `linkable` records, streaming
@@ -854,33 +942,43 @@ fn score_streamed(
     let second_pass = dropped
         .iter()
         .any(|(&key, &evidence)| lifted(key, evidence) >= cut);
+    let cluster_floor = KeepBar::new(cut);
+    let mut weak_pairs_let_go = 0;
     if second_pass {
-        let mut found = block_index.fold_pairs(
+        let weak_budget = (options.max_weak_pairs / threads).max(1);
+        let found = block_index.fold_pairs(
             records,
-            Vec::new,
-            |found: &mut Vec<KeptPair>, a, b| {
+            LiftedPairs::default,
+            |found: &mut LiftedPairs, a, b| {
                 let (mut pair, kept) = compare_pair(&model, a, b, keep_floor);
                 if !kept {
                     let (pa, pb) = providers_of(a, b);
                     pair.weight = lifted((pa, pb, pair.household_class() as u8), pair.weight);
-                    if pair.weight >= cut {
-                        found.push(pair);
-                    }
+                    found.collect(pair, &cluster_floor, threshold_weight, weak_budget);
                 }
             },
-            |mut x, mut y| {
-                x.append(&mut y);
-                x
-            },
+            LiftedPairs::merge,
         );
+        // One floor for all: the pairs a worker collected under the floor another raised go too.
+        let mut found = found;
+        found.let_go_below(cluster_floor.get(), threshold_weight);
+        let LiftedPairs {
+            pairs: mut found,
+            let_go,
+            ..
+        } = found;
+        weak_pairs_let_go = let_go;
         found.par_sort_unstable_by_key(|p| (p.a, p.b));
         tracing::info!(
             elapsed_ms = started.elapsed().as_millis() as u64,
             lifted_pairs = found.len(),
+            weak_pairs_let_go,
+            cluster_floor = cluster_floor.get(),
             "linkage: second pass over the candidates"
         );
         pairs.extend(found);
     }
+    let cluster_floor = cluster_floor.get();
     let rules = block_index.rules().to_vec();
     drop(block_index);
     // A record's pairs left out are weighed with the strongest provider pair of its provider:
@@ -918,6 +1016,22 @@ fn score_streamed(
             evidence + prior + flow
         })
         .collect();
+    // Under a raised floor, the pairs of the first pass are left out alike: clustering sees
+    // every pair from the floor up and none under it, and each pair left out still bounds its
+    // records' strongest pair left out.
+    let mut strongest_dropped = strongest_dropped;
+    if cluster_floor > cut {
+        pairs.retain(|p| {
+            if p.weight >= cluster_floor {
+                return true;
+            }
+            for r in [p.a, p.b] {
+                let slot = &mut strongest_dropped[r as usize];
+                *slot = slot.max(p.weight);
+            }
+            false
+        });
+    }
     // Records of one identity at one provider: a person registered twice, or namesakes. Their
     // prior is their own: the matches among all pairs of one provider.
     let same_provider_pairs = identity_groups.same_provider_pairs().to_vec();
@@ -950,6 +1064,8 @@ fn score_streamed(
         strongest_dropped,
         distinct_patterns,
         pairs_let_go: evicted_pairs,
+        cluster_floor,
+        weak_pairs_let_go,
         model,
         co_move,
         residence,
@@ -997,6 +1113,9 @@ pub fn link_records_with(
         residence,
         within_household,
         same_provider_prior,
+        pairs_let_go,
+        cluster_floor,
+        weak_pairs_let_go,
         ..
     } = score_candidates(loaded, &linkable, options);
     // The strongest candidate weight per record, for the records that end up alone.
@@ -1087,6 +1206,9 @@ pub fn link_records_with(
         residence,
         within_household,
         same_provider_prior,
+        pairs_let_go,
+        cluster_floor_probability: probability_of_weight(cluster_floor),
+        weak_pairs_let_go,
         pairs_above_threshold,
         merges: clustering.merges,
         merges_refused_same_provider: clustering.merges_refused_same_provider,
@@ -1642,6 +1764,56 @@ mod tests {
         for (p, q) in x.iter().zip(&z) {
             assert_eq!((p.0, p.1), (q.0, q.1));
             assert!((p.2 - q.2).abs() < 1e-6, "{p:?} {q:?}");
+        }
+        assert_eq!(default.weak_pairs_let_go, 0);
+        assert_eq!(default.cluster_floor, cut);
+        // With few pairs kept while streaming (the second pass then finds most of those over
+        // the cut) and a budget of weak pairs far below them: the floor rises, and clustering
+        // sees exactly the pairs from the raised floor up, with the same weights; every pair
+        // left out still bounds its records' strongest pair left out.
+        let threshold = probability_weight(options.match_threshold);
+        let weak_over_cut = x.iter().filter(|p| p.2 < threshold).count();
+        assert!(weak_over_cut >= 8, "{weak_over_cut}");
+        // A quarter of them: whatever the blocks fall to the workers, one worker reaches its
+        // share of the budget.
+        let weak = score_candidates(
+            &loaded,
+            &linkable,
+            &LinkOptions {
+                max_kept_pairs: 1,
+                max_weak_pairs: weak_over_cut / 4,
+                ..options.clone()
+            },
+        );
+        assert!(weak.cluster_floor > cut, "{}", weak.cluster_floor);
+        assert!(weak.weak_pairs_let_go > 0);
+        let over_floor: Vec<(u32, u32, f64)> = x
+            .iter()
+            .copied()
+            .filter(|p| p.2 >= weak.cluster_floor)
+            .collect();
+        assert!(over_floor.iter().filter(|p| p.2 >= threshold).count() > 100);
+        assert!(over_floor.len() < x.len());
+        assert!(weak.pairs.iter().all(|p| p.weight >= weak.cluster_floor));
+        let w = eligible(&weak);
+        assert_eq!(w.len(), over_floor.len());
+        for (p, q) in over_floor.iter().zip(&w) {
+            assert_eq!((p.0, p.1), (q.0, q.1));
+            assert!((p.2 - q.2).abs() < 1e-6, "{p:?} {q:?}");
+        }
+        let weak_kept: rustc_hash::FxHashSet<(u32, u32)> =
+            weak.pairs.iter().map(|p| (p.a, p.b)).collect();
+        for p in all
+            .pairs
+            .iter()
+            .filter(|p| !weak_kept.contains(&(p.a, p.b)))
+        {
+            for r in [p.a, p.b] {
+                assert!(
+                    weak.strongest_dropped[r as usize] >= p.weight - 1e-4,
+                    "{p:?}"
+                );
+            }
         }
         let tight_kept: rustc_hash::FxHashSet<(u32, u32)> =
             tight.pairs.iter().map(|p| (p.a, p.b)).collect();
