@@ -85,9 +85,10 @@ impl FhirDateTime {
 }
 
 fn digits(s: &str, n: usize) -> Option<u32> {
-    (s.len() == n && s.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| s.parse().ok())
-        .flatten()
+    (s.len() == n && s.bytes().all(|b| b.is_ascii_digit())).then(|| {
+        s.bytes()
+            .fold(0u32, |value, b| value * 10 + u32::from(b - b'0'))
+    })
 }
 
 /// Parses a FHIR `date`: `YYYY`, `YYYY-MM` or `YYYY-MM-DD`.
@@ -99,9 +100,21 @@ fn digits(s: &str, n: usize) -> Option<u32> {
 /// assert!(parse_date("1980-02-30").is_err());
 /// ```
 pub fn parse_date(text: &str) -> Result<FhirDate, DateError> {
-    let parts: Vec<&str> = text.split('-').collect();
+    // At most three parts are looked at; a fourth makes the text invalid. A fixed array, as
+    // this runs for every date of every resource taken in.
+    let mut split = text.split('-');
+    let mut fields = [""; 3];
+    let mut count = 0;
+    for part in split.by_ref().take(3) {
+        fields[count] = part;
+        count += 1;
+    }
+    if split.next().is_some() {
+        return Err(DateError::DateSyntax);
+    }
+    let parts = &fields[..count];
     let year = |s: &str| digits(s, 4).map(|y| y as i32).ok_or(DateError::DateSyntax);
-    match parts.as_slice() {
+    match parts {
         [y] => Ok(FhirDate::Year(year(y)?)),
         [y, m] => {
             let y = year(y)?;
@@ -188,8 +201,10 @@ fn parse_time_with_zone(
         Some(_) => return Err(syntax),
         None => (clock, ""),
     };
-    let fields: Vec<&str> = hms.split(':').collect();
-    let [h, m, s] = fields.as_slice() else {
+    let mut fields = hms.split(':');
+    let (Some(h), Some(m), Some(s), None) =
+        (fields.next(), fields.next(), fields.next(), fields.next())
+    else {
         return Err(syntax);
     };
     let h = digits(h, 2).ok_or(syntax.clone())?;
@@ -198,11 +213,16 @@ fn parse_time_with_zone(
     let nanos = if fraction.is_empty() {
         0
     } else {
-        let mut f = fraction.chars().take(9).collect::<String>();
-        while f.len() < 9 {
-            f.push('0');
+        // The fraction is all ASCII digits (checked above): its first nine scaled to nanos.
+        let mut nanos = 0u32;
+        let digits_taken = fraction.len().min(9);
+        for b in fraction.bytes().take(9) {
+            nanos = nanos * 10 + u32::from(b - b'0');
         }
-        f.parse::<u32>().map_err(|_| syntax.clone())?
+        for _ in digits_taken..9 {
+            nanos *= 10;
+        }
+        nanos
     };
     let time = NaiveTime::from_hms_nano_opt(h, m, s, nanos).ok_or(syntax)?;
     let offset = FixedOffset::east_opt(offset_seconds).ok_or(DateError::NoSuchDate)?;

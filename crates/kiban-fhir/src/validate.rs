@@ -46,7 +46,7 @@ impl fmt::Display for ValidationIssue {
 /// ```
 pub fn validate(resource: &Resource) -> Vec<ValidationIssue> {
     let mut v = Validator::default();
-    v.resource(resource.resource_type(), resource);
+    v.resource(&Path::root(resource.resource_type()), resource);
     v.issues
 }
 
@@ -173,16 +173,62 @@ const TIMING_UNIT: &[&str] = &["s", "min", "h", "d", "wk", "mo", "a"];
 #[derive(Default)]
 struct Validator {
     issues: Vec<ValidationIssue>,
-    /// Spare path buffers. Why: every element visited needs its FHIR path in case it has an
-    /// issue; formatting a fresh String per element cost more than the checks themselves.
-    path_pool: Vec<String>,
 }
 
-fn join(path: &str, element: &str) -> String {
+/// The FHIR path of the element being checked, as a chain of its parents on the stack.
+/// Why: every element visited needs its path in case it has an issue, but nearly none has
+/// one; the text (e.g. `Bundle.entry[3].resource.code`) is written only for an issue.
+#[derive(Clone, Copy)]
+struct Path<'a> {
+    parent: Option<&'a Path<'a>>,
+    element: &'a str,
+    index: Option<usize>,
+}
+
+impl<'a> Path<'a> {
+    /// The path of a resource: its type.
+    fn root(resource_type: &'a str) -> Self {
+        Path {
+            parent: None,
+            element: resource_type,
+            index: None,
+        }
+    }
+
+    /// `self.element`, or `self.element[i]`.
+    fn child(&'a self, element: &'a str, index: Option<usize>) -> Path<'a> {
+        Path {
+            parent: Some(self),
+            element,
+            index,
+        }
+    }
+}
+
+impl fmt::Display for Path<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(parent) = self.parent {
+            write!(f, "{parent}.")?;
+        }
+        f.write_str(self.element)?;
+        if let Some(i) = self.index {
+            write!(f, "[{i}]")?;
+        }
+        Ok(())
+    }
+}
+
+impl From<&Path<'_>> for String {
+    fn from(path: &Path<'_>) -> String {
+        path.to_string()
+    }
+}
+
+fn join(path: &Path<'_>, element: &str) -> String {
     format!("{path}.{element}")
 }
 
-fn index(path: &str, element: &str, i: usize) -> String {
+fn index(path: &Path<'_>, element: &str, i: usize) -> String {
     format!("{path}.{element}[{i}]")
 }
 
@@ -195,27 +241,55 @@ fn is_fhir_id(s: &str) -> bool {
 
 /// FHIR `code`: no leading/trailing whitespace, no runs of whitespace, not empty.
 fn is_fhir_code(s: &str) -> bool {
-    !s.is_empty()
-        && s.trim() == s
-        && !s.contains("  ")
-        && !s.chars().any(|c| c.is_whitespace() && c != ' ')
+    if s.is_empty() {
+        return false;
+    }
+    if !s.is_ascii() {
+        return s.trim() == s
+            && !s.contains("  ")
+            && !s.chars().any(|c| c.is_whitespace() && c != ' ');
+    }
+    // One pass over the bytes (codes are nearly always ASCII). ASCII whitespace for
+    // `char::is_whitespace` is the space and \t..=\r.
+    let bytes = s.as_bytes();
+    if bytes[0] == b' ' || bytes[bytes.len() - 1] == b' ' {
+        return false;
+    }
+    let mut after_space = false;
+    for &b in bytes {
+        match b {
+            b' ' if after_space => return false,
+            b' ' => after_space = true,
+            b'\t'..=b'\r' => return false,
+            _ => after_space = false,
+        }
+    }
+    true
 }
 
 /// FHIR `uri`: not empty, no whitespace.
 fn is_fhir_uri(s: &str) -> bool {
     // Nearly every URI is ASCII: scan its bytes (ASCII whitespace is space and \t..=\r, as
     // for `char::is_whitespace`) and decode characters only when there are others.
-    !s.is_empty()
-        && if s.is_ascii() {
-            !s.bytes().any(|b| matches!(b, b' ' | b'\t'..=b'\r'))
-        } else {
-            !s.chars().any(char::is_whitespace)
+    if s.is_empty() {
+        return false;
+    }
+    for (i, &b) in s.as_bytes().iter().enumerate() {
+        if b >= 0x80 {
+            // Not ASCII from here: decode the rest as characters.
+            return !s[i..].chars().any(char::is_whitespace);
         }
+        if matches!(b, b' ' | b'\t'..=b'\r') {
+            return false;
+        }
+    }
+    true
 }
 
 /// FHIR `string`: not empty after trimming.
 fn is_fhir_string(s: &str) -> bool {
-    !s.trim().is_empty()
+    // Blank means all whitespace: the first non-whitespace character settles it.
+    !s.trim_start().is_empty()
 }
 
 impl Validator {
@@ -226,13 +300,13 @@ impl Validator {
         });
     }
 
-    fn required(&mut self, path: &str, element: &str, present: bool) {
+    fn required(&mut self, path: &Path<'_>, element: &str, present: bool) {
         if !present {
             self.issue(join(path, element), "required element is missing (min 1)");
         }
     }
 
-    fn at_most_one(&mut self, path: &str, choice: &str, present: &[bool]) {
+    fn at_most_one(&mut self, path: &Path<'_>, choice: &str, present: &[bool]) {
         if present.iter().filter(|p| **p).count() > 1 {
             self.issue(
                 join(path, choice),
@@ -241,7 +315,13 @@ impl Validator {
         }
     }
 
-    fn code_in(&mut self, path: &str, element: &str, value: Option<&String>, allowed: &[&str]) {
+    fn code_in(
+        &mut self,
+        path: &Path<'_>,
+        element: &str,
+        value: Option<&String>,
+        allowed: &[&str],
+    ) {
         if let Some(v) = value
             && !allowed.contains(&v.as_str())
         {
@@ -257,7 +337,7 @@ impl Validator {
 
     fn required_code(
         &mut self,
-        path: &str,
+        path: &Path<'_>,
         element: &str,
         value: Option<&String>,
         allowed: &[&str],
@@ -266,7 +346,7 @@ impl Validator {
         self.code_in(path, element, value, allowed);
     }
 
-    fn string(&mut self, path: &str, element: &str, value: Option<&String>) {
+    fn string(&mut self, path: &Path<'_>, element: &str, value: Option<&String>) {
         if let Some(v) = value
             && !is_fhir_string(v)
         {
@@ -274,7 +354,7 @@ impl Validator {
         }
     }
 
-    fn code(&mut self, path: &str, element: &str, value: Option<&String>) {
+    fn code(&mut self, path: &Path<'_>, element: &str, value: Option<&String>) {
         if let Some(v) = value
             && !is_fhir_code(v)
         {
@@ -285,7 +365,7 @@ impl Validator {
         }
     }
 
-    fn uri(&mut self, path: &str, element: &str, value: Option<&String>) {
+    fn uri(&mut self, path: &Path<'_>, element: &str, value: Option<&String>) {
         if let Some(v) = value
             && !is_fhir_uri(v)
         {
@@ -296,7 +376,7 @@ impl Validator {
         }
     }
 
-    fn date(&mut self, path: &str, element: &str, value: Option<&String>) {
+    fn date(&mut self, path: &Path<'_>, element: &str, value: Option<&String>) {
         if let Some(v) = value
             && let Err(e) = parse_date(v)
         {
@@ -304,7 +384,7 @@ impl Validator {
         }
     }
 
-    fn date_time(&mut self, path: &str, element: &str, value: Option<&String>) {
+    fn date_time(&mut self, path: &Path<'_>, element: &str, value: Option<&String>) {
         if let Some(v) = value
             && let Err(e) = parse_date_time(v)
         {
@@ -312,7 +392,7 @@ impl Validator {
         }
     }
 
-    fn instant(&mut self, path: &str, element: &str, value: Option<&String>) {
+    fn instant(&mut self, path: &Path<'_>, element: &str, value: Option<&String>) {
         if let Some(v) = value
             && let Err(e) = parse_instant(v)
         {
@@ -320,45 +400,40 @@ impl Validator {
         }
     }
 
-    /// `path.element` or `path.element[i]` in a pooled buffer; give it back with
-    /// [`Self::release_path`].
-    fn child_path(&mut self, path: &str, element: &str, i: Option<usize>) -> String {
-        let mut child = self.path_pool.pop().unwrap_or_default();
-        child.clear();
-        child.push_str(path);
-        child.push('.');
-        child.push_str(element);
-        if let Some(i) = i {
-            use std::fmt::Write as _;
-            // Writing into a String cannot fail.
-            let _ = write!(child, "[{i}]");
-        }
-        child
+    /// `path.element` or `path.element[i]`.
+    fn child_path<'p>(&self, path: &'p Path<'p>, element: &'p str, i: Option<usize>) -> Path<'p> {
+        path.child(element, i)
     }
 
-    fn release_path(&mut self, path: String) {
-        self.path_pool.push(path);
-    }
-
-    fn each<T>(&mut self, path: &str, element: &str, items: &[T], f: fn(&mut Self, &str, &T)) {
+    fn each<T>(
+        &mut self,
+        path: &Path<'_>,
+        element: &str,
+        items: &[T],
+        f: fn(&mut Self, &Path<'_>, &T),
+    ) {
         for (i, item) in items.iter().enumerate() {
-            let child = self.child_path(path, element, Some(i));
+            let child = path.child(element, Some(i));
             f(self, &child, item);
-            self.release_path(child);
         }
     }
 
-    fn opt<T>(&mut self, path: &str, element: &str, item: Option<&T>, f: fn(&mut Self, &str, &T)) {
+    fn opt<T>(
+        &mut self,
+        path: &Path<'_>,
+        element: &str,
+        item: Option<&T>,
+        f: fn(&mut Self, &Path<'_>, &T),
+    ) {
         if let Some(item) = item {
-            let child = self.child_path(path, element, None);
+            let child = path.child(element, None);
             f(self, &child, item);
-            self.release_path(child);
         }
     }
 
     // ----- data types -----
 
-    fn extension(&mut self, path: &str, e: &Extension) {
+    fn extension(&mut self, path: &Path<'_>, e: &Extension) {
         match e.url.as_deref() {
             None => self.issue(join(path, "url"), "required element is missing (min 1)"),
             Some(u) if !is_fhir_uri(u) => self.issue(
@@ -418,7 +493,7 @@ impl Validator {
         self.each(path, "extension", &e.extension, Self::extension);
     }
 
-    fn coding(&mut self, path: &str, c: &Coding) {
+    fn coding(&mut self, path: &Path<'_>, c: &Coding) {
         self.uri(path, "system", c.system.as_ref());
         self.code(path, "code", c.code.as_ref());
         self.string(path, "display", c.display.as_ref());
@@ -427,7 +502,7 @@ impl Validator {
         // is not rejected here; kiban keeps the code and its text, uninterpreted.
     }
 
-    fn codeable_concept(&mut self, path: &str, c: &CodeableConcept) {
+    fn codeable_concept(&mut self, path: &Path<'_>, c: &CodeableConcept) {
         self.each(path, "coding", &c.coding, Self::coding);
         self.string(path, "text", c.text.as_ref());
         if c.coding.is_empty() && c.text.is_none() && c.extra.is_empty() {
@@ -435,7 +510,7 @@ impl Validator {
         }
     }
 
-    fn identifier(&mut self, path: &str, i: &Identifier) {
+    fn identifier(&mut self, path: &Path<'_>, i: &Identifier) {
         self.code_in(path, "use", i.use_.as_ref(), IDENTIFIER_USE);
         self.opt(path, "type", i.type_.as_ref(), Self::codeable_concept);
         self.uri(path, "system", i.system.as_ref());
@@ -444,7 +519,7 @@ impl Validator {
         self.opt(path, "assigner", i.assigner.as_deref(), Self::reference);
     }
 
-    fn human_name(&mut self, path: &str, n: &HumanName) {
+    fn human_name(&mut self, path: &Path<'_>, n: &HumanName) {
         self.each(path, "extension", &n.extension, Self::extension);
         self.code_in(path, "use", n.use_.as_ref(), NAME_USE);
         self.string(path, "text", n.text.as_ref());
@@ -457,7 +532,7 @@ impl Validator {
         self.opt(path, "period", n.period.as_ref(), Self::period);
     }
 
-    fn address(&mut self, path: &str, a: &Address) {
+    fn address(&mut self, path: &Path<'_>, a: &Address) {
         self.each(path, "extension", &a.extension, Self::extension);
         self.code_in(path, "use", a.use_.as_ref(), ADDRESS_USE);
         self.code_in(path, "type", a.type_.as_ref(), ADDRESS_TYPE);
@@ -472,7 +547,7 @@ impl Validator {
         self.opt(path, "period", a.period.as_ref(), Self::period);
     }
 
-    fn contact_point(&mut self, path: &str, c: &ContactPoint) {
+    fn contact_point(&mut self, path: &Path<'_>, c: &ContactPoint) {
         self.code_in(path, "system", c.system.as_ref(), CONTACT_SYSTEM);
         self.code_in(path, "use", c.use_.as_ref(), CONTACT_USE);
         if c.value.is_some() && c.system.is_none() {
@@ -485,7 +560,7 @@ impl Validator {
         self.opt(path, "period", c.period.as_ref(), Self::period);
     }
 
-    fn reference(&mut self, path: &str, r: &Reference) {
+    fn reference(&mut self, path: &Path<'_>, r: &Reference) {
         self.string(path, "reference", r.reference.as_ref());
         if let Some(reference) = r.reference.as_deref()
             && reference.starts_with('#')
@@ -506,7 +581,7 @@ impl Validator {
         self.string(path, "display", r.display.as_ref());
     }
 
-    fn period(&mut self, path: &str, p: &Period) {
+    fn period(&mut self, path: &Path<'_>, p: &Period) {
         self.date_time(path, "start", p.start.as_ref());
         self.date_time(path, "end", p.end.as_ref());
         if let (Some(s), Some(e)) = (p.start.as_deref(), p.end.as_deref())
@@ -528,7 +603,7 @@ impl Validator {
         }
     }
 
-    fn quantity(&mut self, path: &str, q: &Quantity) {
+    fn quantity(&mut self, path: &Path<'_>, q: &Quantity) {
         self.code_in(
             path,
             "comparator",
@@ -550,7 +625,7 @@ impl Validator {
         }
     }
 
-    fn range(&mut self, path: &str, r: &Range) {
+    fn range(&mut self, path: &Path<'_>, r: &Range) {
         self.opt(path, "low", r.low.as_ref(), Self::quantity);
         self.opt(path, "high", r.high.as_ref(), Self::quantity);
         if let (Some(l), Some(h)) = (
@@ -565,7 +640,7 @@ impl Validator {
         }
     }
 
-    fn reference_range(&mut self, path: &str, r: &ReferenceRange) {
+    fn reference_range(&mut self, path: &Path<'_>, r: &ReferenceRange) {
         if r.low.is_none() && r.high.is_none() && r.text.is_none() {
             self.issue(path, "obs-3: must have at least a low or a high or text");
         }
@@ -576,7 +651,7 @@ impl Validator {
         self.opt(path, "age", r.age.as_ref(), Self::range);
     }
 
-    fn dosage(&mut self, path: &str, d: &Dosage) {
+    fn dosage(&mut self, path: &Path<'_>, d: &Dosage) {
         self.each(path, "extension", &d.extension, Self::extension);
         self.string(path, "text", d.text.as_ref());
         self.each(
@@ -641,7 +716,7 @@ impl Validator {
         }
     }
 
-    fn annotation(&mut self, path: &str, a: &Annotation) {
+    fn annotation(&mut self, path: &Path<'_>, a: &Annotation) {
         self.required(path, "text", a.text.is_some());
         self.string(path, "text", a.text.as_ref());
         self.at_most_one(
@@ -652,7 +727,7 @@ impl Validator {
         self.date_time(path, "time", a.time.as_ref());
     }
 
-    fn narrative(&mut self, path: &str, n: &Narrative) {
+    fn narrative(&mut self, path: &Path<'_>, n: &Narrative) {
         self.required_code(path, "status", n.status.as_ref(), NARRATIVE_STATUS);
         self.required(path, "div", n.div.is_some());
         if let Some(div) = n.div.as_deref() {
@@ -678,7 +753,7 @@ impl Validator {
         }
     }
 
-    fn attachment(&mut self, path: &str, a: &Attachment) {
+    fn attachment(&mut self, path: &Path<'_>, a: &Attachment) {
         if a.data.is_some() && a.content_type.is_none() {
             self.issue(
                 path,
@@ -690,7 +765,7 @@ impl Validator {
         self.date_time(path, "creation", a.creation.as_ref());
     }
 
-    fn meta(&mut self, path: &str, m: &Meta) {
+    fn meta(&mut self, path: &Path<'_>, m: &Meta) {
         self.instant(path, "lastUpdated", m.last_updated.as_ref());
         for (i, p) in m.profile.iter().enumerate() {
             if !is_fhir_uri(p) {
@@ -706,7 +781,7 @@ impl Validator {
 
     fn domain(
         &mut self,
-        path: &str,
+        path: &Path<'_>,
         id: Option<&String>,
         meta: Option<&Meta>,
         text: Option<&Narrative>,
@@ -727,7 +802,7 @@ impl Validator {
 
     // ----- resources -----
 
-    fn resource(&mut self, path: &str, resource: &Resource) {
+    fn resource(&mut self, path: &Path<'_>, resource: &Resource) {
         match resource {
             Resource::Patient(r) => self.patient(path, r),
             Resource::Encounter(r) => self.encounter(path, r),
@@ -755,7 +830,7 @@ impl Validator {
         }
     }
 
-    fn patient(&mut self, path: &str, r: &Patient) {
+    fn patient(&mut self, path: &Path<'_>, r: &Patient) {
         self.domain(
             path,
             r.id.as_ref(),
@@ -803,7 +878,7 @@ impl Validator {
         );
     }
 
-    fn encounter(&mut self, path: &str, r: &Encounter) {
+    fn encounter(&mut self, path: &Path<'_>, r: &Encounter) {
         self.domain(
             path,
             r.id.as_ref(),
@@ -872,14 +947,14 @@ impl Validator {
 
     fn status_coding(
         &mut self,
-        path: &str,
+        path: &Path<'_>,
         element: &str,
         concept: Option<&CodeableConcept>,
         system: &str,
         allowed: &[&str],
     ) -> Option<String> {
         let concept = concept?;
-        let p = join(path, element);
+        let p = path.child(element, None);
         self.codeable_concept(&p, concept);
         let mut found = None;
         for (i, c) in concept.coding.iter().enumerate() {
@@ -897,12 +972,15 @@ impl Validator {
             }
         }
         if found.is_none() {
-            self.issue(p, format!("required binding: needs a coding from {system}"));
+            self.issue(
+                &p,
+                format!("required binding: needs a coding from {system}"),
+            );
         }
         found
     }
 
-    fn condition(&mut self, path: &str, r: &Condition) {
+    fn condition(&mut self, path: &Path<'_>, r: &Condition) {
         self.domain(
             path,
             r.id.as_ref(),
@@ -995,7 +1073,7 @@ impl Validator {
         self.each(path, "note", &r.note, Self::annotation);
     }
 
-    fn medication_request(&mut self, path: &str, r: &MedicationRequest) {
+    fn medication_request(&mut self, path: &Path<'_>, r: &MedicationRequest) {
         self.domain(
             path,
             r.id.as_ref(),
@@ -1063,7 +1141,7 @@ impl Validator {
         }
     }
 
-    fn medication_dispense(&mut self, path: &str, r: &MedicationDispense) {
+    fn medication_dispense(&mut self, path: &Path<'_>, r: &MedicationDispense) {
         self.domain(
             path,
             r.id.as_ref(),
@@ -1130,7 +1208,7 @@ impl Validator {
         );
     }
 
-    fn observation(&mut self, path: &str, r: &Observation) {
+    fn observation(&mut self, path: &Path<'_>, r: &Observation) {
         self.domain(
             path,
             r.id.as_ref(),
@@ -1261,7 +1339,7 @@ impl Validator {
         }
     }
 
-    fn allergy(&mut self, path: &str, r: &AllergyIntolerance) {
+    fn allergy(&mut self, path: &Path<'_>, r: &AllergyIntolerance) {
         self.domain(
             path,
             r.id.as_ref(),
@@ -1350,7 +1428,7 @@ impl Validator {
         }
     }
 
-    fn procedure(&mut self, path: &str, r: &Procedure) {
+    fn procedure(&mut self, path: &Path<'_>, r: &Procedure) {
         self.domain(
             path,
             r.id.as_ref(),
@@ -1398,7 +1476,7 @@ impl Validator {
         self.each(path, "note", &r.note, Self::annotation);
     }
 
-    fn section(&mut self, path: &str, s: &CompositionSection) {
+    fn section(&mut self, path: &Path<'_>, s: &CompositionSection) {
         self.string(path, "title", s.title.as_ref());
         self.opt(path, "code", s.code.as_ref(), Self::codeable_concept);
         self.each(path, "author", &s.author, Self::reference);
@@ -1433,7 +1511,7 @@ impl Validator {
         self.each(path, "section", &s.section, Self::section);
     }
 
-    fn composition(&mut self, path: &str, r: &Composition) {
+    fn composition(&mut self, path: &Path<'_>, r: &Composition) {
         self.domain(
             path,
             r.id.as_ref(),
@@ -1465,7 +1543,7 @@ impl Validator {
         self.each(path, "section", &r.section, Self::section);
     }
 
-    fn document_reference(&mut self, path: &str, r: &DocumentReference) {
+    fn document_reference(&mut self, path: &Path<'_>, r: &DocumentReference) {
         self.domain(
             path,
             r.id.as_ref(),
@@ -1534,7 +1612,7 @@ impl Validator {
         }
     }
 
-    fn organization(&mut self, path: &str, r: &Organization) {
+    fn organization(&mut self, path: &Path<'_>, r: &Organization) {
         self.domain(
             path,
             r.id.as_ref(),
@@ -1565,7 +1643,7 @@ impl Validator {
         self.opt(path, "partOf", r.part_of.as_ref(), Self::reference);
     }
 
-    fn practitioner(&mut self, path: &str, r: &Practitioner) {
+    fn practitioner(&mut self, path: &Path<'_>, r: &Practitioner) {
         self.domain(
             path,
             r.id.as_ref(),
@@ -1581,7 +1659,7 @@ impl Validator {
         self.date(path, "birthDate", r.birth_date.as_ref());
     }
 
-    fn bundle(&mut self, path: &str, r: &Bundle) {
+    fn bundle(&mut self, path: &Path<'_>, r: &Bundle) {
         self.domain(path, r.id.as_ref(), r.meta.as_ref(), None, &[]);
         self.opt(path, "identifier", r.identifier.as_ref(), Self::identifier);
         self.required_code(path, "type", r.type_.as_ref(), BUNDLE_TYPE);
@@ -1708,9 +1786,7 @@ impl Validator {
                 // Within a bundle the path keeps the entry position, and type-specific paths
                 // continue from it (e.g. Bundle.entry[1].resource.status).
                 self.resource(&res_path, res);
-                self.release_path(res_path);
             }
-            self.release_path(ep);
         }
     }
 }
@@ -1739,4 +1815,66 @@ fn resource_meta_version(resource: &Resource) -> Option<String> {
         }
     };
     meta.and_then(|m| m.version_id.clone())
+}
+
+#[cfg(test)]
+mod primitive_tests {
+    use super::*;
+
+    /// The single-pass checks agree with their definitions by characters.
+    #[test]
+    fn fast_primitive_checks_agree_with_their_definitions() {
+        let samples = [
+            "",
+            " ",
+            "a",
+            "a b",
+            "a  b",
+            " a",
+            "a ",
+            "\ta",
+            "a\tb",
+            "a\nb",
+            "a\u{b}b",
+            "a\u{c}",
+            "abc-12.3",
+            "http://x/y",
+            "http://x/ y",
+            "urn:uuid:1",
+            "あ",
+            "あ い",
+            "あ  い",
+            " あ",
+            "あ\u{3000}",
+            "x\u{a0}y",
+            "\u{85}",
+            "日本\tx",
+            "a\u{1f}b",
+            "  ",
+        ];
+        for s in samples {
+            let code = !s.is_empty()
+                && s.trim() == s
+                && !s.contains("  ")
+                && !s.chars().any(|c| c.is_whitespace() && c != ' ');
+            assert_eq!(is_fhir_code(s), code, "code {s:?}");
+            let uri = !s.is_empty() && !s.chars().any(char::is_whitespace);
+            assert_eq!(is_fhir_uri(s), uri, "uri {s:?}");
+            assert_eq!(is_fhir_string(s), !s.trim().is_empty(), "string {s:?}");
+        }
+    }
+
+    /// Paths are written out only for issues, and as before (`parent.element[i]`).
+    #[test]
+    fn issue_paths_are_written_in_full() {
+        let r = Resource::from_json_str(
+            r#"{"resourceType":"Bundle","type":"collection","entry":[{"fullUrl":"urn:uuid:a","resource":{"resourceType":"Condition","id":"c","code":{"coding":[{"system":"a b","code":"x"}]},"subject":{"reference":"Patient/p"}}}]}"#,
+        )
+        .unwrap();
+        let paths: Vec<String> = validate(&r).into_iter().map(|i| i.path).collect();
+        assert!(
+            paths.contains(&"Bundle.entry[0].resource.code.coding[0].system".to_owned()),
+            "{paths:?}"
+        );
+    }
 }

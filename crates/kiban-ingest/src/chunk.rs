@@ -19,6 +19,7 @@ use kiban_store::{BlobArea, SegmentFile, Store, StoreError};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 
 /// Format tag of a quarantine blob.
 pub const QUARANTINE_FORMAT: &str = "kiban-quarantine/1";
@@ -61,6 +62,26 @@ fn write_table<R: TableRow>(
 }
 
 impl TableRows {
+    /// Makes room for `rows` (an upper bound of what will be pushed), so the tables' vectors
+    /// do not grow by copying their rows again and again.
+    fn reserve<'r>(&mut self, rows: impl Iterator<Item = &'r Row>) {
+        let mut counts = [0usize; 11];
+        for row in rows {
+            counts[row.table_slot()] += 1;
+        }
+        self.identity.reserve(counts[0]);
+        self.encounters.reserve(counts[1]);
+        self.conditions.reserve(counts[2]);
+        self.medication_requests.reserve(counts[3]);
+        self.medication_dispenses.reserve(counts[4]);
+        self.lab_observations.reserve(counts[5]);
+        self.allergies.reserve(counts[6]);
+        self.infections.reserve(counts[7]);
+        self.procedures.reserve(counts[8]);
+        self.documents.reserve(counts[9]);
+        self.deaths.reserve(counts[10]);
+    }
+
     fn push(&mut self, row: Row) {
         match row {
             Row::Identity(r) => self.identity.push(r),
@@ -371,6 +392,30 @@ impl DecidedLine {
     }
 }
 
+/// A set of keyed digests. Why not the default SipHash: the digests are keyed MACs, already
+/// uniform and not choosable by a sender, so their first eight bytes are a good hash as they
+/// are; hashing them again was a visible part of deciding a chunk.
+type DigestSet = HashSet<[u8; 16], BuildHasherDefault<DigestHasher>>;
+
+/// Hasher of [`DigestSet`]: the first eight bytes of the digest (the length prefix is ignored).
+#[derive(Default)]
+struct DigestHasher(u64);
+
+impl Hasher for DigestHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut word = [0u8; 8];
+        let n = bytes.len().min(8);
+        word[..n].copy_from_slice(&bytes[..n]);
+        self.0 ^= u64::from_le_bytes(word);
+    }
+
+    fn write_usize(&mut self, _length_prefix: usize) {}
+}
+
 /// Every distinct patient key of a decided chunk (what the eligibility check is asked).
 pub(crate) fn chunk_patient_keys(decided: &[DecidedLine]) -> Vec<String> {
     let mut keys: Vec<String> = decided
@@ -390,8 +435,11 @@ pub(crate) fn decide_chunk(
     ctx: &DecideContext<'_>,
 ) -> Vec<DecidedLine> {
     let mut decided = Vec::with_capacity(lines.len());
-    let mut chunk_identities: HashSet<[u8; 16]> = HashSet::new();
-    let mut chunk_contents: HashSet<[u8; 16]> = HashSet::new();
+    let mut chunk_identities: DigestSet = DigestSet::default();
+    let mut chunk_contents: DigestSet = DigestSet::default();
+    // Emptied for each line rather than made anew (they keep their room).
+    let mut line_identities: DigestSet = DigestSet::default();
+    let mut line_contents: DigestSet = DigestSet::default();
     for line in lines {
         if line.is_blank() || line.line_failure.is_some() {
             decided.push(DecidedLine {
@@ -401,8 +449,8 @@ pub(crate) fn decide_chunk(
             continue;
         }
         // Tentative decisions, with the line's own acceptances overlaid on the chunk's.
-        let mut line_identities: HashSet<[u8; 16]> = HashSet::new();
-        let mut line_contents: HashSet<[u8; 16]> = HashSet::new();
+        line_identities.clear();
+        line_contents.clear();
         let mut decisions = Vec::with_capacity(line.entries.len());
         let index = LineIndex::new(&line);
         for entry in &line.entries {
@@ -497,6 +545,13 @@ pub(crate) fn apply_eligibility(
     eligibility: &HashMap<String, Eligibility>,
 ) -> ChunkOutcome {
     let mut out = ChunkOutcome::default();
+    out.rows.reserve(
+        decided
+            .iter()
+            .flat_map(|d| &d.line.entries)
+            .filter_map(|e| e.outcome.as_ref().ok())
+            .flat_map(|prepared| &prepared.rows),
+    );
     for DecidedLine {
         mut line,
         decisions,

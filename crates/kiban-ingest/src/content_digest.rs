@@ -17,22 +17,26 @@ use std::fmt;
 pub(crate) fn content_digest<T: Serialize + ?Sized>(value: &T) -> [u8; 32] {
     let mut encoder = Encoder {
         hasher: Sha256::new(),
-        buffer: Vec::with_capacity(BUFFER),
+        buffer: [0; BUFFER],
+        filled: 0,
     };
     // The encoder never fails; a type whose Serialize impl fails on its own would still be
     // digested up to that point, deterministically.
     let _ = value.serialize(&mut encoder);
-    encoder.hasher.update(&encoder.buffer);
+    encoder.flush();
     encoder.hasher.finalize().into()
 }
 
 /// Bytes gathered before they are hashed (whole blocks are cheaper to hash than fragments).
-const BUFFER: usize = 8192;
+const BUFFER: usize = 2048;
 
-/// The encoder: a buffer in front of the hasher.
+/// The encoder: a buffer in front of the hasher (a fixed array: no allocation per resource,
+/// no capacity checks per byte written).
 struct Encoder {
     hasher: Sha256,
-    buffer: Vec<u8>,
+    buffer: [u8; BUFFER],
+    /// Bytes of `buffer` in use.
+    filled: usize,
 }
 
 /// Never produced: the encoder cannot fail.
@@ -72,31 +76,49 @@ const TAG_I128: u8 = 15;
 const TAG_U128: u8 = 16;
 
 impl Encoder {
+    /// Hashes the buffered bytes. The digest depends only on the byte sequence, not on how
+    /// it is cut into updates.
+    #[inline]
+    fn flush(&mut self) {
+        self.hasher.update(&self.buffer[..self.filled]);
+        self.filled = 0;
+    }
+
     #[inline]
     fn put(&mut self, bytes: &[u8]) {
-        if self.buffer.len() + bytes.len() > BUFFER {
-            self.hasher.update(&self.buffer);
-            self.buffer.clear();
-            if bytes.len() > BUFFER {
-                self.hasher.update(bytes);
-                return;
-            }
+        let end = self.filled + bytes.len();
+        if end <= BUFFER {
+            self.buffer[self.filled..end].copy_from_slice(bytes);
+            self.filled = end;
+            return;
         }
-        self.buffer.extend_from_slice(bytes);
+        self.flush();
+        if bytes.len() >= BUFFER / 2 {
+            // A long value goes to the hasher straight from its place, not through the buffer.
+            self.hasher.update(bytes);
+        } else {
+            self.buffer[..bytes.len()].copy_from_slice(bytes);
+            self.filled = bytes.len();
+        }
     }
 
     #[inline]
     fn tag(&mut self, tag: u8) {
-        if self.buffer.len() == BUFFER {
-            self.hasher.update(&self.buffer);
-            self.buffer.clear();
+        if self.filled == BUFFER {
+            self.flush();
         }
-        self.buffer.push(tag);
+        self.buffer[self.filled] = tag;
+        self.filled += 1;
     }
 
     /// A length as LEB128: one byte for nearly every string of a resource.
     #[inline]
     fn len(&mut self, len: usize) {
+        if len < 0x80 {
+            // One byte, the same as the loop below writes for it.
+            self.tag(len as u8);
+            return;
+        }
         let mut rest = len as u64;
         let mut bytes = [0u8; 10];
         let mut n = 0;

@@ -49,6 +49,24 @@ pub(crate) enum Row {
 }
 
 impl Row {
+    /// The position of the row's table in [`crate::chunk`]'s per-table vectors (0..11, in
+    /// the order of the variants).
+    pub(crate) fn table_slot(&self) -> usize {
+        match self {
+            Row::Identity(_) => 0,
+            Row::Encounter(_) => 1,
+            Row::Condition(_) => 2,
+            Row::MedicationRequest(_) => 3,
+            Row::MedicationDispense(_) => 4,
+            Row::LabObservation(_) => 5,
+            Row::Allergy(_) => 6,
+            Row::Infection(_) => 7,
+            Row::Procedure(_) => 8,
+            Row::Document(_) => 9,
+            Row::Death(_) => 10,
+        }
+    }
+
     pub(crate) fn common_mut(&mut self) -> &mut RowCommon {
         match self {
             Row::Identity(r) => &mut r.common,
