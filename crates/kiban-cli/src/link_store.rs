@@ -61,7 +61,7 @@ pub async fn run(
         meta.close().await;
         match undone? {
             Some(run) => println!(
-                "link: run {} reverted ({} records get back the person they had before)",
+                "link: run {} reverted ({} records get back the person they had before; the review pairs it superseded are open again)",
                 run.id, run.changed_records
             ),
             None => println!("link: no linkage run to revert"),

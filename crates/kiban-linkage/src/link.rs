@@ -377,6 +377,10 @@ pub(crate) const CLUSTER_EVIDENCE_MARGIN: f64 = 8.0;
 /// would have lifted over the cut is found by a second pass ([`score_candidates`]).
 const KEEP_MARGIN: f64 = 6.0;
 
+/// Bits added to a bound computed from evidence kept as `f32` (about 2^-24 of it: far less
+/// than this at any weight a pair can have).
+const F32_ROUNDING_ROOM: f64 = 1e-3;
+
 /// Bins per bit of the weight sums that stand for the streamed pairs in EM. A bin's pairs count
 /// at their mean weight: within 1/16 bit the posterior is near linear in the weight.
 const BINS_PER_BIT: f64 = 16.0;
@@ -623,6 +627,8 @@ struct LiftedPairs {
     weak: usize,
     /// Pairs let go when the floor was raised.
     let_go: u64,
+    /// Pairs compared again (the others were ruled out by their records' bounds).
+    compared: u64,
 }
 
 impl LiftedPairs {
@@ -666,6 +672,7 @@ impl LiftedPairs {
         self.pairs.append(&mut other.pairs);
         self.weak += other.weak;
         self.let_go += other.let_go;
+        self.compared += other.compared;
         self
     }
 }
@@ -946,13 +953,38 @@ fn score_streamed(
     let mut weak_pairs_let_go = 0;
     if second_pass {
         let weak_budget = (options.max_weak_pairs / threads).max(1);
+        // Per record, a bound of its pairs left out once lifted, without the provider pair:
+        // a pair whose two records' bounds cannot reach the floor is not compared again. Most
+        // records' pairs left out are far below it, and comparing is most of the pass's cost.
+        let left_out_bound: Vec<f64> = dropped_by_record
+            .par_iter()
+            .map(|classes| {
+                classes
+                    .iter()
+                    .enumerate()
+                    .map(|(class, slot)| {
+                        let evidence = f64::from(from_ordered_bits(slot.load(Ordering::Relaxed)));
+                        evidence + class_weight(class + 1)
+                    })
+                    .fold(f64::NEG_INFINITY, f64::max)
+                    // The evidence was kept as f32: room for its rounding.
+                    + prior
+                    + F32_ROUNDING_ROOM
+            })
+            .collect();
         let found = block_index.fold_pairs(
             records,
             LiftedPairs::default,
             |found: &mut LiftedPairs, a, b| {
+                let (pa, pb) = providers_of(a, b);
+                let bound = left_out_bound[a as usize].min(left_out_bound[b as usize])
+                    + provider_pairs.weight(pa, pb);
+                if bound < cluster_floor.get() {
+                    return;
+                }
+                found.compared += 1;
                 let (mut pair, kept) = compare_pair(&model, a, b, keep_floor);
                 if !kept {
-                    let (pa, pb) = providers_of(a, b);
                     pair.weight = lifted((pa, pb, pair.household_class() as u8), pair.weight);
                     found.collect(pair, &cluster_floor, threshold_weight, weak_budget);
                 }
@@ -965,6 +997,7 @@ fn score_streamed(
         let LiftedPairs {
             pairs: mut found,
             let_go,
+            compared: compared_again,
             ..
         } = found;
         weak_pairs_let_go = let_go;
@@ -972,6 +1005,7 @@ fn score_streamed(
         tracing::info!(
             elapsed_ms = started.elapsed().as_millis() as u64,
             lifted_pairs = found.len(),
+            compared_again,
             weak_pairs_let_go,
             cluster_floor = cluster_floor.get(),
             "linkage: second pass over the candidates"

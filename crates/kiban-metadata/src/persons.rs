@@ -294,7 +294,9 @@ impl Metadata {
     }
 
     /// Undoes the latest run that is not yet reverted: every record it changed gets back the
-    /// person (and probability and run) it had before; records it saw first lose their link.
+    /// person (and probability and run) it had before; records it saw first lose their link;
+    /// the clerical review pairs it closed as superseded are open again (pairs it proposed stay
+    /// open: they are uncertain pairs of records still in the store).
     /// Returns the run undone, `None` when there is none.
     pub async fn revert_latest_linkage_run(&self) -> Result<Option<LinkageRun>> {
         let mut tx = self.pool.begin().await?;
@@ -330,6 +332,16 @@ impl Metadata {
                     WHERE h.run_id = $1 AND h.provider_id = person_links.provider_id
                       AND h.patient_key = person_links.patient_key)
              WHERE run_id = $1",
+        )
+        .bind(&run.id)
+        .execute(&mut *tx)
+        .await?;
+        // The clerical review pairs the run closed as superseded are waiting again: the links
+        // they were proposed against are back.
+        sqlx::query(
+            "UPDATE linkage_review_pairs SET status = 'open', superseded_by_run = NULL,
+                 superseded_at = NULL
+             WHERE status = 'superseded' AND superseded_by_run = $1",
         )
         .bind(&run.id)
         .execute(&mut *tx)

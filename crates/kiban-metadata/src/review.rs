@@ -725,6 +725,16 @@ pub(crate) mod tests {
         assert_eq!(superseded.len(), 2);
         assert!(superseded.iter().all(|p| p.superseded_by_run == "link-4"));
         assert_eq!(meta.review_decisions().await.unwrap().len(), 1);
+        // Reverting that run opens again the pairs it superseded; the decided pair stays
+        // decided.
+        let undone = meta.revert_latest_linkage_run().await.unwrap().unwrap();
+        assert_eq!(undone.id, "link-4");
+        assert!(meta.superseded_review_pairs(10, 0).await.unwrap().is_empty());
+        let open = meta.open_review_pairs(10, 0).await.unwrap();
+        assert_eq!(open.len(), 3);
+        assert!(open.iter().any(|p| p.left == b && p.right == a));
+        assert!(open.iter().any(|p| p.left == a && p.right == d));
+        assert_eq!(meta.review_decisions().await.unwrap().len(), 1);
 
         assert!(
             meta.insert_review_pairs("link-2", &[pair(a.clone(), a.clone(), 0.5)])
