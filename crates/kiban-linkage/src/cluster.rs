@@ -104,9 +104,10 @@ pub fn cluster(record_count: usize, provider: &[u32], pairs: Vec<ScoredPair>) ->
 
 /// Joins `pairs` into persons like [`cluster`], deciding each merge on the evidence of the two
 /// clusters rather than of one pair: the pair's weight (its identity and household evidence,
-/// which the other pairs between the clusters repeat) plus `flow(x, y)`, the provider-pair
-/// evidence ([`crate::provider_pair`]), of every other record pair across the two clusters (each
-/// pair of providers is a separate observation of where the person went). Two clusters merge
+/// which the other pairs between the clusters repeat) plus the mean of `flow(x, y)`, the
+/// provider-pair evidence ([`crate::provider_pair`]), over every other record pair across the
+/// two clusters (the other providers are one more observation of where the person went, whose
+/// pairs are not independent of each other). Two clusters merge
 /// when that sum reaches `threshold_weight`, so `pairs` may hold pairs below the threshold that
 /// the clusters' other records vouch for, and a pair above it is refused when the clusters'
 /// other providers are ones a person is not seen to use together.
@@ -282,7 +283,7 @@ impl Clusters {
 }
 
 /// Union-find over `pairs`, strongest first, after the must-link pairs of `constraints`: a
-/// merge happens when the pair's weight plus the `flow` of every other record pair across the
+/// merge happens when the pair's weight plus the mean `flow` of the other record pairs across the
 /// two clusters reaches `threshold_weight`, the provider rule allows it and no cannot-link pair
 /// lies across the two clusters. With `existing` persons, their records are joined first and
 /// scored merges of two clusters holding existing records are refused and returned.
@@ -362,12 +363,21 @@ fn join_pairs(
                 refused += 1;
                 continue;
             }
-            let others: f64 = members(next, ra)
+            // The other records' providers are one more observation of where the person
+            // went, not one per record pair: their flows are strongly correlated (a region's
+            // providers), and summing them let clusters of namesakes grow by chaining, each
+            // merge adding more flows (at 10 million records, clusters of up to 20 namesakes).
+            let (others, count) = members(next, ra)
                 .flat_map(|x| members(next, rb).map(move |y| (x, y)))
                 .filter(|&(x, y)| (x, y) != (pair.a, pair.b) && (y, x) != (pair.a, pair.b))
                 .map(|(x, y)| flow(provider[x as usize], provider[y as usize]))
-                .sum();
-            let score = pair.weight + others;
+                .fold((0.0, 0u32), |(sum, n), f| (sum + f, n + 1));
+            let score = pair.weight
+                + if count == 0 {
+                    0.0
+                } else {
+                    others / f64::from(count)
+                };
             if score < threshold_weight {
                 continue;
             }
@@ -500,6 +510,24 @@ mod tests {
         let c = cluster_with_flows(3, &providers, pairs, 1.0, never);
         assert_ne!(c.person[0], c.person[2]);
         assert_eq!(c.persons, 2);
+    }
+
+    #[test]
+    fn other_providers_vouch_once_so_namesakes_do_not_chain_onto_a_person() {
+        // Records 0, 1, 2 (providers 1, 2, 3) are one person. Records 3..=6 (providers 4..=7)
+        // are namesakes, each weakly paired with record 0; every provider pair shares patients.
+        // One observation of the other providers lifts a weak pair by one flow, whatever the
+        // cluster's size: summing a flow per record pair joined every namesake, each merge
+        // lifting the next more.
+        let providers = [1, 2, 3, 4, 5, 6, 7];
+        let mut pairs = vec![pair(0, 1, 20.0), pair(1, 2, 20.0)];
+        pairs.extend((3..=6).map(|r| pair(0, r, -2.0)));
+        let c = cluster_with_flows(7, &providers, pairs, 1.0, |_, _| 1.5);
+        assert_eq!(c.person[0], c.person[2]);
+        for r in 3..=6 {
+            assert_ne!(c.person[r], c.person[0], "record {r}");
+        }
+        assert_eq!(c.persons, 5);
     }
 
     #[test]
