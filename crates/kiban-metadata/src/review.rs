@@ -729,7 +729,12 @@ pub(crate) mod tests {
         // decided.
         let undone = meta.revert_latest_linkage_run().await.unwrap().unwrap();
         assert_eq!(undone.id, "link-4");
-        assert!(meta.superseded_review_pairs(10, 0).await.unwrap().is_empty());
+        assert!(
+            meta.superseded_review_pairs(10, 0)
+                .await
+                .unwrap()
+                .is_empty()
+        );
         let open = meta.open_review_pairs(10, 0).await.unwrap();
         assert_eq!(open.len(), 3);
         assert!(open.iter().any(|p| p.left == b && p.right == a));
