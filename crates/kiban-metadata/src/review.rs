@@ -208,6 +208,20 @@ const PAIR_COLUMNS: &str = "id, run_id, left_provider_id, left_patient_key, righ
      right_patient_key, match_probability, evidence_json, status, decided_by, decided_at, note, \
      created_at";
 
+/// The two records of a review pair's row.
+fn records_of_row(r: &AnyRow) -> Result<(ReviewRecord, ReviewRecord)> {
+    Ok((
+        ReviewRecord {
+            provider_id: r.try_get("left_provider_id")?,
+            patient_key: r.try_get("left_patient_key")?,
+        },
+        ReviewRecord {
+            provider_id: r.try_get("right_provider_id")?,
+            patient_key: r.try_get("right_patient_key")?,
+        },
+    ))
+}
+
 fn pair_from_row(r: &AnyRow) -> Result<ReviewPair> {
     let evidence: String = r.try_get("evidence_json")?;
     let evidence = serde_json::from_str(&evidence).map_err(|e| MetadataError::Invalid {
@@ -215,17 +229,12 @@ fn pair_from_row(r: &AnyRow) -> Result<ReviewPair> {
         detail: e.to_string(),
     })?;
     let status: String = r.try_get("status")?;
+    let (left, right) = records_of_row(r)?;
     Ok(ReviewPair {
         id: r.try_get("id")?,
         run_id: r.try_get("run_id")?,
-        left: ReviewRecord {
-            provider_id: r.try_get("left_provider_id")?,
-            patient_key: r.try_get("left_patient_key")?,
-        },
-        right: ReviewRecord {
-            provider_id: r.try_get("right_provider_id")?,
-            patient_key: r.try_get("right_patient_key")?,
-        },
+        left,
+        right,
         match_probability: r.try_get("match_probability")?,
         evidence,
         status: ReviewStatus::parse(&status)?,
@@ -305,17 +314,12 @@ impl Metadata {
         .await?;
         rows.iter()
             .map(|r| {
+                let (left, right) = records_of_row(r)?;
                 Ok(SupersededReviewPair {
                     id: r.try_get("id")?,
                     run_id: r.try_get("run_id")?,
-                    left: ReviewRecord {
-                        provider_id: r.try_get("left_provider_id")?,
-                        patient_key: r.try_get("left_patient_key")?,
-                    },
-                    right: ReviewRecord {
-                        provider_id: r.try_get("right_provider_id")?,
-                        patient_key: r.try_get("right_patient_key")?,
-                    },
+                    left,
+                    right,
                     match_probability: r.try_get("match_probability")?,
                     superseded_by_run: r
                         .try_get::<Option<String>, _>("superseded_by_run")?
