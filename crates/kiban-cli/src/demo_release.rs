@@ -84,9 +84,25 @@ pub async fn run(
         diagnosis_m: None,
         report: Some(report_path),
     };
-    let (report, report_path) = crate::deidentify::release(store, meta, collection, keys, &args)
-        .await
-        .context("anonymized release")?;
+    let released = crate::deidentify::release(store, meta, collection, keys, &args).await;
+    // Too few persons for k with exact visit counts is the population's limit, not a fault:
+    // the demo says so and goes on to serve what it has (nothing of a release is written).
+    if let Err(e) = &released
+        && e.chain().any(|cause| {
+            matches!(
+                cause.downcast_ref::<kiban_anonymize::AnonymizeError>(),
+                Some(kiban_anonymize::AnonymizeError::NoSolution)
+            )
+        })
+    {
+        println!(
+            "  release: not made: too few persons for k = {} within {} % suppression (exact visit counts); run the demo with more persons (default 20,000) / 匿名加工データは作成されませんでした（対象者が少なすぎます）",
+            args.k,
+            args.max_suppression * 100.0
+        );
+        return Ok(());
+    }
+    let (report, report_path) = released.context("anonymized release")?;
     println!(
         "  release: anonymized data for project {DEMO_PROJECT} -> {} ({} persons; rare codes recoded, dates shifted, free text removed)",
         release_dir.display(),
