@@ -87,6 +87,11 @@ pub async fn run(args: LinkArgs) -> Result<()> {
         args.threshold,
         report.merges_refused_same_provider
     );
+    for warning in &report.model_warnings {
+        println!(
+            "  WARNING: {warning} / 警告: 学習したモデルが一致の集団を捉えていません（リンク結果は信頼できません）"
+        );
+    }
     if report.weak_pairs_let_go > 0 {
         println!(
             "  memory budget: {} weak candidate pairs (match probability under {:.4}) left out of clustering (--max-weak-pairs)",

@@ -87,9 +87,17 @@ pub async fn run(
                 RunKind::Full {
                     reason,
                     pairs_compared,
-                } => println!(
-                    "  full relink ({reason}): {pairs_compared} candidate pairs compared; the learned model is kept for incremental runs"
-                ),
+                    model_warnings,
+                } => {
+                    println!(
+                        "  full relink ({reason}): {pairs_compared} candidate pairs compared; the learned model is kept for incremental runs"
+                    );
+                    for warning in model_warnings {
+                        println!(
+                            "  WARNING: {warning} / 警告: 学習したモデルが一致の集団を捉えていません（リンク結果は信頼できません）"
+                        );
+                    }
+                }
                 RunKind::Incremental(r) => println!(
                     "  incremental: {} new records, {} joined existing persons, {} new persons, pairs scored {} (the candidate pairs with a new record, the only ones enumerated); {} merges of existing persons proposed for review instead",
                     r.new_records,
@@ -139,6 +147,8 @@ pub(crate) enum RunKind {
         reason: String,
         /// Candidate pairs compared.
         pairs_compared: u64,
+        /// Signs that the learned model is not of the matches (empty when plausible).
+        model_warnings: Vec<String>,
     },
     /// New records linked onto the existing persons with the kept model.
     Incremental(IncrementalReport),
@@ -300,6 +310,7 @@ pub(crate) async fn link_in_place_with(
                 run_kind: RunKind::Full {
                     reason,
                     pairs_compared: r.pairs_compared,
+                    model_warnings: r.model_warnings.clone(),
                 },
                 must_links: (r.must_links_applied, r.must_links_refused),
                 merges_refused_cannot_link: r.merges_refused_cannot_link,

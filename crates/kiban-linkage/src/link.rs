@@ -178,6 +178,9 @@ pub struct LinkReport {
     pub cluster_floor_probability: f64,
     /// Pairs over the clustering cut left out under the raised floor.
     pub weak_pairs_let_go: u64,
+    /// Signs that the trained model is not of the matches
+    /// ([`ModelParameters::implausible_fields`]); empty when it is plausible.
+    pub model_warnings: Vec<String>,
     /// Pairs at or above the match threshold.
     pub pairs_above_threshold: u64,
     /// Merges made.
@@ -1224,6 +1227,7 @@ pub fn link_records_with(
         persons = clustering.persons,
         "linkage: clustered"
     );
+    let model_warnings = model.implausible_fields();
     let report = LinkReport {
         records: records.len() as u64,
         linkable_records: linkable.len() as u64,
@@ -1243,6 +1247,7 @@ pub fn link_records_with(
         pairs_let_go,
         cluster_floor_probability: probability_of_weight(cluster_floor),
         weak_pairs_let_go,
+        model_warnings,
         pairs_above_threshold,
         merges: clustering.merges,
         merges_refused_same_provider: clustering.merges_refused_same_provider,
@@ -1680,6 +1685,16 @@ mod tests {
             sessions: Vec::new(),
             random_pairs: 0,
         }
+    }
+
+    #[test]
+    fn a_model_whose_matches_rarely_agree_exactly_is_reported_implausible() {
+        assert!(model(0.93, 0.99).implausible_fields().is_empty());
+        // Where EM settled on namesakes of a birth year (10 million records).
+        let warnings = model(0.11, 0.015).implausible_fields();
+        assert_eq!(warnings.len(), 2);
+        assert!(warnings[0].contains("name") && warnings[0].contains("11.0 %"));
+        assert!(warnings[1].contains("birth_date"));
     }
 
     #[test]

@@ -410,7 +410,37 @@ impl ModelParameters {
     pub fn prior_weight(&self) -> f64 {
         (self.match_prior / (1.0 - self.match_prior)).log2()
     }
+
+    /// Signs that EM settled on a class other than the matches: in identity data typed by
+    /// providers most records of one person agree exactly on the name and on the birth date,
+    /// so a class in which fewer than [`PLAUSIBLE_EXACT_SHARE`] do is another one (namesakes of
+    /// a birth year, when the training blocks hold too few matches). One message per field,
+    /// with the share; empty when the model is plausible.
+    pub fn implausible_fields(&self) -> Vec<String> {
+        self.fields
+            .iter()
+            .filter(|f| matches!(f.field, Field::Name | Field::BirthDate))
+            .filter_map(|f| {
+                let exact = f.m.first().copied().unwrap_or(0.0);
+                (exact < PLAUSIBLE_EXACT_SHARE).then(|| {
+                    format!(
+                        "EM found only {:.1} % of matches agreeing exactly on {} (trained by {}): \
+                         it settled on another class than the matches, and the links are not \
+                         trustworthy",
+                        exact * 100.0,
+                        f.field.name(),
+                        f.trained_by.join(", ")
+                    )
+                })
+            })
+            .collect()
+    }
 }
+
+/// The share of matches agreeing exactly on the name and on the birth date below which the
+/// trained model is reported implausible ([`ModelParameters::implausible_fields`]). Measured on
+/// the synthetic populations: 0.93 and 0.99 at 1M records; 0.11 and 0.015 where EM failed.
+pub const PLAUSIBLE_EXACT_SHARE: f64 = 0.5;
 
 /// The probability of a match from a total weight (prior included).
 pub fn probability_of_weight(weight: f64) -> f64 {

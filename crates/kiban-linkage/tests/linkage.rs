@@ -32,6 +32,11 @@ fn a_synthetic_population_links_above_the_acceptance_floors() {
     assert_eq!(report.records, summary.records);
     assert!(report.pairs_compared > 0);
     assert!(report.model.sessions.iter().all(|s| s.converged));
+    assert!(
+        report.model_warnings.is_empty(),
+        "{:?}",
+        report.model_warnings
+    );
     let e = evaluate_files(&links, &summary.truth_path).unwrap();
     assert_eq!(e.records, summary.records);
     assert!(e.pairwise_precision >= 0.995, "{e:?}");
