@@ -3,8 +3,8 @@
 
 use crate::support::{kiban, run_ok};
 
-#[test]
-fn synthetic_identity_records_link_into_their_persons() {
+/// A folder with `kiban synth --identity-csv` of 1,500 persons (records and truth).
+fn synthetic_identity_csv() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     run_ok(
         kiban()
@@ -19,6 +19,12 @@ fn synthetic_identity_records_link_into_their_persons() {
             ])
             .arg(dir.path()),
     );
+    dir
+}
+
+#[test]
+fn synthetic_identity_records_link_into_their_persons() {
+    let dir = synthetic_identity_csv();
     let records = dir.path().join("identity_records.csv");
     let links = dir.path().join("links.csv");
     let out = run_ok(
@@ -48,20 +54,7 @@ fn synthetic_identity_records_link_into_their_persons() {
 /// `--review-out` writes the uncertain pairs beside the links: levels and weights, never a value.
 #[test]
 fn the_uncertain_pairs_of_a_csv_linkage_are_written_for_review() {
-    let dir = tempfile::tempdir().unwrap();
-    run_ok(
-        kiban()
-            .args([
-                "synth",
-                "--persons",
-                "1500",
-                "--seed",
-                "11",
-                "--identity-csv",
-                "--out",
-            ])
-            .arg(dir.path()),
-    );
+    let dir = synthetic_identity_csv();
     let records = dir.path().join("identity_records.csv");
     let out_dir = dir.path().join("out");
     std::fs::create_dir(&out_dir).unwrap();

@@ -1034,7 +1034,7 @@ fn score_streamed(
             .map(|&q| provider_pairs.weight(p, q))
             .fold(f64::NEG_INFINITY, f64::max);
     }
-    let strongest_dropped: Vec<f64> = dropped_by_record
+    let mut strongest_dropped: Vec<f64> = dropped_by_record
         .into_par_iter()
         .enumerate()
         .map(|(r, classes)| {
@@ -1056,7 +1056,6 @@ fn score_streamed(
     // Under a raised floor, the pairs of the first pass are left out alike: clustering sees
     // every pair from the floor up and none under it, and each pair left out still bounds its
     // records' strongest pair left out.
-    let mut strongest_dropped = strongest_dropped;
     if cluster_floor > cut {
         pairs.retain(|p| {
             if p.weight >= cluster_floor {
@@ -1763,6 +1762,27 @@ mod tests {
             pairs.sort_by_key(|p| (p.0, p.1));
             pairs
         };
+        // The same pairs with the same weights.
+        let assert_same = |x: &[(u32, u32, f64)], y: &[(u32, u32, f64)]| {
+            assert_eq!(x.len(), y.len());
+            for (p, q) in x.iter().zip(y) {
+                assert_eq!((p.0, p.1), (q.0, q.1));
+                assert!((p.2 - q.2).abs() < 1e-6, "{p:?} {q:?}");
+            }
+        };
+        // A record's bound on its pairs left out is above each of those pairs' weights.
+        let assert_left_out_bounded = |all: &ScoredCandidates, scored: &ScoredCandidates| {
+            let kept: rustc_hash::FxHashSet<(u32, u32)> =
+                scored.pairs.iter().map(|p| (p.a, p.b)).collect();
+            for p in all.pairs.iter().filter(|p| !kept.contains(&(p.a, p.b))) {
+                for r in [p.a, p.b] {
+                    assert!(
+                        scored.strongest_dropped[r as usize] >= p.weight - 1e-4,
+                        "{p:?}"
+                    );
+                }
+            }
+        };
         // Everything kept: as if all pairs were in memory.
         let all = score_streamed(&loaded, &linkable, &options, 1_000.0);
         assert_eq!(all.pairs.len() as u64, all.pairs_compared);
@@ -1787,11 +1807,7 @@ mod tests {
         }
         let (x, y) = (eligible(&all), eligible(&few));
         assert!(x.len() > 1_000, "{}", x.len());
-        assert_eq!(x.len(), y.len());
-        for (p, q) in x.iter().zip(&y) {
-            assert_eq!((p.0, p.1), (q.0, q.1));
-            assert!((p.2 - q.2).abs() < 1e-6, "{p:?} {q:?}");
-        }
+        assert_same(&x, &y);
         // The default margin gives the same persons as keeping everything.
         let default = score_candidates(&loaded, &linkable, &options);
         assert_eq!(eligible(&default).len(), x.len());
@@ -1809,11 +1825,7 @@ mod tests {
         assert!(tight.pairs_let_go > 0);
         assert_eq!(default.pairs_let_go, 0);
         let z = eligible(&tight);
-        assert_eq!(z.len(), x.len());
-        for (p, q) in x.iter().zip(&z) {
-            assert_eq!((p.0, p.1), (q.0, q.1));
-            assert!((p.2 - q.2).abs() < 1e-6, "{p:?} {q:?}");
-        }
+        assert_same(&x, &z);
         assert_eq!(default.weak_pairs_let_go, 0);
         assert_eq!(default.cluster_floor, cut);
         // With few pairs kept while streaming (the second pass then finds most of those over
@@ -1844,52 +1856,13 @@ mod tests {
         assert!(over_floor.iter().filter(|p| p.2 >= threshold).count() > 100);
         assert!(over_floor.len() < x.len());
         assert!(weak.pairs.iter().all(|p| p.weight >= weak.cluster_floor));
-        let w = eligible(&weak);
-        assert_eq!(w.len(), over_floor.len());
-        for (p, q) in over_floor.iter().zip(&w) {
-            assert_eq!((p.0, p.1), (q.0, q.1));
-            assert!((p.2 - q.2).abs() < 1e-6, "{p:?} {q:?}");
-        }
-        let weak_kept: rustc_hash::FxHashSet<(u32, u32)> =
-            weak.pairs.iter().map(|p| (p.a, p.b)).collect();
-        for p in all
-            .pairs
-            .iter()
-            .filter(|p| !weak_kept.contains(&(p.a, p.b)))
-        {
-            for r in [p.a, p.b] {
-                assert!(
-                    weak.strongest_dropped[r as usize] >= p.weight - 1e-4,
-                    "{p:?}"
-                );
-            }
-        }
+        assert_same(&over_floor, &eligible(&weak));
+        assert_left_out_bounded(&all, &weak);
         let tight_kept: rustc_hash::FxHashSet<(u32, u32)> =
             tight.pairs.iter().map(|p| (p.a, p.b)).collect();
         assert_eq!(tight_kept.len(), tight.pairs.len(), "a pair kept twice");
-        for p in all
-            .pairs
-            .iter()
-            .filter(|p| !tight_kept.contains(&(p.a, p.b)))
-        {
-            for r in [p.a, p.b] {
-                assert!(
-                    tight.strongest_dropped[r as usize] >= p.weight - 1e-4,
-                    "{p:?}"
-                );
-            }
-        }
-        // A record's bound on its pairs left out is above each of those pairs' weights.
-        let kept: rustc_hash::FxHashSet<(u32, u32)> =
-            few.pairs.iter().map(|p| (p.a, p.b)).collect();
-        for p in all.pairs.iter().filter(|p| !kept.contains(&(p.a, p.b))) {
-            for r in [p.a, p.b] {
-                assert!(
-                    few.strongest_dropped[r as usize] >= p.weight - 1e-4,
-                    "{p:?}"
-                );
-            }
-        }
+        assert_left_out_bounded(&all, &tight);
+        assert_left_out_bounded(&all, &few);
     }
 
     #[test]
