@@ -258,7 +258,10 @@ fn a_badly_typed_value_is_named_by_line_not_by_value() {
         stderr.contains("line 3") && stderr.contains("`age`"),
         "{stderr}"
     );
-    assert!(!stderr.contains("3l"), "{stderr}");
+    // The temporary directory's random name may itself contain the value's
+    // characters, so only the message without the path is searched.
+    let message = stderr.replace(&data.display().to_string(), "<data.csv>");
+    assert!(!message.contains("3l"), "{stderr}");
     assert!(!out.path().join("release.csv").exists());
 }
 
