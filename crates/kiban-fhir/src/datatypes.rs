@@ -4,6 +4,7 @@
 //! serialization loses nothing.
 
 use kiban_model::{CodeSystem, canonical_code_system};
+use std::borrow::Cow;
 
 /// Whether an optional element is absent and must be left out of the JSON.
 ///
@@ -26,6 +27,10 @@ impl<T> Absent for Vec<T> {
 }
 
 /// Declares a FHIR element struct: camelCase names, absent elements skipped, unknown elements kept.
+///
+/// Every struct borrows its strings from the JSON text it was read from (`'a`): a string
+/// without escapes is a slice of the input, so reading a resource allocates only for its
+/// vectors, boxes and escaped strings. Structs built in code hold owned strings (`'static`).
 ///
 /// Deserialization is written out here rather than derived: serde's `flatten` (which would keep
 /// unknown elements) buffers every object into an intermediate tree first, which made parsing
@@ -58,7 +63,7 @@ macro_rules! fhir_struct {
         $(#[$meta])*
         #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
         #[serde(rename_all = "camelCase")]
-        pub struct $name {
+        pub struct $name<'a> {
             $(
                 $(#[$fmeta])*
                 #[serde(skip_serializing_if = "crate::datatypes::Absent::is_absent")]
@@ -69,18 +74,18 @@ macro_rules! fhir_struct {
             pub extra: serde_json::Map<String, serde_json::Value>,
         }
 
-        impl<'de> serde::Deserialize<'de> for $name {
+        impl<'de: 'a, 'a> serde::Deserialize<'de> for $name<'a> {
             fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                struct ElementVisitor;
-                impl<'de> serde::de::Visitor<'de> for ElementVisitor {
-                    type Value = $name;
+                struct ElementVisitor<'a>(std::marker::PhantomData<&'a ()>);
+                impl<'de: 'a, 'a> serde::de::Visitor<'de> for ElementVisitor<'a> {
+                    type Value = $name<'a>;
                     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                         f.write_str(concat!("a FHIR ", stringify!($name), " object"))
                     }
                     fn visit_map<A: serde::de::MapAccess<'de>>(
                         self,
                         mut map: A,
-                    ) -> Result<$name, A::Error> {
+                    ) -> Result<$name<'a>, A::Error> {
                         let mut out = $name::default();
                         while let Some(key) = map.next_key::<$crate::datatypes::JsonKey<'de>>()? {
                             let key = key.0;
@@ -91,7 +96,9 @@ macro_rules! fhir_struct {
                                             const { $crate::datatypes::json_name!($field) },
                                         ));
                                     }
-                                    out.$field = map.next_value()?;
+                                    out.$field = map.next_value_seed(
+                                        $crate::datatypes::ElementSeed::<$ty>::new(),
+                                    )?;
                                     continue;
                                 }
                             )*
@@ -105,7 +112,41 @@ macro_rules! fhir_struct {
                         Ok(out)
                     }
                 }
-                deserializer.deserialize_map(ElementVisitor)
+                deserializer.deserialize_map(ElementVisitor(std::marker::PhantomData))
+            }
+        }
+
+        impl<'a> $crate::datatypes::IntoStatic for $name<'a> {
+            type Static = $name<'static>;
+            fn into_static(self) -> $name<'static> {
+                $name {
+                    $($field: $crate::datatypes::IntoStatic::into_static(self.$field),)*
+                    extra: self.extra,
+                }
+            }
+        }
+
+        impl<'de: 'a, 'a> $crate::datatypes::Element<'de> for Option<$name<'a>> {
+            fn deserialize_element<D: serde::Deserializer<'de>>(
+                deserializer: D,
+            ) -> Result<Self, D::Error> {
+                serde::Deserialize::deserialize(deserializer)
+            }
+        }
+
+        impl<'de: 'a, 'a> $crate::datatypes::Element<'de> for Option<Box<$name<'a>>> {
+            fn deserialize_element<D: serde::Deserializer<'de>>(
+                deserializer: D,
+            ) -> Result<Self, D::Error> {
+                serde::Deserialize::deserialize(deserializer)
+            }
+        }
+
+        impl<'de: 'a, 'a> $crate::datatypes::Element<'de> for Vec<$name<'a>> {
+            fn deserialize_element<D: serde::Deserializer<'de>>(
+                deserializer: D,
+            ) -> Result<Self, D::Error> {
+                serde::Deserialize::deserialize(deserializer)
             }
         }
     };
@@ -167,30 +208,177 @@ pub(crate) const fn camel_bytes<const N: usize>(snake: &str) -> [u8; N] {
 }
 
 /// An object key, borrowed from the input when it has no escapes (no allocation per key).
-pub(crate) struct JsonKey<'de>(pub std::borrow::Cow<'de, str>);
+pub(crate) struct JsonKey<'de>(pub Cow<'de, str>);
 
 impl<'de> serde::Deserialize<'de> for JsonKey<'de> {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct KeyVisitor;
-        impl<'de> serde::de::Visitor<'de> for KeyVisitor {
-            type Value = JsonKey<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("an element name")
-            }
-            fn visit_borrowed_str<E: serde::de::Error>(
-                self,
-                v: &'de str,
-            ) -> Result<Self::Value, E> {
-                Ok(JsonKey(std::borrow::Cow::Borrowed(v)))
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(JsonKey(std::borrow::Cow::Owned(v.to_owned())))
-            }
-            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Self::Value, E> {
-                Ok(JsonKey(std::borrow::Cow::Owned(v)))
-            }
+        deserializer
+            .deserialize_str(StrVisitor("an element name"))
+            .map(JsonKey)
+    }
+}
+
+/// A string value, borrowed from the input when it has no escapes.
+struct BorrowedStr<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for BorrowedStr<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // "a string" is what serde's own `String` expects: error messages stay the same.
+        deserializer
+            .deserialize_string(StrVisitor("a string"))
+            .map(BorrowedStr)
+    }
+}
+
+/// Reads a string, borrowing it from the input when the deserializer can lend it.
+struct StrVisitor(&'static str);
+
+impl<'de> serde::de::Visitor<'de> for StrVisitor {
+    type Value = Cow<'de, str>;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+    fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v))
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_owned()))
+    }
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v))
+    }
+    fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Self::Value, E> {
+        // As serde's `String` does: bytes are taken when they are UTF-8.
+        match std::str::from_utf8(v) {
+            Ok(s) => Ok(Cow::Owned(s.to_owned())),
+            Err(_) => Err(E::invalid_value(serde::de::Unexpected::Bytes(v), &self)),
         }
-        deserializer.deserialize_str(KeyVisitor)
+    }
+    fn visit_borrowed_bytes<E: serde::de::Error>(self, v: &'de [u8]) -> Result<Self::Value, E> {
+        match std::str::from_utf8(v) {
+            Ok(s) => Ok(Cow::Borrowed(s)),
+            Err(_) => Err(E::invalid_value(serde::de::Unexpected::Bytes(v), &self)),
+        }
+    }
+    fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Self::Value, E> {
+        match String::from_utf8(v) {
+            Ok(s) => Ok(Cow::Owned(s)),
+            Err(e) => Err(E::invalid_value(
+                serde::de::Unexpected::Bytes(&e.into_bytes()),
+                &self,
+            )),
+        }
+    }
+}
+
+/// How an element of a FHIR struct is read: strings borrowed from the input (serde's own
+/// `Cow<str>` would always copy them), everything else as serde reads it.
+pub trait Element<'de>: Sized {
+    /// Reads the element's value.
+    fn deserialize_element<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error>;
+}
+
+impl<'de: 'a, 'a> Element<'de> for Option<Cow<'a, str>> {
+    fn deserialize_element<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value: Option<BorrowedStr<'a>> = serde::Deserialize::deserialize(deserializer)?;
+        Ok(value.map(|s| s.0))
+    }
+}
+
+impl<'de: 'a, 'a> Element<'de> for Vec<Cow<'a, str>> {
+    fn deserialize_element<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let values: Vec<BorrowedStr<'a>> = serde::Deserialize::deserialize(deserializer)?;
+        Ok(values.into_iter().map(|s| s.0).collect())
+    }
+}
+
+/// Elements read as serde reads them (numbers, booleans).
+macro_rules! plain_elements {
+    ($($ty:ty),*) => {
+        $(
+            impl<'de> Element<'de> for $ty {
+                fn deserialize_element<D: serde::Deserializer<'de>>(
+                    deserializer: D,
+                ) -> Result<Self, D::Error> {
+                    serde::Deserialize::deserialize(deserializer)
+                }
+            }
+        )*
+    };
+}
+plain_elements!(
+    Option<bool>,
+    Option<i64>,
+    Option<u32>,
+    Option<u64>,
+    Option<f64>
+);
+
+/// Conversion of a value that may borrow from its JSON text into one that owns all its strings
+/// (`'static`), to keep it after the text is gone.
+pub trait IntoStatic {
+    /// The owning form.
+    type Static: 'static;
+    /// Copies every borrowed string; owned strings are moved, not copied.
+    fn into_static(self) -> Self::Static;
+}
+
+impl IntoStatic for Cow<'_, str> {
+    type Static = Cow<'static, str>;
+    fn into_static(self) -> Cow<'static, str> {
+        Cow::Owned(self.into_owned())
+    }
+}
+
+impl<T: IntoStatic> IntoStatic for Option<T> {
+    type Static = Option<T::Static>;
+    fn into_static(self) -> Self::Static {
+        self.map(T::into_static)
+    }
+}
+
+impl<T: IntoStatic> IntoStatic for Vec<T> {
+    type Static = Vec<T::Static>;
+    fn into_static(self) -> Self::Static {
+        self.into_iter().map(T::into_static).collect()
+    }
+}
+
+impl<T: IntoStatic> IntoStatic for Box<T> {
+    type Static = Box<T::Static>;
+    fn into_static(self) -> Self::Static {
+        Box::new((*self).into_static())
+    }
+}
+
+/// Values that hold no borrowed text.
+macro_rules! static_values {
+    ($($ty:ty),*) => {
+        $(
+            impl IntoStatic for $ty {
+                type Static = $ty;
+                fn into_static(self) -> $ty {
+                    self
+                }
+            }
+        )*
+    };
+}
+static_values!(bool, i64, u32, u64, f64);
+
+/// The seed that reads one element of type `T` (see [`Element`]).
+pub(crate) struct ElementSeed<T>(std::marker::PhantomData<T>);
+
+impl<T> ElementSeed<T> {
+    pub(crate) fn new() -> Self {
+        ElementSeed(std::marker::PhantomData)
+    }
+}
+
+impl<'de, T: Element<'de>> serde::de::DeserializeSeed<'de> for ElementSeed<T> {
+    type Value = T;
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<T, D::Error> {
+        T::deserialize_element(deserializer)
     }
 }
 
@@ -202,13 +390,13 @@ fhir_struct! {
     /// An extension (`Extension`): a URL and one `value[x]` or nested extensions.
     pub struct Extension {
         /// Identifies the meaning of the extension (required).
-        url: Option<String>,
+        url: Option<Cow<'a, str>>,
         /// Nested extensions (complex extension).
-        extension: Vec<Extension>,
+        extension: Vec<Extension<'a>>,
         /// `valueCode`.
-        value_code: Option<String>,
+        value_code: Option<Cow<'a, str>>,
         /// `valueString`.
-        value_string: Option<String>,
+        value_string: Option<Cow<'a, str>>,
         /// `valueBoolean`.
         value_boolean: Option<bool>,
         /// `valueInteger`.
@@ -216,40 +404,40 @@ fhir_struct! {
         /// `valueDecimal`.
         value_decimal: Option<f64>,
         /// `valueDate`.
-        value_date: Option<String>,
+        value_date: Option<Cow<'a, str>>,
         /// `valueDateTime`.
-        value_date_time: Option<String>,
+        value_date_time: Option<Cow<'a, str>>,
         /// `valueUri`.
-        value_uri: Option<String>,
+        value_uri: Option<Cow<'a, str>>,
         /// `valueCoding`.
-        value_coding: Option<Coding>,
+        value_coding: Option<Coding<'a>>,
         /// `valueCodeableConcept`.
-        value_codeable_concept: Option<CodeableConcept>,
+        value_codeable_concept: Option<CodeableConcept<'a>>,
         /// `valueIdentifier`.
-        value_identifier: Option<Identifier>,
+        value_identifier: Option<Identifier<'a>>,
         /// `valueReference`.
-        value_reference: Option<Reference>,
+        value_reference: Option<Reference<'a>>,
         /// `valuePeriod`.
-        value_period: Option<Period>,
+        value_period: Option<Period<'a>>,
         /// `valueQuantity`.
-        value_quantity: Option<Quantity>,
+        value_quantity: Option<Quantity<'a>>,
     }
 }
 
-impl Extension {
+impl<'a> Extension<'a> {
     /// A simple extension carrying a `valueCode`.
     pub fn code(url: &str, code: &str) -> Self {
         Extension {
-            url: Some(url.to_owned()),
-            value_code: Some(code.to_owned()),
+            url: Some(Cow::Owned(url.to_owned())),
+            value_code: Some(Cow::Owned(code.to_owned())),
             ..Default::default()
         }
     }
 
     /// A simple extension carrying a `valueCodeableConcept`.
-    pub fn codeable_concept(url: &str, concept: CodeableConcept) -> Self {
+    pub fn codeable_concept(url: &str, concept: CodeableConcept<'a>) -> Self {
         Extension {
-            url: Some(url.to_owned()),
+            url: Some(Cow::Owned(url.to_owned())),
             value_codeable_concept: Some(concept),
             ..Default::default()
         }
@@ -297,19 +485,19 @@ fhir_struct! {
     /// A reference to a code defined by a terminology system (`Coding`).
     pub struct Coding {
         /// Identity of the terminology system (URI).
-        system: Option<String>,
+        system: Option<Cow<'a, str>>,
         /// Version of the system.
-        version: Option<String>,
+        version: Option<Cow<'a, str>>,
         /// Symbol in syntax defined by the system.
-        code: Option<String>,
+        code: Option<Cow<'a, str>>,
         /// Representation defined by the system.
-        display: Option<String>,
+        display: Option<Cow<'a, str>>,
         /// If this coding was chosen directly by the user.
         user_selected: Option<bool>,
     }
 }
 
-impl Coding {
+impl<'a> Coding<'a> {
     /// A coding in a recognized system, written with its canonical URL.
     pub fn new(system: CodeSystem, code: &str, display: &str) -> Self {
         Self::with_system(system.url(), code, display)
@@ -318,9 +506,9 @@ impl Coding {
     /// A coding in an arbitrary system URI.
     pub fn with_system(system: &str, code: &str, display: &str) -> Self {
         Coding {
-            system: Some(system.to_owned()),
-            code: Some(code.to_owned()),
-            display: (!display.is_empty()).then(|| display.to_owned()),
+            system: Some(Cow::Owned(system.to_owned())),
+            code: Some(Cow::Owned(code.to_owned())),
+            display: (!display.is_empty()).then(|| Cow::Owned(display.to_owned())),
             ..Default::default()
         }
     }
@@ -345,15 +533,15 @@ fhir_struct! {
     /// A concept defined by codings and/or text (`CodeableConcept`).
     pub struct CodeableConcept {
         /// Codes defined by terminology systems.
-        coding: Vec<Coding>,
+        coding: Vec<Coding<'a>>,
         /// Plain-text representation of the concept.
-        text: Option<String>,
+        text: Option<Cow<'a, str>>,
     }
 }
 
-impl CodeableConcept {
+impl<'a> CodeableConcept<'a> {
     /// A concept with one coding.
-    pub fn from_coding(coding: Coding) -> Self {
+    pub fn from_coding(coding: Coding<'a>) -> Self {
         CodeableConcept {
             coding: vec![coding],
             ..Default::default()
@@ -361,10 +549,10 @@ impl CodeableConcept {
     }
 
     /// A concept with several codings and an optional text.
-    pub fn from_codings(coding: Vec<Coding>, text: Option<&str>) -> Self {
+    pub fn from_codings(coding: Vec<Coding<'a>>, text: Option<&str>) -> Self {
         CodeableConcept {
             coding,
-            text: text.map(str::to_owned),
+            text: text.map(|text| Cow::Owned(text.to_owned())),
             ..Default::default()
         }
     }
@@ -375,12 +563,12 @@ impl CodeableConcept {
     }
 
     /// The first coding in `system`, matching its URL and OID spellings.
-    pub fn coding_in(&self, system: CodeSystem) -> Option<&Coding> {
+    pub fn coding_in(&self, system: CodeSystem) -> Option<&Coding<'a>> {
         self.coding.iter().find(|c| c.is_in(system))
     }
 
     /// All codings in `system`, matching its URL and OID spellings.
-    pub fn codings_in(&self, system: CodeSystem) -> impl Iterator<Item = &Coding> {
+    pub fn codings_in(&self, system: CodeSystem) -> impl Iterator<Item = &Coding<'a>> {
         self.coding.iter().filter(move |c| c.is_in(system))
     }
 
@@ -390,7 +578,7 @@ impl CodeableConcept {
     }
 
     /// The first coding with exactly this system URI (for systems kiban does not alias).
-    pub fn coding_with_system(&self, system: &str) -> Option<&Coding> {
+    pub fn coding_with_system(&self, system: &str) -> Option<&Coding<'a>> {
         self.coding
             .iter()
             .find(|c| c.system.as_deref() == Some(system))
@@ -407,27 +595,27 @@ fhir_struct! {
     pub struct Identifier {
         /// usual | official | temp | secondary | old.
         #[serde(rename = "use")]
-        use_: Option<String>,
+        use_: Option<Cow<'a, str>>,
         /// Description of the identifier.
         #[serde(rename = "type")]
-        type_: Option<CodeableConcept>,
+        type_: Option<CodeableConcept<'a>>,
         /// The namespace of the value (URI).
-        system: Option<String>,
+        system: Option<Cow<'a, str>>,
         /// The value that is unique.
-        value: Option<String>,
+        value: Option<Cow<'a, str>>,
         /// Time period when the id is valid.
-        period: Option<Period>,
+        period: Option<Period<'a>>,
         /// Organization that issued the id.
-        assigner: Option<Box<Reference>>,
+        assigner: Option<Box<Reference<'a>>>,
     }
 }
 
-impl Identifier {
+impl<'a> Identifier<'a> {
     /// An identifier with a system and value.
     pub fn new(system: &str, value: &str) -> Self {
         Identifier {
-            system: Some(system.to_owned()),
-            value: Some(value.to_owned()),
+            system: Some(Cow::Owned(system.to_owned())),
+            value: Some(Cow::Owned(value.to_owned())),
             ..Default::default()
         }
     }
@@ -470,26 +658,26 @@ fhir_struct! {
     /// by the name-representation extension.
     pub struct HumanName {
         /// Extensions, e.g. the name-representation extension.
-        extension: Vec<Extension>,
+        extension: Vec<Extension<'a>>,
         /// usual | official | temp | nickname | anonymous | old | maiden.
         #[serde(rename = "use")]
-        use_: Option<String>,
+        use_: Option<Cow<'a, str>>,
         /// Full text representation, e.g. `山田 太郎`.
-        text: Option<String>,
+        text: Option<Cow<'a, str>>,
         /// Family name (surname).
-        family: Option<String>,
+        family: Option<Cow<'a, str>>,
         /// Given names.
-        given: Vec<String>,
+        given: Vec<Cow<'a, str>>,
         /// Parts that come before the name.
-        prefix: Vec<String>,
+        prefix: Vec<Cow<'a, str>>,
         /// Parts that come after the name.
-        suffix: Vec<String>,
+        suffix: Vec<Cow<'a, str>>,
         /// Time period when the name was in use.
-        period: Option<Period>,
+        period: Option<Period<'a>>,
     }
 }
 
-impl HumanName {
+impl<'a> HumanName<'a> {
     /// A name in the given representation, with `text` = `family given` (JP Core style).
     pub fn with_representation(
         representation: NameRepresentation,
@@ -501,10 +689,10 @@ impl HumanName {
                 NAME_REPRESENTATION_EXTENSION_URL,
                 representation.code(),
             )],
-            use_: Some("official".to_owned()),
-            text: Some(format!("{family} {given}")),
-            family: Some(family.to_owned()),
-            given: vec![given.to_owned()],
+            use_: Some(Cow::Owned("official".to_owned())),
+            text: Some(Cow::Owned(format!("{family} {given}"))),
+            family: Some(Cow::Owned(family.to_owned())),
+            given: vec![Cow::Owned(given.to_owned())],
             ..Default::default()
         }
     }
@@ -528,29 +716,29 @@ fhir_struct! {
     /// A postal address (`Address`).
     pub struct Address {
         /// Extensions.
-        extension: Vec<Extension>,
+        extension: Vec<Extension<'a>>,
         /// home | work | temp | old | billing.
         #[serde(rename = "use")]
-        use_: Option<String>,
+        use_: Option<Cow<'a, str>>,
         /// postal | physical | both.
         #[serde(rename = "type")]
-        type_: Option<String>,
+        type_: Option<Cow<'a, str>>,
         /// Text representation of the address.
-        text: Option<String>,
+        text: Option<Cow<'a, str>>,
         /// Street name, number, building (in Japan: 町名・丁目・番地・号).
-        line: Vec<String>,
+        line: Vec<Cow<'a, str>>,
         /// City / municipality (市区町村).
-        city: Option<String>,
+        city: Option<Cow<'a, str>>,
         /// District.
-        district: Option<String>,
+        district: Option<Cow<'a, str>>,
         /// Prefecture (都道府県).
-        state: Option<String>,
+        state: Option<Cow<'a, str>>,
         /// Postal code (郵便番号).
-        postal_code: Option<String>,
+        postal_code: Option<Cow<'a, str>>,
         /// Country (ISO 3166 code), e.g. `JP`.
-        country: Option<String>,
+        country: Option<Cow<'a, str>>,
         /// Time period when the address was in use.
-        period: Option<Period>,
+        period: Option<Period<'a>>,
     }
 }
 
@@ -558,16 +746,16 @@ fhir_struct! {
     /// Contact details (`ContactPoint`), e.g. a phone number.
     pub struct ContactPoint {
         /// phone | fax | email | pager | url | sms | other.
-        system: Option<String>,
+        system: Option<Cow<'a, str>>,
         /// The actual contact point details.
-        value: Option<String>,
+        value: Option<Cow<'a, str>>,
         /// home | work | temp | old | mobile.
         #[serde(rename = "use")]
-        use_: Option<String>,
+        use_: Option<Cow<'a, str>>,
         /// Preferred order of use (1 = highest).
         rank: Option<u32>,
         /// Time period when the contact point was in use.
-        period: Option<Period>,
+        period: Option<Period<'a>>,
     }
 }
 
@@ -575,22 +763,22 @@ fhir_struct! {
     /// A reference from one resource to another (`Reference`).
     pub struct Reference {
         /// Literal reference: relative, internal (`#id`), `urn:uuid:` or absolute URL.
-        reference: Option<String>,
+        reference: Option<Cow<'a, str>>,
         /// Type the reference refers to.
         #[serde(rename = "type")]
-        type_: Option<String>,
+        type_: Option<Cow<'a, str>>,
         /// Logical reference, when the literal reference is not known.
-        identifier: Option<Box<Identifier>>,
+        identifier: Option<Box<Identifier<'a>>>,
         /// Text alternative for the resource.
-        display: Option<String>,
+        display: Option<Cow<'a, str>>,
     }
 }
 
-impl Reference {
+impl<'a> Reference<'a> {
     /// A literal reference.
     pub fn to(reference: &str) -> Self {
         Reference {
-            reference: Some(reference.to_owned()),
+            reference: Some(Cow::Owned(reference.to_owned())),
             ..Default::default()
         }
     }
@@ -607,18 +795,18 @@ fhir_struct! {
     /// A time period (`Period`).
     pub struct Period {
         /// Starting time with inclusive boundary.
-        start: Option<String>,
+        start: Option<Cow<'a, str>>,
         /// End time with inclusive boundary, if not ongoing.
-        end: Option<String>,
+        end: Option<Cow<'a, str>>,
     }
 }
 
-impl Period {
+impl<'a> Period<'a> {
     /// A period from `start` to an optional `end`.
     pub fn new(start: &str, end: Option<&str>) -> Self {
         Period {
-            start: Some(start.to_owned()),
-            end: end.map(str::to_owned),
+            start: Some(Cow::Owned(start.to_owned())),
+            end: end.map(|end| Cow::Owned(end.to_owned())),
             ..Default::default()
         }
     }
@@ -630,27 +818,27 @@ fhir_struct! {
         /// Numerical value.
         value: Option<f64>,
         /// < | <= | >= | > (how to understand the value).
-        comparator: Option<String>,
+        comparator: Option<Cow<'a, str>>,
         /// Unit representation.
-        unit: Option<String>,
+        unit: Option<Cow<'a, str>>,
         /// System that defines the coded unit form (UCUM: `http://unitsofmeasure.org`).
-        system: Option<String>,
+        system: Option<Cow<'a, str>>,
         /// Coded form of the unit.
-        code: Option<String>,
+        code: Option<Cow<'a, str>>,
     }
 }
 
 /// The UCUM system URI.
 pub const UCUM: &str = "http://unitsofmeasure.org";
 
-impl Quantity {
+impl<'a> Quantity<'a> {
     /// A UCUM quantity whose display unit is `unit` and coded unit `ucum_code`.
     pub fn ucum(value: f64, unit: &str, ucum_code: &str) -> Self {
         Quantity {
             value: Some(value),
-            unit: Some(unit.to_owned()),
-            system: Some(UCUM.to_owned()),
-            code: Some(ucum_code.to_owned()),
+            unit: Some(Cow::Owned(unit.to_owned())),
+            system: Some(Cow::Owned(UCUM.to_owned())),
+            code: Some(Cow::Owned(ucum_code.to_owned())),
             ..Default::default()
         }
     }
@@ -660,9 +848,9 @@ fhir_struct! {
     /// A set of ordered quantities (`Range`).
     pub struct Range {
         /// Low limit.
-        low: Option<Quantity>,
+        low: Option<Quantity<'a>>,
         /// High limit.
-        high: Option<Quantity>,
+        high: Option<Quantity<'a>>,
     }
 }
 
@@ -670,18 +858,18 @@ fhir_struct! {
     /// `Observation.referenceRange`: the normal range for interpreting a result.
     pub struct ReferenceRange {
         /// Low range, if relevant.
-        low: Option<Quantity>,
+        low: Option<Quantity<'a>>,
         /// High range, if relevant.
-        high: Option<Quantity>,
+        high: Option<Quantity<'a>>,
         /// Reference range qualifier.
         #[serde(rename = "type")]
-        type_: Option<CodeableConcept>,
+        type_: Option<CodeableConcept<'a>>,
         /// Reference range population.
-        applies_to: Vec<CodeableConcept>,
+        applies_to: Vec<CodeableConcept<'a>>,
         /// Applicable age range, if relevant.
-        age: Option<Range>,
+        age: Option<Range<'a>>,
         /// Text based reference range.
-        text: Option<String>,
+        text: Option<Cow<'a, str>>,
     }
 }
 
@@ -689,9 +877,9 @@ fhir_struct! {
     /// `Timing.repeat`: when the event is to occur.
     pub struct TimingRepeat {
         /// Length/range of lengths, or (start and/or end) limits (`boundsDuration`).
-        bounds_duration: Option<Quantity>,
+        bounds_duration: Option<Quantity<'a>>,
         /// Bounds as a period (`boundsPeriod`).
-        bounds_period: Option<Period>,
+        bounds_period: Option<Period<'a>>,
         /// Number of times to repeat.
         count: Option<u32>,
         /// Event occurs frequency times per period.
@@ -699,9 +887,9 @@ fhir_struct! {
         /// Event occurs frequency times per period.
         period: Option<f64>,
         /// s | min | h | d | wk | mo | a.
-        period_unit: Option<String>,
+        period_unit: Option<Cow<'a, str>>,
         /// Code for time period of occurrence (e.g. `PCM`, `HS`).
-        when: Vec<String>,
+        when: Vec<Cow<'a, str>>,
     }
 }
 
@@ -709,11 +897,11 @@ fhir_struct! {
     /// When an event is to occur (`Timing`).
     pub struct Timing {
         /// When the event occurs.
-        event: Vec<String>,
+        event: Vec<Cow<'a, str>>,
         /// When the event is to occur.
-        repeat: Option<TimingRepeat>,
+        repeat: Option<TimingRepeat<'a>>,
         /// Timing abbreviation, e.g. a JAMI 用法 code.
-        code: Option<CodeableConcept>,
+        code: Option<CodeableConcept<'a>>,
     }
 }
 
@@ -722,13 +910,13 @@ fhir_struct! {
     pub struct DoseAndRate {
         /// The kind of dose or rate specified.
         #[serde(rename = "type")]
-        type_: Option<CodeableConcept>,
+        type_: Option<CodeableConcept<'a>>,
         /// Amount of medication per dose.
-        dose_quantity: Option<Quantity>,
+        dose_quantity: Option<Quantity<'a>>,
         /// Amount of medication per dose, as a range.
-        dose_range: Option<Range>,
+        dose_range: Option<Range<'a>>,
         /// Amount of medication per unit of time.
-        rate_quantity: Option<Quantity>,
+        rate_quantity: Option<Quantity<'a>>,
     }
 }
 
@@ -736,27 +924,27 @@ fhir_struct! {
     /// How a medication is to be taken (`Dosage`).
     pub struct Dosage {
         /// Extensions (JP Core uses some for daily dose and usage duration).
-        extension: Vec<Extension>,
+        extension: Vec<Extension<'a>>,
         /// The order of the dosage instructions.
         sequence: Option<i64>,
         /// Free text dosage instructions, e.g. `1日1回朝食後`.
-        text: Option<String>,
+        text: Option<Cow<'a, str>>,
         /// Supplemental instruction.
-        additional_instruction: Vec<CodeableConcept>,
+        additional_instruction: Vec<CodeableConcept<'a>>,
         /// Patient or consumer oriented instructions.
-        patient_instruction: Option<String>,
+        patient_instruction: Option<Cow<'a, str>>,
         /// When medication should be administered.
-        timing: Option<Timing>,
+        timing: Option<Timing<'a>>,
         /// Take "as needed" (`asNeededBoolean`).
         as_needed_boolean: Option<bool>,
         /// Body site to administer to.
-        site: Option<CodeableConcept>,
+        site: Option<CodeableConcept<'a>>,
         /// How the drug should enter the body.
-        route: Option<CodeableConcept>,
+        route: Option<CodeableConcept<'a>>,
         /// Technique for administering the medication.
-        method: Option<CodeableConcept>,
+        method: Option<CodeableConcept<'a>>,
         /// Amount of medication administered.
-        dose_and_rate: Vec<DoseAndRate>,
+        dose_and_rate: Vec<DoseAndRate<'a>>,
     }
 }
 
@@ -764,13 +952,13 @@ fhir_struct! {
     /// A text note with attribution (`Annotation`).
     pub struct Annotation {
         /// Individual responsible for the annotation (`authorReference`).
-        author_reference: Option<Reference>,
+        author_reference: Option<Reference<'a>>,
         /// Individual responsible for the annotation (`authorString`).
-        author_string: Option<String>,
+        author_string: Option<Cow<'a, str>>,
         /// When the annotation was made.
-        time: Option<String>,
+        time: Option<Cow<'a, str>>,
         /// The annotation - text content (markdown).
-        text: Option<String>,
+        text: Option<Cow<'a, str>>,
     }
 }
 
@@ -778,16 +966,16 @@ fhir_struct! {
     /// Human-readable summary of a resource (`Narrative`).
     pub struct Narrative {
         /// generated | extensions | additional | empty.
-        status: Option<String>,
+        status: Option<Cow<'a, str>>,
         /// Limited XHTML content (`<div xmlns="http://www.w3.org/1999/xhtml">…</div>`).
-        div: Option<String>,
+        div: Option<Cow<'a, str>>,
     }
 }
 
 /// The XHTML namespace required on `Narrative.div`.
 pub const XHTML_NAMESPACE: &str = "http://www.w3.org/1999/xhtml";
 
-impl Narrative {
+impl<'a> Narrative<'a> {
     /// A `generated` narrative whose div holds `text` escaped as XHTML, one paragraph per line.
     pub fn from_text(text: &str) -> Self {
         let mut div = format!("<div xmlns=\"{XHTML_NAMESPACE}\">");
@@ -798,8 +986,8 @@ impl Narrative {
         }
         div.push_str("</div>");
         Narrative {
-            status: Some("generated".to_owned()),
-            div: Some(div),
+            status: Some(Cow::Owned("generated".to_owned())),
+            div: Some(Cow::Owned(div)),
             ..Default::default()
         }
     }
@@ -825,21 +1013,21 @@ fhir_struct! {
     /// Content in a format defined elsewhere (`Attachment`).
     pub struct Attachment {
         /// Mime type of the content.
-        content_type: Option<String>,
+        content_type: Option<Cow<'a, str>>,
         /// Human language of the content (BCP-47).
-        language: Option<String>,
+        language: Option<Cow<'a, str>>,
         /// Data inline, base64ed.
-        data: Option<String>,
+        data: Option<Cow<'a, str>>,
         /// URI where the data can be found.
-        url: Option<String>,
+        url: Option<Cow<'a, str>>,
         /// Number of bytes of content (if url provided).
         size: Option<u64>,
         /// Hash of the data (sha-1, base64ed).
-        hash: Option<String>,
+        hash: Option<Cow<'a, str>>,
         /// Label to display in place of the data.
-        title: Option<String>,
+        title: Option<Cow<'a, str>>,
         /// Date attachment was first created.
-        creation: Option<String>,
+        creation: Option<Cow<'a, str>>,
     }
 }
 
@@ -847,25 +1035,25 @@ fhir_struct! {
     /// Metadata about a resource (`Meta`).
     pub struct Meta {
         /// Version specific identifier.
-        version_id: Option<String>,
+        version_id: Option<Cow<'a, str>>,
         /// When the resource version last changed (instant).
-        last_updated: Option<String>,
+        last_updated: Option<Cow<'a, str>>,
         /// Identifies where the resource comes from.
-        source: Option<String>,
+        source: Option<Cow<'a, str>>,
         /// Profiles this resource claims to conform to.
-        profile: Vec<String>,
+        profile: Vec<Cow<'a, str>>,
         /// Security labels applied to this resource.
-        security: Vec<Coding>,
+        security: Vec<Coding<'a>>,
         /// Tags applied to this resource.
-        tag: Vec<Coding>,
+        tag: Vec<Coding<'a>>,
     }
 }
 
-impl Meta {
+impl<'a> Meta<'a> {
     /// A meta element declaring one profile.
     pub fn profile(url: &str) -> Self {
         Meta {
-            profile: vec![url.to_owned()],
+            profile: vec![Cow::Owned(url.to_owned())],
             ..Default::default()
         }
     }

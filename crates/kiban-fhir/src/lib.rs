@@ -15,6 +15,11 @@
 //! Every struct keeps the elements kiban does not model in an `extra` map, so a parse followed
 //! by a serialization is faithful.
 //!
+//! Strings are `Cow<'a, str>`: read from a JSON text ([`Resource::from_json_str`]), a string
+//! without escapes borrows from the text, so parsing allocates little; built in code or read
+//! from a [`serde_json::Value`], strings are owned (`'static`). [`IntoStatic`] turns a borrowing
+//! value into an owning one to keep it after its text.
+//!
 //! ```
 //! use kiban_fhir::{Resource, validate};
 //! use kiban_fhir::datatypes::NameRepresentation;
@@ -47,8 +52,8 @@ mod validate;
 
 pub use datatypes::{
     Address, Annotation, Attachment, CodeableConcept, Coding, ContactPoint, Dosage, DoseAndRate,
-    Extension, HumanName, Identifier, Meta, NameRepresentation, Narrative, Period, Quantity, Range,
-    Reference, ReferenceRange, Timing, TimingRepeat,
+    Extension, HumanName, Identifier, IntoStatic, Meta, NameRepresentation, Narrative, Period,
+    Quantity, Range, Reference, ReferenceRange, Timing, TimingRepeat,
 };
 pub use datetime::{DateError, FhirDate, FhirDateTime, parse_date, parse_date_time, parse_instant};
 pub use reference::{ReferenceKind, ReferenceTarget, parse_reference};

@@ -13,33 +13,33 @@ use serde_json::{Map, Value};
 
 /// Any FHIR resource: typed when kiban models its type, otherwise kept as JSON.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Resource {
+pub enum Resource<'a> {
     /// `Patient`.
-    Patient(Box<Patient>),
+    Patient(Box<Patient<'a>>),
     /// `Encounter`.
-    Encounter(Box<Encounter>),
+    Encounter(Box<Encounter<'a>>),
     /// `Condition`.
-    Condition(Box<Condition>),
+    Condition(Box<Condition<'a>>),
     /// `MedicationRequest`.
-    MedicationRequest(Box<MedicationRequest>),
+    MedicationRequest(Box<MedicationRequest<'a>>),
     /// `MedicationDispense`.
-    MedicationDispense(Box<MedicationDispense>),
+    MedicationDispense(Box<MedicationDispense<'a>>),
     /// `Observation`.
-    Observation(Box<Observation>),
+    Observation(Box<Observation<'a>>),
     /// `AllergyIntolerance`.
-    AllergyIntolerance(Box<AllergyIntolerance>),
+    AllergyIntolerance(Box<AllergyIntolerance<'a>>),
     /// `Procedure`.
-    Procedure(Box<Procedure>),
+    Procedure(Box<Procedure<'a>>),
     /// `Composition`.
-    Composition(Box<Composition>),
+    Composition(Box<Composition<'a>>),
     /// `DocumentReference`.
-    DocumentReference(Box<DocumentReference>),
+    DocumentReference(Box<DocumentReference<'a>>),
     /// `Organization`.
-    Organization(Box<Organization>),
+    Organization(Box<Organization<'a>>),
     /// `Practitioner`.
-    Practitioner(Box<Practitioner>),
+    Practitioner(Box<Practitioner<'a>>),
     /// `Bundle`.
-    Bundle(Box<Bundle>),
+    Bundle(Box<Bundle<'a>>),
     /// A resource type kiban does not model, kept verbatim.
     Other {
         /// Its `resourceType`.
@@ -82,7 +82,7 @@ pub enum ParseError {
     },
 }
 
-impl Resource {
+impl<'a> Resource<'a> {
     /// The `resourceType` of this resource.
     pub fn resource_type(&self) -> &str {
         match self {
@@ -129,8 +129,8 @@ impl Resource {
     /// `resourceType` is the first key of every resource in it, as FHIR servers write it;
     /// anything else, and every error, goes through [`Resource::from_json_value`], which
     /// accepts any key order and reports errors with the element path.
-    pub fn from_json_str(text: &str) -> Result<Resource, ParseError> {
-        if let Ok(resource) = serde_json::from_str::<Resource>(text) {
+    pub fn from_json_str(text: &'a str) -> Result<Resource<'a>, ParseError> {
+        if let Ok(resource) = serde_json::from_str::<Resource<'a>>(text) {
             return Ok(resource);
         }
         let value: Value = serde_json::from_str(text).map_err(|e| ParseError::Syntax {
@@ -142,7 +142,7 @@ impl Resource {
     }
 
     /// Reads a JSON value as a resource, dispatching on `resourceType`.
-    pub fn from_json_value(value: Value) -> Result<Resource, ParseError> {
+    pub fn from_json_value(value: Value) -> Result<Resource<'a>, ParseError> {
         let Value::Object(mut object) = value else {
             return Err(ParseError::NotAnObject);
         };
@@ -199,11 +199,13 @@ pub fn is_modelled(resource_type: &str) -> bool {
 }
 
 /// Reads the elements of a resource whose `resourceType` is already known (and consumed).
-fn typed_by_name<'de, D: Deserializer<'de>>(
+fn typed_by_name<'de: 'a, 'a, D: Deserializer<'de>>(
     resource_type: &str,
     elements: D,
-) -> Result<Resource, D::Error> {
-    fn typed<'de, T: FhirResource, D: Deserializer<'de>>(elements: D) -> Result<Box<T>, D::Error> {
+) -> Result<Resource<'a>, D::Error> {
+    fn typed<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+        elements: D,
+    ) -> Result<Box<T>, D::Error> {
         T::deserialize(elements).map(Box::new)
     }
     Ok(match resource_type {
@@ -293,7 +295,7 @@ pub fn to_json_string<T: FhirResource>(resource: &T) -> String {
     .unwrap_or_default()
 }
 
-impl Serialize for Resource {
+impl Serialize for Resource<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
             Resource::Patient(r) => tagged(r.as_ref(), serializer),
@@ -324,21 +326,21 @@ impl Serialize for Resource {
     }
 }
 
-impl<'de> Deserialize<'de> for Resource {
+impl<'de: 'a, 'a> Deserialize<'de> for Resource<'a> {
     /// Reads a resource object. When `resourceType` is its first key (as FHIR servers write
     /// it), the rest is read straight into the typed struct; otherwise the object is gathered
     /// first and dispatched once its `resourceType` is known.
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ResourceVisitor;
-        impl<'de> serde::de::Visitor<'de> for ResourceVisitor {
-            type Value = Resource;
+        struct ResourceVisitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for ResourceVisitor<'a> {
+            type Value = Resource<'a>;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("a FHIR resource (a JSON object with resourceType)")
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(
                 self,
                 mut map: A,
-            ) -> Result<Resource, A::Error> {
+            ) -> Result<Resource<'a>, A::Error> {
                 use serde::de::Error;
                 let Some(first) = map.next_key::<JsonKey<'de>>()? else {
                     return Err(A::Error::custom(ParseError::MissingResourceType));
@@ -359,6 +361,40 @@ impl<'de> Deserialize<'de> for Resource {
                 Resource::from_json_value(Value::Object(object)).map_err(A::Error::custom)
             }
         }
-        deserializer.deserialize_map(ResourceVisitor)
+        deserializer.deserialize_map(ResourceVisitor(std::marker::PhantomData))
+    }
+}
+
+impl<'de: 'a, 'a> crate::datatypes::Element<'de> for Option<Resource<'a>> {
+    fn deserialize_element<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Deserialize::deserialize(deserializer)
+    }
+}
+
+impl crate::datatypes::IntoStatic for Resource<'_> {
+    type Static = Resource<'static>;
+    fn into_static(self) -> Resource<'static> {
+        match self {
+            Resource::Patient(r) => Resource::Patient(r.into_static()),
+            Resource::Encounter(r) => Resource::Encounter(r.into_static()),
+            Resource::Condition(r) => Resource::Condition(r.into_static()),
+            Resource::MedicationRequest(r) => Resource::MedicationRequest(r.into_static()),
+            Resource::MedicationDispense(r) => Resource::MedicationDispense(r.into_static()),
+            Resource::Observation(r) => Resource::Observation(r.into_static()),
+            Resource::AllergyIntolerance(r) => Resource::AllergyIntolerance(r.into_static()),
+            Resource::Procedure(r) => Resource::Procedure(r.into_static()),
+            Resource::Composition(r) => Resource::Composition(r.into_static()),
+            Resource::DocumentReference(r) => Resource::DocumentReference(r.into_static()),
+            Resource::Organization(r) => Resource::Organization(r.into_static()),
+            Resource::Practitioner(r) => Resource::Practitioner(r.into_static()),
+            Resource::Bundle(r) => Resource::Bundle(r.into_static()),
+            Resource::Other {
+                resource_type,
+                json,
+            } => Resource::Other {
+                resource_type,
+                json,
+            },
+        }
     }
 }

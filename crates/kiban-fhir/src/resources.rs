@@ -10,9 +10,10 @@ use crate::datatypes::{
 };
 use crate::resource::Resource;
 use kiban_model::CodeSystem;
+use std::borrow::Cow;
 
 /// A FHIR resource type kiban models with its own struct.
-pub trait FhirResource: serde::Serialize + serde::de::DeserializeOwned {
+pub trait FhirResource: serde::Serialize {
     /// The `resourceType` value.
     const RESOURCE_TYPE: &'static str;
 }
@@ -33,15 +34,15 @@ macro_rules! fhir_resource {
             $(#[$meta])*
             pub struct $name {
                 /// Logical id of this resource.
-                id: Option<String>,
+                id: Option<Cow<'a, str>>,
                 /// Metadata about the resource (profiles, last update).
-                meta: Option<Meta>,
+                meta: Option<Meta<'a>>,
                 /// Language of the resource content.
-                language: Option<String>,
+                language: Option<Cow<'a, str>>,
                 /// Text summary of the resource, for human interpretation.
-                text: Option<Narrative>,
+                text: Option<Narrative<'a>>,
                 /// Additional content defined by implementations (e.g. JP Core extensions).
-                extension: Vec<Extension>,
+                extension: Vec<Extension<'a>>,
                 $(
                     $(#[$fmeta])*
                     $field: $ty,
@@ -49,12 +50,12 @@ macro_rules! fhir_resource {
             }
         }
 
-        impl FhirResource for $name {
+        impl FhirResource for $name<'_> {
             const RESOURCE_TYPE: &'static str = stringify!($name);
         }
 
-        impl From<$name> for Resource {
-            fn from(resource: $name) -> Resource {
+        impl<'a> From<$name<'a>> for Resource<'a> {
+            fn from(resource: $name<'a>) -> Resource<'a> {
                 Resource::$name(Box::new(resource))
             }
         }
@@ -65,39 +66,39 @@ fhir_resource! {
     /// Demographics of a person receiving care (`Patient`, JP Core `JP_Patient`).
     pub struct Patient {
         /// Identifiers: provider patient id, insurance member id, ...
-        identifier: Vec<Identifier>,
+        identifier: Vec<Identifier<'a>>,
         /// Whether this patient's record is in active use.
         active: Option<bool>,
         /// Names: in JP Core one kanji (IDE) and one kana (SYL) name.
-        name: Vec<HumanName>,
+        name: Vec<HumanName<'a>>,
         /// Contact details (phone, email).
-        telecom: Vec<ContactPoint>,
+        telecom: Vec<ContactPoint<'a>>,
         /// male | female | other | unknown.
-        gender: Option<String>,
+        gender: Option<Cow<'a, str>>,
         /// Date of birth (FHIR date).
-        birth_date: Option<String>,
+        birth_date: Option<Cow<'a, str>>,
         /// Indicates if the individual is deceased (`deceasedBoolean`).
         deceased_boolean: Option<bool>,
         /// Date and time of death (`deceasedDateTime`).
-        deceased_date_time: Option<String>,
+        deceased_date_time: Option<Cow<'a, str>>,
         /// Addresses.
-        address: Vec<crate::datatypes::Address>,
+        address: Vec<crate::datatypes::Address<'a>>,
         /// Marital (civil) status.
-        marital_status: Option<CodeableConcept>,
+        marital_status: Option<CodeableConcept<'a>>,
         /// Whether the patient is part of a multiple birth (`multipleBirthBoolean`).
         multiple_birth_boolean: Option<bool>,
         /// Birth order in a multiple birth (`multipleBirthInteger`).
         multiple_birth_integer: Option<i64>,
         /// Patient's nominated primary care providers.
-        general_practitioner: Vec<Reference>,
+        general_practitioner: Vec<Reference<'a>>,
         /// Organization that is the custodian of the patient record.
-        managing_organization: Option<Reference>,
+        managing_organization: Option<Reference<'a>>,
     }
 }
 
-impl Patient {
+impl<'a> Patient<'a> {
     /// The first name with this JP Core representation (kanji = IDE, kana = SYL).
-    pub fn name_in(&self, representation: NameRepresentation) -> Option<&HumanName> {
+    pub fn name_in(&self, representation: NameRepresentation) -> Option<&HumanName<'a>> {
         self.name
             .iter()
             .find(|n| n.representation() == Some(representation))
@@ -122,11 +123,11 @@ fhir_struct! {
     pub struct EncounterParticipant {
         /// Role of participant in encounter.
         #[serde(rename = "type")]
-        type_: Vec<CodeableConcept>,
+        type_: Vec<CodeableConcept<'a>>,
         /// Period of time during the encounter that the participant participated.
-        period: Option<Period>,
+        period: Option<Period<'a>>,
         /// Persons involved in the encounter other than the patient.
-        individual: Option<Reference>,
+        individual: Option<Reference<'a>>,
     }
 }
 
@@ -134,10 +135,10 @@ fhir_struct! {
     /// `Encounter.diagnosis`.
     pub struct EncounterDiagnosis {
         /// The diagnosis or procedure relevant to the encounter.
-        condition: Option<Reference>,
+        condition: Option<Reference<'a>>,
         /// Role that this diagnosis has within the encounter.
         #[serde(rename = "use")]
-        use_: Option<CodeableConcept>,
+        use_: Option<CodeableConcept<'a>>,
         /// Ranking of the diagnosis (for each role type).
         rank: Option<u32>,
     }
@@ -147,9 +148,9 @@ fhir_struct! {
     /// `Encounter.hospitalization`.
     pub struct EncounterHospitalization {
         /// From where patient was admitted.
-        admit_source: Option<CodeableConcept>,
+        admit_source: Option<CodeableConcept<'a>>,
         /// Category or kind of location after discharge.
-        discharge_disposition: Option<CodeableConcept>,
+        discharge_disposition: Option<CodeableConcept<'a>>,
     }
 }
 
@@ -157,37 +158,37 @@ fhir_resource! {
     /// An interaction with a patient (`Encounter`, JP Core `JP_Encounter`).
     pub struct Encounter {
         /// Identifiers by which this encounter is known.
-        identifier: Vec<Identifier>,
+        identifier: Vec<Identifier<'a>>,
         /// planned | arrived | triaged | in-progress | onleave | finished | cancelled | entered-in-error | unknown.
-        status: Option<String>,
+        status: Option<Cow<'a, str>>,
         /// Classification of the encounter (v3 ActCode: AMB, IMP, EMER, HH).
         #[serde(rename = "class")]
-        class_: Option<Coding>,
+        class_: Option<Coding<'a>>,
         /// Specific type of encounter.
         #[serde(rename = "type")]
-        type_: Vec<CodeableConcept>,
+        type_: Vec<CodeableConcept<'a>>,
         /// Specific type of service (e.g. department).
-        service_type: Option<CodeableConcept>,
+        service_type: Option<CodeableConcept<'a>>,
         /// Indicates the urgency of the encounter.
-        priority: Option<CodeableConcept>,
+        priority: Option<CodeableConcept<'a>>,
         /// The patient present at the encounter.
-        subject: Option<Reference>,
+        subject: Option<Reference<'a>>,
         /// List of participants involved in the encounter.
-        participant: Vec<EncounterParticipant>,
+        participant: Vec<EncounterParticipant<'a>>,
         /// The start and end time of the encounter.
-        period: Option<Period>,
+        period: Option<Period<'a>>,
         /// Quantity of time the encounter lasted (Duration).
-        length: Option<Quantity>,
+        length: Option<Quantity<'a>>,
         /// Coded reason the encounter takes place.
-        reason_code: Vec<CodeableConcept>,
+        reason_code: Vec<CodeableConcept<'a>>,
         /// Reason the encounter takes place (reference).
-        reason_reference: Vec<Reference>,
+        reason_reference: Vec<Reference<'a>>,
         /// The list of diagnosis relevant to this encounter.
-        diagnosis: Vec<EncounterDiagnosis>,
+        diagnosis: Vec<EncounterDiagnosis<'a>>,
         /// Details about the admission to a healthcare service.
-        hospitalization: Option<EncounterHospitalization>,
+        hospitalization: Option<EncounterHospitalization<'a>>,
         /// The organization responsible for this encounter.
-        service_provider: Option<Reference>,
+        service_provider: Option<Reference<'a>>,
     }
 }
 
@@ -211,47 +212,47 @@ fhir_resource! {
     /// A clinical condition, problem or diagnosis (`Condition`, JP Core `JP_Condition`).
     pub struct Condition {
         /// External ids for this condition.
-        identifier: Vec<Identifier>,
+        identifier: Vec<Identifier<'a>>,
         /// active | recurrence | relapse | inactive | remission | resolved.
-        clinical_status: Option<CodeableConcept>,
+        clinical_status: Option<CodeableConcept<'a>>,
         /// unconfirmed | provisional | differential | confirmed | refuted | entered-in-error.
-        verification_status: Option<CodeableConcept>,
+        verification_status: Option<CodeableConcept<'a>>,
         /// problem-list-item | encounter-diagnosis.
-        category: Vec<CodeableConcept>,
+        category: Vec<CodeableConcept<'a>>,
         /// Subjective severity of condition.
-        severity: Option<CodeableConcept>,
+        severity: Option<CodeableConcept<'a>>,
         /// Identification of the condition (MEDIS exchange code, ICD-10, text).
-        code: Option<CodeableConcept>,
+        code: Option<CodeableConcept<'a>>,
         /// Anatomical location, if relevant.
-        body_site: Vec<CodeableConcept>,
+        body_site: Vec<CodeableConcept<'a>>,
         /// Who has the condition (required).
-        subject: Option<Reference>,
+        subject: Option<Reference<'a>>,
         /// Encounter created as part of.
-        encounter: Option<Reference>,
+        encounter: Option<Reference<'a>>,
         /// Estimated or actual date of onset (`onsetDateTime`).
-        onset_date_time: Option<String>,
+        onset_date_time: Option<Cow<'a, str>>,
         /// Onset as an age (`onsetAge`).
-        onset_age: Option<Quantity>,
+        onset_age: Option<Quantity<'a>>,
         /// Onset as a period (`onsetPeriod`).
-        onset_period: Option<Period>,
+        onset_period: Option<Period<'a>>,
         /// Onset as text (`onsetString`).
-        onset_string: Option<String>,
+        onset_string: Option<Cow<'a, str>>,
         /// When in resolution/remission (`abatementDateTime`).
-        abatement_date_time: Option<String>,
+        abatement_date_time: Option<Cow<'a, str>>,
         /// Abatement as text (`abatementString`).
-        abatement_string: Option<String>,
+        abatement_string: Option<Cow<'a, str>>,
         /// Date record was first recorded.
-        recorded_date: Option<String>,
+        recorded_date: Option<Cow<'a, str>>,
         /// Who recorded the condition.
-        recorder: Option<Reference>,
+        recorder: Option<Reference<'a>>,
         /// Person who asserts this condition.
-        asserter: Option<Reference>,
+        asserter: Option<Reference<'a>>,
         /// Additional information about the condition.
-        note: Vec<Annotation>,
+        note: Vec<Annotation<'a>>,
     }
 }
 
-impl Condition {
+impl<'a> Condition<'a> {
     /// Whether the condition is only suspected: verification status `unconfirmed`/`provisional`
     /// or a MEDIS 「の疑い」 modifier on the condition or its code.
     pub fn is_suspected(&self) -> bool {
@@ -296,13 +297,13 @@ fhir_struct! {
     /// `MedicationRequest.dispenseRequest`.
     pub struct DispenseRequest {
         /// Time period supply is authorized for.
-        validity_period: Option<Period>,
+        validity_period: Option<Period<'a>>,
         /// Number of refills authorized.
         number_of_repeats_allowed: Option<u32>,
         /// Amount of medication to supply per dispense.
-        quantity: Option<Quantity>,
+        quantity: Option<Quantity<'a>>,
         /// Number of days supply per dispense (Duration).
-        expected_supply_duration: Option<Quantity>,
+        expected_supply_duration: Option<Quantity<'a>>,
     }
 }
 
@@ -310,37 +311,37 @@ fhir_resource! {
     /// A prescription (`MedicationRequest`, JP Core `JP_MedicationRequest`).
     pub struct MedicationRequest {
         /// External ids for this request.
-        identifier: Vec<Identifier>,
+        identifier: Vec<Identifier<'a>>,
         /// active | on-hold | cancelled | completed | entered-in-error | stopped | draft | unknown.
-        status: Option<String>,
+        status: Option<Cow<'a, str>>,
         /// proposal | plan | order | original-order | reflex-order | filler-order | instance-order | option.
-        intent: Option<String>,
+        intent: Option<Cow<'a, str>>,
         /// Type of medication usage (inpatient, outpatient, ...).
-        category: Vec<CodeableConcept>,
+        category: Vec<CodeableConcept<'a>>,
         /// routine | urgent | asap | stat.
-        priority: Option<String>,
+        priority: Option<Cow<'a, str>>,
         /// Medication to be taken, coded (`medicationCodeableConcept`: YJ, HOT9, ...).
-        medication_codeable_concept: Option<CodeableConcept>,
+        medication_codeable_concept: Option<CodeableConcept<'a>>,
         /// Medication to be taken, by reference (`medicationReference`).
-        medication_reference: Option<Reference>,
+        medication_reference: Option<Reference<'a>>,
         /// Who the medication request is for (required).
-        subject: Option<Reference>,
+        subject: Option<Reference<'a>>,
         /// Encounter created as part of.
-        encounter: Option<Reference>,
+        encounter: Option<Reference<'a>>,
         /// When request was initially authored.
-        authored_on: Option<String>,
+        authored_on: Option<Cow<'a, str>>,
         /// Who/What requested the request.
-        requester: Option<Reference>,
+        requester: Option<Reference<'a>>,
         /// Reason or indication for ordering the medication.
-        reason_code: Vec<CodeableConcept>,
+        reason_code: Vec<CodeableConcept<'a>>,
         /// Condition or observation that supports why the prescription is being written.
-        reason_reference: Vec<Reference>,
+        reason_reference: Vec<Reference<'a>>,
         /// Information about the prescription.
-        note: Vec<Annotation>,
+        note: Vec<Annotation<'a>>,
         /// How the medication should be taken.
-        dosage_instruction: Vec<Dosage>,
+        dosage_instruction: Vec<Dosage<'a>>,
         /// Medication supply authorization.
-        dispense_request: Option<DispenseRequest>,
+        dispense_request: Option<DispenseRequest<'a>>,
     }
 }
 
@@ -348,36 +349,36 @@ fhir_resource! {
     /// Dispensing of a medication (`MedicationDispense`, JP Core `JP_MedicationDispense`).
     pub struct MedicationDispense {
         /// External identifier.
-        identifier: Vec<Identifier>,
+        identifier: Vec<Identifier<'a>>,
         /// preparation | in-progress | cancelled | on-hold | completed | entered-in-error | stopped | declined | unknown.
-        status: Option<String>,
+        status: Option<Cow<'a, str>>,
         /// Type of medication dispense.
-        category: Option<CodeableConcept>,
+        category: Option<CodeableConcept<'a>>,
         /// What medication was supplied (`medicationCodeableConcept`).
-        medication_codeable_concept: Option<CodeableConcept>,
+        medication_codeable_concept: Option<CodeableConcept<'a>>,
         /// What medication was supplied (`medicationReference`).
-        medication_reference: Option<Reference>,
+        medication_reference: Option<Reference<'a>>,
         /// Who the dispense is for.
-        subject: Option<Reference>,
+        subject: Option<Reference<'a>>,
         /// Encounter / episode associated with event.
-        context: Option<Reference>,
+        context: Option<Reference<'a>>,
         /// Medication order that authorizes the dispense.
-        authorizing_prescription: Vec<Reference>,
+        authorizing_prescription: Vec<Reference<'a>>,
         /// Trial fill, partial fill, emergency fill, etc.
         #[serde(rename = "type")]
-        type_: Option<CodeableConcept>,
+        type_: Option<CodeableConcept<'a>>,
         /// Amount dispensed.
-        quantity: Option<Quantity>,
+        quantity: Option<Quantity<'a>>,
         /// Amount of medication expressed as a timing amount.
-        days_supply: Option<Quantity>,
+        days_supply: Option<Quantity<'a>>,
         /// When product was packaged and reviewed.
-        when_prepared: Option<String>,
+        when_prepared: Option<Cow<'a, str>>,
         /// When product was given out.
-        when_handed_over: Option<String>,
+        when_handed_over: Option<Cow<'a, str>>,
         /// Information about the dispense.
-        note: Vec<Annotation>,
+        note: Vec<Annotation<'a>>,
         /// How the medication is to be used by the patient.
-        dosage_instruction: Vec<Dosage>,
+        dosage_instruction: Vec<Dosage<'a>>,
     }
 }
 
@@ -385,19 +386,19 @@ fhir_struct! {
     /// `Observation.component`.
     pub struct ObservationComponent {
         /// Type of component observation (code / type).
-        code: Option<CodeableConcept>,
+        code: Option<CodeableConcept<'a>>,
         /// Actual component result (`valueQuantity`).
-        value_quantity: Option<Quantity>,
+        value_quantity: Option<Quantity<'a>>,
         /// Actual component result (`valueCodeableConcept`).
-        value_codeable_concept: Option<CodeableConcept>,
+        value_codeable_concept: Option<CodeableConcept<'a>>,
         /// Actual component result (`valueString`).
-        value_string: Option<String>,
+        value_string: Option<Cow<'a, str>>,
         /// Why the component result is missing.
-        data_absent_reason: Option<CodeableConcept>,
+        data_absent_reason: Option<CodeableConcept<'a>>,
         /// High, low, normal, etc.
-        interpretation: Vec<CodeableConcept>,
+        interpretation: Vec<CodeableConcept<'a>>,
         /// Provides guide for interpretation of component result.
-        reference_range: Vec<ReferenceRange>,
+        reference_range: Vec<ReferenceRange<'a>>,
     }
 }
 
@@ -412,61 +413,61 @@ fhir_resource! {
     /// A measurement or assertion (`Observation`, JP Core `JP_Observation_LabResult`).
     pub struct Observation {
         /// Business identifier for observation.
-        identifier: Vec<Identifier>,
+        identifier: Vec<Identifier<'a>>,
         /// Fulfills plan, proposal or order.
-        based_on: Vec<Reference>,
+        based_on: Vec<Reference<'a>>,
         /// registered | preliminary | final | amended | corrected | cancelled | entered-in-error | unknown.
-        status: Option<String>,
+        status: Option<Cow<'a, str>>,
         /// Classification of type of observation (laboratory, vital-signs, ...).
-        category: Vec<CodeableConcept>,
+        category: Vec<CodeableConcept<'a>>,
         /// Type of observation (JLAC10, LOINC, ...) (required).
-        code: Option<CodeableConcept>,
+        code: Option<CodeableConcept<'a>>,
         /// Who and/or what the observation is about.
-        subject: Option<Reference>,
+        subject: Option<Reference<'a>>,
         /// Healthcare event during which this observation is made.
-        encounter: Option<Reference>,
+        encounter: Option<Reference<'a>>,
         /// Clinically relevant time (`effectiveDateTime`).
-        effective_date_time: Option<String>,
+        effective_date_time: Option<Cow<'a, str>>,
         /// Clinically relevant period (`effectivePeriod`).
-        effective_period: Option<Period>,
+        effective_period: Option<Period<'a>>,
         /// Date/Time this version was made available (instant).
-        issued: Option<String>,
+        issued: Option<Cow<'a, str>>,
         /// Who is responsible for the observation.
-        performer: Vec<Reference>,
+        performer: Vec<Reference<'a>>,
         /// Actual result (`valueQuantity`).
-        value_quantity: Option<Quantity>,
+        value_quantity: Option<Quantity<'a>>,
         /// Actual result (`valueCodeableConcept`).
-        value_codeable_concept: Option<CodeableConcept>,
+        value_codeable_concept: Option<CodeableConcept<'a>>,
         /// Actual result (`valueString`).
-        value_string: Option<String>,
+        value_string: Option<Cow<'a, str>>,
         /// Actual result (`valueBoolean`).
         value_boolean: Option<bool>,
         /// Actual result (`valueInteger`).
         value_integer: Option<i64>,
         /// Actual result (`valueRange`).
-        value_range: Option<Range>,
+        value_range: Option<Range<'a>>,
         /// Why the result is missing.
-        data_absent_reason: Option<CodeableConcept>,
+        data_absent_reason: Option<CodeableConcept<'a>>,
         /// High, low, normal, etc.
-        interpretation: Vec<CodeableConcept>,
+        interpretation: Vec<CodeableConcept<'a>>,
         /// Comments about the observation.
-        note: Vec<Annotation>,
+        note: Vec<Annotation<'a>>,
         /// Observed body part.
-        body_site: Option<CodeableConcept>,
+        body_site: Option<CodeableConcept<'a>>,
         /// How it was done.
-        method: Option<CodeableConcept>,
+        method: Option<CodeableConcept<'a>>,
         /// Specimen used for this observation.
-        specimen: Option<Reference>,
+        specimen: Option<Reference<'a>>,
         /// Provides guide for interpretation.
-        reference_range: Vec<ReferenceRange>,
+        reference_range: Vec<ReferenceRange<'a>>,
         /// Related resource that belongs to the observation group.
-        has_member: Vec<Reference>,
+        has_member: Vec<Reference<'a>>,
         /// Component results.
-        component: Vec<ObservationComponent>,
+        component: Vec<ObservationComponent<'a>>,
     }
 }
 
-impl Observation {
+impl<'a> Observation<'a> {
     /// JSON names of the `value[x]` elements present (modelled or kept in `extra`).
     pub fn value_elements(&self) -> Vec<String> {
         let modelled = [
@@ -499,15 +500,15 @@ fhir_struct! {
     /// `AllergyIntolerance.reaction`.
     pub struct AllergyReaction {
         /// Specific substance or pharmaceutical product considered to be responsible for event.
-        substance: Option<CodeableConcept>,
+        substance: Option<CodeableConcept<'a>>,
         /// Clinical symptoms/signs associated with the event (required).
-        manifestation: Vec<CodeableConcept>,
+        manifestation: Vec<CodeableConcept<'a>>,
         /// Description of the event as a whole.
-        description: Option<String>,
+        description: Option<Cow<'a, str>>,
         /// Date(/time) when manifestations showed.
-        onset: Option<String>,
+        onset: Option<Cow<'a, str>>,
         /// mild | moderate | severe.
-        severity: Option<String>,
+        severity: Option<Cow<'a, str>>,
     }
 }
 
@@ -522,38 +523,38 @@ fhir_resource! {
     /// An allergy or intolerance (`AllergyIntolerance`, JP Core `JP_AllergyIntolerance`).
     pub struct AllergyIntolerance {
         /// External ids for this item.
-        identifier: Vec<Identifier>,
+        identifier: Vec<Identifier<'a>>,
         /// active | inactive | resolved.
-        clinical_status: Option<CodeableConcept>,
+        clinical_status: Option<CodeableConcept<'a>>,
         /// unconfirmed | confirmed | refuted | entered-in-error.
-        verification_status: Option<CodeableConcept>,
+        verification_status: Option<CodeableConcept<'a>>,
         /// allergy | intolerance.
         #[serde(rename = "type")]
-        type_: Option<String>,
+        type_: Option<Cow<'a, str>>,
         /// food | medication | environment | biologic.
-        category: Vec<String>,
+        category: Vec<Cow<'a, str>>,
         /// low | high | unable-to-assess.
-        criticality: Option<String>,
+        criticality: Option<Cow<'a, str>>,
         /// Code that identifies the allergy or intolerance.
-        code: Option<CodeableConcept>,
+        code: Option<CodeableConcept<'a>>,
         /// Who the sensitivity is for (required).
-        patient: Option<Reference>,
+        patient: Option<Reference<'a>>,
         /// Encounter when the allergy or intolerance was asserted.
-        encounter: Option<Reference>,
+        encounter: Option<Reference<'a>>,
         /// When allergy or intolerance was identified (`onsetDateTime`).
-        onset_date_time: Option<String>,
+        onset_date_time: Option<Cow<'a, str>>,
         /// Date first version of the resource instance was recorded.
-        recorded_date: Option<String>,
+        recorded_date: Option<Cow<'a, str>>,
         /// Who recorded the sensitivity.
-        recorder: Option<Reference>,
+        recorder: Option<Reference<'a>>,
         /// Source of the information about the allergy.
-        asserter: Option<Reference>,
+        asserter: Option<Reference<'a>>,
         /// Date(/time) of last known occurrence of a reaction.
-        last_occurrence: Option<String>,
+        last_occurrence: Option<Cow<'a, str>>,
         /// Additional text not captured in other fields.
-        note: Vec<Annotation>,
+        note: Vec<Annotation<'a>>,
         /// Adverse reaction events linked to exposure to substance.
-        reaction: Vec<AllergyReaction>,
+        reaction: Vec<AllergyReaction<'a>>,
     }
 }
 
@@ -561,33 +562,33 @@ fhir_resource! {
     /// An action performed on a patient (`Procedure`, JP Core `JP_Procedure`).
     pub struct Procedure {
         /// External identifiers for this procedure.
-        identifier: Vec<Identifier>,
+        identifier: Vec<Identifier<'a>>,
         /// preparation | in-progress | not-done | on-hold | stopped | completed | entered-in-error | unknown.
-        status: Option<String>,
+        status: Option<Cow<'a, str>>,
         /// Classification of the procedure.
-        category: Option<CodeableConcept>,
+        category: Option<CodeableConcept<'a>>,
         /// Identification of the procedure (receipt procedure code, ...).
-        code: Option<CodeableConcept>,
+        code: Option<CodeableConcept<'a>>,
         /// Who the procedure was performed on (required).
-        subject: Option<Reference>,
+        subject: Option<Reference<'a>>,
         /// Encounter created as part of.
-        encounter: Option<Reference>,
+        encounter: Option<Reference<'a>>,
         /// When the procedure was performed (`performedDateTime`).
-        performed_date_time: Option<String>,
+        performed_date_time: Option<Cow<'a, str>>,
         /// When the procedure was performed (`performedPeriod`).
-        performed_period: Option<Period>,
+        performed_period: Option<Period<'a>>,
         /// Who recorded the procedure.
-        recorder: Option<Reference>,
+        recorder: Option<Reference<'a>>,
         /// Coded reason procedure performed.
-        reason_code: Vec<CodeableConcept>,
+        reason_code: Vec<CodeableConcept<'a>>,
         /// The justification that the procedure was performed.
-        reason_reference: Vec<Reference>,
+        reason_reference: Vec<Reference<'a>>,
         /// Target body sites.
-        body_site: Vec<CodeableConcept>,
+        body_site: Vec<CodeableConcept<'a>>,
         /// The result of procedure.
-        outcome: Option<CodeableConcept>,
+        outcome: Option<CodeableConcept<'a>>,
         /// Additional information about the procedure.
-        note: Vec<Annotation>,
+        note: Vec<Annotation<'a>>,
     }
 }
 
@@ -595,25 +596,25 @@ fhir_struct! {
     /// `Composition.section`: a section of a document, with its narrative.
     pub struct CompositionSection {
         /// Label for section (e.g. for ToC).
-        title: Option<String>,
+        title: Option<Cow<'a, str>>,
         /// Classification of section (recommended).
-        code: Option<CodeableConcept>,
+        code: Option<CodeableConcept<'a>>,
         /// Who and/or what authored the section.
-        author: Vec<Reference>,
+        author: Vec<Reference<'a>>,
         /// Who/what the section is about, when it is not about the subject of composition.
-        focus: Option<Reference>,
+        focus: Option<Reference<'a>>,
         /// Text summary of the section, for human interpretation.
-        text: Option<Narrative>,
+        text: Option<Narrative<'a>>,
         /// working | snapshot | changes.
-        mode: Option<String>,
+        mode: Option<Cow<'a, str>>,
         /// Order of section entries.
-        ordered_by: Option<CodeableConcept>,
+        ordered_by: Option<CodeableConcept<'a>>,
         /// A reference to data that supports this section.
-        entry: Vec<Reference>,
+        entry: Vec<Reference<'a>>,
         /// Why the section is empty.
-        empty_reason: Option<CodeableConcept>,
+        empty_reason: Option<CodeableConcept<'a>>,
         /// Nested sections.
-        section: Vec<CompositionSection>,
+        section: Vec<CompositionSection<'a>>,
     }
 }
 
@@ -621,11 +622,11 @@ fhir_struct! {
     /// `Composition.attester`.
     pub struct CompositionAttester {
         /// personal | professional | legal | official.
-        mode: Option<String>,
+        mode: Option<Cow<'a, str>>,
         /// When the composition was attested.
-        time: Option<String>,
+        time: Option<Cow<'a, str>>,
         /// Who attested the composition.
-        party: Option<Reference>,
+        party: Option<Reference<'a>>,
     }
 }
 
@@ -634,32 +635,32 @@ fhir_resource! {
     /// 健康診断結果報告書.
     pub struct Composition {
         /// Version-independent identifier for the Composition.
-        identifier: Option<Identifier>,
+        identifier: Option<Identifier<'a>>,
         /// preliminary | final | amended | entered-in-error.
-        status: Option<String>,
+        status: Option<Cow<'a, str>>,
         /// Kind of composition (LOINC 57133-1 referral note, 18842-5 discharge summary, ...).
         #[serde(rename = "type")]
-        type_: Option<CodeableConcept>,
+        type_: Option<CodeableConcept<'a>>,
         /// Categorization of Composition.
-        category: Vec<CodeableConcept>,
+        category: Vec<CodeableConcept<'a>>,
         /// Who and/or what the composition is about.
-        subject: Option<Reference>,
+        subject: Option<Reference<'a>>,
         /// Context of the Composition.
-        encounter: Option<Reference>,
+        encounter: Option<Reference<'a>>,
         /// Composition editing time (required).
-        date: Option<String>,
+        date: Option<Cow<'a, str>>,
         /// Who and/or what authored the composition (1..*).
-        author: Vec<Reference>,
+        author: Vec<Reference<'a>>,
         /// Human readable name/title (required).
-        title: Option<String>,
+        title: Option<Cow<'a, str>>,
         /// As defined by affinity domain.
-        confidentiality: Option<String>,
+        confidentiality: Option<Cow<'a, str>>,
         /// Attests to accuracy of composition.
-        attester: Vec<CompositionAttester>,
+        attester: Vec<CompositionAttester<'a>>,
         /// Organization which maintains the composition.
-        custodian: Option<Reference>,
+        custodian: Option<Reference<'a>>,
         /// Composition is broken into sections.
-        section: Vec<CompositionSection>,
+        section: Vec<CompositionSection<'a>>,
     }
 }
 
@@ -667,9 +668,9 @@ fhir_struct! {
     /// `DocumentReference.content`.
     pub struct DocumentReferenceContent {
         /// Where to access the document (required).
-        attachment: Option<Attachment>,
+        attachment: Option<Attachment<'a>>,
         /// Format/content rules for the document.
-        format: Option<Coding>,
+        format: Option<Coding<'a>>,
     }
 }
 
@@ -677,19 +678,19 @@ fhir_struct! {
     /// `DocumentReference.context`.
     pub struct DocumentReferenceContext {
         /// Context of the document content.
-        encounter: Vec<Reference>,
+        encounter: Vec<Reference<'a>>,
         /// Main clinical acts documented.
-        event: Vec<CodeableConcept>,
+        event: Vec<CodeableConcept<'a>>,
         /// Time of service that is being documented.
-        period: Option<Period>,
+        period: Option<Period<'a>>,
         /// Kind of facility where patient was seen.
-        facility_type: Option<CodeableConcept>,
+        facility_type: Option<CodeableConcept<'a>>,
         /// Additional details about where the content was created (e.g. clinical specialty).
-        practice_setting: Option<CodeableConcept>,
+        practice_setting: Option<CodeableConcept<'a>>,
         /// Patient demographics from source.
-        source_patient_info: Option<Reference>,
+        source_patient_info: Option<Reference<'a>>,
         /// Related identifiers or resources.
-        related: Vec<Reference>,
+        related: Vec<Reference<'a>>,
     }
 }
 
@@ -697,36 +698,36 @@ fhir_resource! {
     /// A reference to a document (`DocumentReference`).
     pub struct DocumentReference {
         /// Master Version Specific Identifier.
-        master_identifier: Option<Identifier>,
+        master_identifier: Option<Identifier<'a>>,
         /// Other identifiers for the document.
-        identifier: Vec<Identifier>,
+        identifier: Vec<Identifier<'a>>,
         /// current | superseded | entered-in-error.
-        status: Option<String>,
+        status: Option<Cow<'a, str>>,
         /// preliminary | final | amended | entered-in-error.
-        doc_status: Option<String>,
+        doc_status: Option<Cow<'a, str>>,
         /// Kind of document (LOINC if possible).
         #[serde(rename = "type")]
-        type_: Option<CodeableConcept>,
+        type_: Option<CodeableConcept<'a>>,
         /// Categorization of document.
-        category: Vec<CodeableConcept>,
+        category: Vec<CodeableConcept<'a>>,
         /// Who/what is the subject of the document.
-        subject: Option<Reference>,
+        subject: Option<Reference<'a>>,
         /// When this document reference was created (instant).
-        date: Option<String>,
+        date: Option<Cow<'a, str>>,
         /// Who and/or what authored the document.
-        author: Vec<Reference>,
+        author: Vec<Reference<'a>>,
         /// Who/what authenticated the document.
-        authenticator: Option<Reference>,
+        authenticator: Option<Reference<'a>>,
         /// Organization which maintains the document.
-        custodian: Option<Reference>,
+        custodian: Option<Reference<'a>>,
         /// Human-readable description.
-        description: Option<String>,
+        description: Option<Cow<'a, str>>,
         /// Document security-tags.
-        security_label: Vec<CodeableConcept>,
+        security_label: Vec<CodeableConcept<'a>>,
         /// Document referenced (1..*).
-        content: Vec<DocumentReferenceContent>,
+        content: Vec<DocumentReferenceContent<'a>>,
         /// Clinical context of document.
-        context: Option<DocumentReferenceContext>,
+        context: Option<DocumentReferenceContext<'a>>,
     }
 }
 
@@ -734,22 +735,22 @@ fhir_resource! {
     /// A provider organization (`Organization`, JP Core `JP_Organization`).
     pub struct Organization {
         /// Identifies this organization across multiple systems (e.g. 医療機関コード).
-        identifier: Vec<Identifier>,
+        identifier: Vec<Identifier<'a>>,
         /// Whether the organization's record is still in active use.
         active: Option<bool>,
         /// Kind of organization.
         #[serde(rename = "type")]
-        type_: Vec<CodeableConcept>,
+        type_: Vec<CodeableConcept<'a>>,
         /// Name used for the organization.
-        name: Option<String>,
+        name: Option<Cow<'a, str>>,
         /// A list of alternate names.
-        alias: Vec<String>,
+        alias: Vec<Cow<'a, str>>,
         /// A contact detail for the organization.
-        telecom: Vec<ContactPoint>,
+        telecom: Vec<ContactPoint<'a>>,
         /// An address for the organization.
-        address: Vec<crate::datatypes::Address>,
+        address: Vec<crate::datatypes::Address<'a>>,
         /// The organization of which this organization forms a part.
-        part_of: Option<Reference>,
+        part_of: Option<Reference<'a>>,
     }
 }
 
@@ -757,19 +758,19 @@ fhir_resource! {
     /// A health-care professional (`Practitioner`, JP Core `JP_Practitioner`).
     pub struct Practitioner {
         /// An identifier for the person as this agent.
-        identifier: Vec<Identifier>,
+        identifier: Vec<Identifier<'a>>,
         /// Whether this practitioner's record is in active use.
         active: Option<bool>,
         /// The name(s) associated with the practitioner.
-        name: Vec<HumanName>,
+        name: Vec<HumanName<'a>>,
         /// A contact detail for the practitioner.
-        telecom: Vec<ContactPoint>,
+        telecom: Vec<ContactPoint<'a>>,
         /// Address(es) of the practitioner.
-        address: Vec<crate::datatypes::Address>,
+        address: Vec<crate::datatypes::Address<'a>>,
         /// male | female | other | unknown.
-        gender: Option<String>,
+        gender: Option<Cow<'a, str>>,
         /// The date on which the practitioner was born.
-        birth_date: Option<String>,
+        birth_date: Option<Cow<'a, str>>,
     }
 }
 
@@ -777,13 +778,13 @@ fhir_struct! {
     /// `Bundle.entry.request`: how a transaction/batch entry is to be processed.
     pub struct BundleEntryRequest {
         /// GET | HEAD | POST | PUT | DELETE | PATCH (required).
-        method: Option<String>,
+        method: Option<Cow<'a, str>>,
         /// URL for HTTP equivalent of this entry (required).
-        url: Option<String>,
+        url: Option<Cow<'a, str>>,
         /// For managing update contention.
-        if_match: Option<String>,
+        if_match: Option<Cow<'a, str>>,
         /// For conditional creates.
-        if_none_exist: Option<String>,
+        if_none_exist: Option<Cow<'a, str>>,
     }
 }
 
@@ -791,24 +792,24 @@ fhir_struct! {
     /// `Bundle.entry`.
     pub struct BundleEntry {
         /// URI for resource (absolute URL or `urn:uuid:`).
-        full_url: Option<String>,
+        full_url: Option<Cow<'a, str>>,
         /// A resource in the bundle.
-        resource: Option<Resource>,
+        resource: Option<Resource<'a>>,
         /// Additional execution information (transaction/batch/history).
-        request: Option<BundleEntryRequest>,
+        request: Option<BundleEntryRequest<'a>>,
     }
 }
 
-impl BundleEntry {
+impl<'a> BundleEntry<'a> {
     /// A transaction entry that POSTs `resource` under a `urn:uuid:` full URL.
-    pub fn post(full_url: String, resource: Resource) -> Self {
+    pub fn post(full_url: String, resource: Resource<'a>) -> Self {
         let url = resource.resource_type().to_owned();
         BundleEntry {
-            full_url: Some(full_url),
+            full_url: Some(Cow::Owned(full_url)),
             resource: Some(resource),
             request: Some(BundleEntryRequest {
-                method: Some("POST".to_owned()),
-                url: Some(url),
+                method: Some(Cow::Borrowed("POST")),
+                url: Some(Cow::Owned(url)),
                 ..Default::default()
             }),
             ..Default::default()
@@ -816,9 +817,9 @@ impl BundleEntry {
     }
 
     /// A document/collection entry (no request).
-    pub fn document(full_url: String, resource: Resource) -> Self {
+    pub fn document(full_url: String, resource: Resource<'a>) -> Self {
         BundleEntry {
-            full_url: Some(full_url),
+            full_url: Some(Cow::Owned(full_url)),
             resource: Some(resource),
             ..Default::default()
         }
@@ -829,43 +830,43 @@ fhir_struct! {
     /// A container for a collection of resources (`Bundle`).
     pub struct Bundle {
         /// Logical id of this bundle.
-        id: Option<String>,
+        id: Option<Cow<'a, str>>,
         /// Metadata about the bundle.
-        meta: Option<Meta>,
+        meta: Option<Meta<'a>>,
         /// Persistent identifier for the bundle (required for documents).
-        identifier: Option<Identifier>,
+        identifier: Option<Identifier<'a>>,
         /// document | message | transaction | transaction-response | batch | batch-response | history | searchset | collection.
         #[serde(rename = "type")]
-        type_: Option<String>,
+        type_: Option<Cow<'a, str>>,
         /// When the bundle was assembled (instant).
-        timestamp: Option<String>,
+        timestamp: Option<Cow<'a, str>>,
         /// If search, the total number of matches.
         total: Option<u64>,
         /// Entries in the bundle.
-        entry: Vec<BundleEntry>,
+        entry: Vec<BundleEntry<'a>>,
     }
 }
 
-impl FhirResource for Bundle {
+impl FhirResource for Bundle<'_> {
     const RESOURCE_TYPE: &'static str = "Bundle";
 }
 
-impl From<Bundle> for Resource {
-    fn from(bundle: Bundle) -> Resource {
+impl<'a> From<Bundle<'a>> for Resource<'a> {
+    fn from(bundle: Bundle<'a>) -> Resource<'a> {
         Resource::Bundle(Box::new(bundle))
     }
 }
 
-impl Bundle {
+impl<'a> Bundle<'a> {
     /// The entry whose `fullUrl` equals `reference` (how `urn:uuid:` references resolve).
-    pub fn resolve(&self, reference: &str) -> Option<&BundleEntry> {
+    pub fn resolve(&self, reference: &str) -> Option<&BundleEntry<'a>> {
         self.entry
             .iter()
             .find(|e| e.full_url.as_deref() == Some(reference))
     }
 
     /// The resources of the entries, in order.
-    pub fn resources(&self) -> impl Iterator<Item = &Resource> {
+    pub fn resources(&self) -> impl Iterator<Item = &Resource<'a>> {
         self.entry.iter().filter_map(|e| e.resource.as_ref())
     }
 }

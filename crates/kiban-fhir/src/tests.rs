@@ -68,7 +68,7 @@ fn observation_json() -> Value {
     })
 }
 
-fn round_trip(value: Value) -> Resource {
+fn round_trip(value: Value) -> Resource<'static> {
     let resource = Resource::from_json_value(value.clone()).expect("parses");
     assert_eq!(
         resource.to_json_value(),
@@ -460,4 +460,60 @@ fn a_coding_without_a_system_is_valid_r4() {
         issues.iter().any(|i| i.path.ends_with("coding[0].system")),
         "{issues:?}"
     );
+}
+
+#[test]
+fn strings_without_escapes_are_borrowed_from_the_text() {
+    use std::borrow::Cow;
+    let text = r#"{"resourceType":"Patient","id":"p1","gender":"female","name":[{"family":"山田","given":["太郎","A\"B"]}],"address":[{"line":["西新宿\n2丁目"]}]}"#;
+    let Resource::Patient(patient) = Resource::from_json_str(text).unwrap() else {
+        panic!("a Patient")
+    };
+    assert!(matches!(patient.id, Some(Cow::Borrowed("p1"))));
+    assert!(matches!(patient.gender, Some(Cow::Borrowed("female"))));
+    let name = &patient.name[0];
+    assert!(matches!(name.family, Some(Cow::Borrowed("山田"))));
+    assert!(matches!(name.given[0], Cow::Borrowed("太郎")));
+    // An escape cannot be a slice of the text: that string is owned, with the escape decoded.
+    assert!(matches!(&name.given[1], Cow::Owned(s) if s == "A\"B"));
+    assert!(matches!(&patient.address[0].line[0], Cow::Owned(s) if s == "西新宿\n2丁目"));
+    // Serialization writes the same JSON whichever way a string is held.
+    let owned = Resource::Patient(patient.clone()).into_static();
+    assert_eq!(owned, Resource::Patient(patient.clone()));
+    let Resource::Patient(owned_patient) = &owned else {
+        panic!("a Patient")
+    };
+    assert!(matches!(owned_patient.id, Some(Cow::Owned(_))));
+    assert_eq!(
+        owned.to_json_string(),
+        Resource::Patient(patient).to_json_string()
+    );
+}
+
+#[test]
+fn type_errors_read_as_serde_reports_them_for_strings() {
+    // The messages are those serde gives for `String` ("expected a string", "a sequence"),
+    // with the value left out.
+    let text = r#"{"resourceType":"Patient","gender":5}"#;
+    let err = Resource::from_json_str(text).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "Patient at gender: invalid type: integer, expected a string"
+    );
+    let text = r#"{"resourceType":"Patient","name":[{"given":"solo"}]}"#;
+    let err = Resource::from_json_str(text).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "Patient at name[0].given: invalid type: string, expected a sequence"
+    );
+}
+
+#[test]
+fn a_resource_built_from_a_value_owns_its_strings() {
+    use std::borrow::Cow;
+    let resource: Resource<'static> = Resource::from_json_value(patient_json()).unwrap();
+    let Resource::Patient(patient) = resource else {
+        panic!("a Patient")
+    };
+    assert!(matches!(patient.id, Some(Cow::Owned(_))));
 }

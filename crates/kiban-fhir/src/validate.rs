@@ -18,6 +18,7 @@ use crate::resources::{
     Condition, DocumentReference, Encounter, MedicationDispense, MedicationRequest, Observation,
     Organization, Patient, Practitioner, Procedure,
 };
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
 
@@ -319,11 +320,11 @@ impl Validator {
         &mut self,
         path: &Path<'_>,
         element: &str,
-        value: Option<&String>,
+        value: Option<&Cow<'_, str>>,
         allowed: &[&str],
     ) {
         if let Some(v) = value
-            && !allowed.contains(&v.as_str())
+            && !allowed.contains(&&**v)
         {
             self.issue(
                 join(path, element),
@@ -339,14 +340,14 @@ impl Validator {
         &mut self,
         path: &Path<'_>,
         element: &str,
-        value: Option<&String>,
+        value: Option<&Cow<'_, str>>,
         allowed: &[&str],
     ) {
         self.required(path, element, value.is_some());
         self.code_in(path, element, value, allowed);
     }
 
-    fn string(&mut self, path: &Path<'_>, element: &str, value: Option<&String>) {
+    fn string(&mut self, path: &Path<'_>, element: &str, value: Option<&Cow<'_, str>>) {
         if let Some(v) = value
             && !is_fhir_string(v)
         {
@@ -354,7 +355,7 @@ impl Validator {
         }
     }
 
-    fn code(&mut self, path: &Path<'_>, element: &str, value: Option<&String>) {
+    fn code(&mut self, path: &Path<'_>, element: &str, value: Option<&Cow<'_, str>>) {
         if let Some(v) = value
             && !is_fhir_code(v)
         {
@@ -365,7 +366,7 @@ impl Validator {
         }
     }
 
-    fn uri(&mut self, path: &Path<'_>, element: &str, value: Option<&String>) {
+    fn uri(&mut self, path: &Path<'_>, element: &str, value: Option<&Cow<'_, str>>) {
         if let Some(v) = value
             && !is_fhir_uri(v)
         {
@@ -376,7 +377,7 @@ impl Validator {
         }
     }
 
-    fn date(&mut self, path: &Path<'_>, element: &str, value: Option<&String>) {
+    fn date(&mut self, path: &Path<'_>, element: &str, value: Option<&Cow<'_, str>>) {
         if let Some(v) = value
             && let Err(e) = parse_date(v)
         {
@@ -384,7 +385,7 @@ impl Validator {
         }
     }
 
-    fn date_time(&mut self, path: &Path<'_>, element: &str, value: Option<&String>) {
+    fn date_time(&mut self, path: &Path<'_>, element: &str, value: Option<&Cow<'_, str>>) {
         if let Some(v) = value
             && let Err(e) = parse_date_time(v)
         {
@@ -392,7 +393,7 @@ impl Validator {
         }
     }
 
-    fn instant(&mut self, path: &Path<'_>, element: &str, value: Option<&String>) {
+    fn instant(&mut self, path: &Path<'_>, element: &str, value: Option<&Cow<'_, str>>) {
         if let Some(v) = value
             && let Err(e) = parse_instant(v)
         {
@@ -782,7 +783,7 @@ impl Validator {
     fn domain(
         &mut self,
         path: &Path<'_>,
-        id: Option<&String>,
+        id: Option<&Cow<'_, str>>,
         meta: Option<&Meta>,
         text: Option<&Narrative>,
         extension: &[Extension],
@@ -1377,7 +1378,7 @@ impl Validator {
         }
         self.code_in(path, "type", r.type_.as_ref(), ALLERGY_TYPE);
         for (i, c) in r.category.iter().enumerate() {
-            if !ALLERGY_CATEGORY.contains(&c.as_str()) {
+            if !ALLERGY_CATEGORY.contains(&&**c) {
                 self.issue(
                     index(path, "category", i),
                     format!(
@@ -1814,7 +1815,7 @@ fn resource_meta_version(resource: &Resource) -> Option<String> {
                 .map(str::to_owned);
         }
     };
-    meta.and_then(|m| m.version_id.clone())
+    meta.and_then(|m| m.version_id.as_deref().map(str::to_owned))
 }
 
 #[cfg(test)]

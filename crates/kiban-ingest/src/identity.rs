@@ -83,8 +83,8 @@ fn name_text(name: &HumanName) -> Option<String> {
     let parts: Vec<&str> = name
         .family
         .iter()
-        .map(String::as_str)
-        .chain(name.given.iter().map(String::as_str))
+        .map(|part| &**part)
+        .chain(name.given.iter().map(|part| &**part))
         .map(str::trim)
         .filter(|p| !p.is_empty())
         .collect();
@@ -188,7 +188,7 @@ mod tests {
     use super::*;
     use kiban_fhir::Resource;
 
-    fn patient(json: &str) -> Patient {
+    fn patient(json: &str) -> Patient<'_> {
         match Resource::from_json_str(json).unwrap() {
             Resource::Patient(p) => *p,
             other => panic!("not a patient: {other:?}"),

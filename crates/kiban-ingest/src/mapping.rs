@@ -11,15 +11,16 @@ use base64::Engine;
 use chrono::{DateTime, NaiveDate, Utc};
 use kiban_fhir::{
     AllergyIntolerance, CodeableConcept, Composition, CompositionSection, Condition,
-    DocumentReference, Dosage, Encounter, FhirDateTime, MedicationDispense, MedicationRequest,
-    Observation, Patient, Procedure, Quantity, Reference, Resource, parse_date, parse_date_time,
-    profiles,
+    DocumentReference, Dosage, Encounter, FhirDateTime, IntoStatic, MedicationDispense,
+    MedicationRequest, Observation, Patient, Procedure, Quantity, Reference, Resource, parse_date,
+    parse_date_time, profiles,
 };
 use kiban_model::{
     AllergyCategory, AllergyRow, CodeSystem, ConditionRow, DeathRow, DocumentKind, DocumentRow,
     EncounterClass, EncounterRow, IdentityRow, InfectionRow, LabObservationRow,
     MedicationDispenseRow, MedicationRequestRow, ProcedureRow, RowCommon, Sex,
 };
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// LOINC system URL.
@@ -99,7 +100,7 @@ pub(crate) enum SubjectNeed {
         /// FHIR path of the reference element, for reasons.
         path: &'static str,
         /// The reference.
-        reference: Reference,
+        reference: Reference<'static>,
     },
 }
 
@@ -229,7 +230,7 @@ fn with_subject(
     Ok(Mapped {
         subject: SubjectNeed::Reference {
             path,
-            reference: reference.clone(),
+            reference: reference.clone().into_static(),
         },
         rows,
     })
@@ -237,20 +238,20 @@ fn with_subject(
 
 // ----- dates -----
 
-fn date_time_of(path: &str, value: Option<&String>) -> Result<Option<FhirDateTime>, String> {
+fn date_time_of(path: &str, value: Option<&Cow<'_, str>>) -> Result<Option<FhirDateTime>, String> {
     value
         .map(|v| parse_date_time(v).map_err(|e| format!("{path}: {e}")))
         .transpose()
 }
 
 /// A FHIR dateTime as a calendar date (in its own timezone).
-fn date_of(path: &str, value: Option<&String>) -> Result<Option<NaiveDate>, String> {
+fn date_of(path: &str, value: Option<&Cow<'_, str>>) -> Result<Option<NaiveDate>, String> {
     Ok(date_time_of(path, value)?.map(FhirDateTime::date))
 }
 
 /// A FHIR dateTime as an instant; a date without a time is taken as midnight UTC of that
 /// date, so the calendar date survives.
-fn instant_of(path: &str, value: Option<&String>) -> Result<Option<DateTime<Utc>>, String> {
+fn instant_of(path: &str, value: Option<&Cow<'_, str>>) -> Result<Option<DateTime<Utc>>, String> {
     Ok(date_time_of(path, value)?.map(|t| match t {
         FhirDateTime::DateTime(dt) => dt.with_timezone(&Utc),
         FhirDateTime::Date(d) => d.earliest().and_time(chrono::NaiveTime::MIN).and_utc(),
@@ -278,17 +279,20 @@ fn code_in(concept: Option<&CodeableConcept>, system: CodeSystem) -> Option<Stri
 /// The first coding with a code as (code, system), the system canonicalized when known.
 fn first_code(concept: Option<&CodeableConcept>) -> Option<(String, Option<String>)> {
     concept?.coding.iter().find_map(|c| {
-        let code = c.code.clone()?;
+        let code = c.code.as_deref()?.to_owned();
         let system = c
             .code_system()
             .map(|s| s.url().to_owned())
-            .or_else(|| c.system.clone());
+            .or_else(|| c.system.as_deref().map(str::to_owned));
         Some((code, system))
     })
 }
 
 fn first_coding_code(concept: Option<&CodeableConcept>) -> Option<String> {
-    concept?.coding.iter().find_map(|c| c.code.clone())
+    concept?
+        .coding
+        .iter()
+        .find_map(|c| c.code.as_deref().map(str::to_owned))
 }
 
 // ----- Patient -----
@@ -399,7 +403,7 @@ fn map_encounter(r: &Encounter, common: RowCommon) -> Result<EncounterRow, Strin
     Ok(EncounterRow {
         common,
         class: class.code().to_owned(),
-        status: r.status.clone().unwrap_or_else(|| "unknown".to_owned()),
+        status: r.status.as_deref().unwrap_or("unknown").to_owned(),
         start: instant_of(
             "Encounter.period.start",
             period.and_then(|p| p.start.as_ref()),
@@ -454,7 +458,7 @@ struct DosageParts {
 }
 
 fn quantity_unit(q: &Quantity) -> Option<String> {
-    q.unit.clone().or_else(|| q.code.clone())
+    q.unit.as_deref().or(q.code.as_deref()).map(str::to_owned)
 }
 
 fn dosage_parts(dosages: &[Dosage]) -> DosageParts {
@@ -474,7 +478,7 @@ fn dosage_parts(dosages: &[Dosage]) -> DosageParts {
     let frequency = code_in(timing_code, CodeSystem::JamiDosage)
         .or_else(|| first_coding_code(timing_code))
         .or_else(|| concept_name(timing_code))
-        .or_else(|| d.text.clone());
+        .or_else(|| d.text.as_deref().map(str::to_owned));
     DosageParts {
         dose: dose.and_then(|q| q.value),
         dose_unit: dose.and_then(quantity_unit),
@@ -508,7 +512,7 @@ fn map_medication_request(
         name: concept_name(medication).or_else(|| {
             r.medication_reference
                 .as_ref()
-                .and_then(|m| m.display.clone())
+                .and_then(|m| m.display.as_deref().map(str::to_owned))
         }),
         dose: dosage.dose,
         dose_unit: dosage.dose_unit,
@@ -520,7 +524,7 @@ fn map_medication_request(
                 .and_then(|d| d.expected_supply_duration.as_ref()),
         ),
         date: date_of("MedicationRequest.authoredOn", r.authored_on.as_ref())?,
-        status: r.status.clone(),
+        status: r.status.as_deref().map(str::to_owned),
     })
 }
 
@@ -541,7 +545,7 @@ fn map_medication_dispense(
         name: concept_name(medication).or_else(|| {
             r.medication_reference
                 .as_ref()
-                .and_then(|m| m.display.clone())
+                .and_then(|m| m.display.as_deref().map(str::to_owned))
         }),
         dose: dosage.dose,
         dose_unit: dosage.dose_unit,
@@ -549,7 +553,7 @@ fn map_medication_dispense(
         route: dosage.route,
         days: days_of(r.days_supply.as_ref()),
         date,
-        status: r.status.clone(),
+        status: r.status.as_deref().map(str::to_owned),
     })
 }
 
@@ -645,7 +649,7 @@ fn map_observation(r: &Observation, common: RowCommon) -> Result<Row, String> {
         reference_high: range.and_then(|g| g.high.as_ref()).and_then(|q| q.value),
         abnormal_flag: interpretation,
         effective,
-        status: r.status.clone(),
+        status: r.status.as_deref().map(str::to_owned),
     }))
 }
 
@@ -672,7 +676,7 @@ fn map_allergy(r: &AllergyIntolerance, common: RowCommon) -> Result<AllergyRow, 
         code: code_value,
         code_system: code_system.flatten(),
         name: concept_name(code),
-        criticality: r.criticality.clone(),
+        criticality: r.criticality.as_deref().map(str::to_owned),
         clinical_status: first_coding_code(r.clinical_status.as_ref()),
         recorded_date: date_of("AllergyIntolerance.recordedDate", r.recorded_date.as_ref())?,
     })
@@ -683,7 +687,7 @@ fn map_procedure(r: &Procedure, common: RowCommon) -> Result<ProcedureRow, Strin
     let (code_value, code_system) =
         match code.and_then(|c| c.coding_in(CodeSystem::ProcedureReceipt)) {
             Some(c) => (
-                c.code.clone(),
+                c.code.as_deref().map(str::to_owned),
                 Some(CodeSystem::ProcedureReceipt.url().to_owned()),
             ),
             None => {
@@ -704,7 +708,7 @@ fn map_procedure(r: &Procedure, common: RowCommon) -> Result<ProcedureRow, Strin
         code_system,
         name: concept_name(code),
         performed,
-        status: r.status.clone(),
+        status: r.status.as_deref().map(str::to_owned),
     })
 }
 
@@ -714,7 +718,10 @@ fn map_procedure(r: &Procedure, common: RowCommon) -> Result<ProcedureRow, Strin
 /// JP-CLINS's document type code system (LOINC codes: 57133-1, 18842-5, 53576-5, ...).
 const JP_CLINS_DOCUMENT_TYPE_CODES: &str = "http://jpfhir.jp/fhir/Common/CodeSystem/doc-typecodes";
 
-fn document_kind(type_: Option<&CodeableConcept>, profiles_declared: &[String]) -> DocumentKind {
+fn document_kind(
+    type_: Option<&CodeableConcept>,
+    profiles_declared: &[Cow<'_, str>],
+) -> DocumentKind {
     if let Some(t) = type_ {
         for coding in &t.coding {
             let code = coding.code.as_deref().unwrap_or("");
@@ -735,7 +742,7 @@ fn document_kind(type_: Option<&CodeableConcept>, profiles_declared: &[String]) 
         }
     }
     for profile in profiles_declared {
-        match profile.as_str() {
+        match &**profile {
             profiles::JP_COMPOSITION_EREFERRAL => return DocumentKind::ReferralLetter,
             profiles::JP_COMPOSITION_EDISCHARGE_SUMMARY => return DocumentKind::DischargeSummary,
             profiles::JP_COMPOSITION_ECHECKUP => return DocumentKind::CheckupReport,
@@ -778,7 +785,7 @@ fn map_composition(r: &Composition, common: RowCommon) -> Result<DocumentRow, St
     Ok(DocumentRow {
         common,
         kind: document_kind(r.type_.as_ref(), declared).code().to_owned(),
-        title: r.title.clone(),
+        title: r.title.as_deref().map(str::to_owned),
         date: instant_of("Composition.date", r.date.as_ref())?,
         text: (!blocks.is_empty()).then(|| blocks.join("\n\n")),
     })
@@ -811,11 +818,15 @@ fn map_document_reference(r: &DocumentReference, common: RowCommon) -> Result<Do
         break;
     }
     let declared = r.meta.as_ref().map(|m| m.profile.as_slice()).unwrap_or(&[]);
-    let title = r.description.clone().or_else(|| {
-        r.content
-            .iter()
-            .find_map(|c| c.attachment.as_ref().and_then(|a| a.title.clone()))
-    });
+    let title = r
+        .description
+        .as_deref()
+        .or_else(|| {
+            r.content
+                .iter()
+                .find_map(|c| c.attachment.as_ref().and_then(|a| a.title.as_deref()))
+        })
+        .map(str::to_owned);
     Ok(DocumentRow {
         common,
         kind: document_kind(r.type_.as_ref(), declared).code().to_owned(),
@@ -952,9 +963,9 @@ mod tests {
 mod document_kind_tests {
     use super::*;
 
-    fn type_coded(system: &str, code: &str) -> CodeableConcept {
-        serde_json::from_value(serde_json::json!({"coding": [{"system": system, "code": code}]}))
-            .unwrap()
+    fn type_coded(system: &str, code: &str) -> CodeableConcept<'static> {
+        let value = serde_json::json!({"coding": [{"system": system, "code": code}]});
+        serde::Deserialize::deserialize(value).unwrap()
     }
 
     #[test]

@@ -6,6 +6,7 @@ use crate::lines::{LineContent, SourceLine};
 use crate::mapping::{self, MapContext, Row, SubjectNeed};
 use kiban_fhir::{Bundle, BundleEntry, Resource, ValidationIssue, parse_reference};
 use kiban_store::Store;
+use serde::Deserialize;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -69,19 +70,50 @@ pub(crate) struct ParsedLine {
     pub content: LineContent,
 }
 
-impl ParsedLine {
-    fn failed(line: SourceLine, resource_type: Option<String>, reason: String) -> Self {
-        ParsedLine {
-            number: line.number,
-            bytes: line.bytes,
+/// What phase A makes of a line's text: a [`ParsedLine`] without the line. Why apart: the
+/// resources read from the text borrow their strings from it, so the line is moved into the
+/// [`ParsedLine`] only once they are gone.
+struct LineOutcome {
+    mode: LineMode,
+    is_bundle: bool,
+    line_failure: Option<(Option<String>, String)>,
+    entries: Vec<ParsedEntry>,
+}
+
+impl LineOutcome {
+    fn failed(resource_type: Option<String>, reason: String) -> Self {
+        LineOutcome {
             mode: LineMode::Single,
             is_bundle: false,
             line_failure: Some((resource_type, reason)),
             entries: Vec::new(),
-            content: line.content,
         }
     }
 
+    /// One resource alone on its line.
+    fn single(entry: ParsedEntry) -> Self {
+        LineOutcome {
+            mode: LineMode::Single,
+            is_bundle: false,
+            line_failure: None,
+            entries: vec![entry],
+        }
+    }
+
+    fn with_line(self, number: u64, bytes: u64, content: LineContent) -> ParsedLine {
+        ParsedLine {
+            number,
+            bytes,
+            mode: self.mode,
+            is_bundle: self.is_bundle,
+            line_failure: self.line_failure,
+            entries: self.entries,
+            content,
+        }
+    }
+}
+
+impl ParsedLine {
     /// Whether the line is blank (nothing to accept or reject).
     pub(crate) fn is_blank(&self) -> bool {
         self.line_failure.is_none() && self.entries.is_empty()
@@ -132,34 +164,39 @@ fn is_type_name(name: &str) -> bool {
 
 /// Phase A for one line.
 pub(crate) fn parse_line(line: SourceLine, ctx: &ParseContext<'_>) -> ParsedLine {
-    let text = match &line.content {
-        LineContent::Text(text) => text,
+    let SourceLine {
+        number,
+        bytes,
+        content,
+    } = line;
+    let outcome = match &content {
+        LineContent::Text(text) => parse_text(text, ctx),
         LineContent::Oversized { length, .. } => {
             let reason = format!(
                 "line of {length} bytes exceeds the limit of {} bytes",
                 ctx.max_line_bytes
             );
-            return ParsedLine::failed(line, None, reason);
+            LineOutcome::failed(None, reason)
         }
-        LineContent::NotUtf8(_) => {
-            return ParsedLine::failed(line, None, "line is not valid UTF-8".to_owned());
-        }
+        LineContent::NotUtf8(_) => LineOutcome::failed(None, "line is not valid UTF-8".to_owned()),
     };
+    outcome.with_line(number, bytes, content)
+}
+
+/// Phase A for the text of a line.
+fn parse_text(text: &str, ctx: &ParseContext<'_>) -> LineOutcome {
     if text.trim().is_empty() {
-        return ParsedLine {
-            number: line.number,
-            bytes: line.bytes,
+        return LineOutcome {
             mode: LineMode::Single,
             is_bundle: false,
             line_failure: None,
             entries: Vec::new(),
-            content: line.content,
         };
     }
-    // Fast path: the line read straight into typed resources. Anything it does not take
-    // (an error anywhere, an odd resourceType) goes the tree way below, which reports errors
-    // entry by entry with their element paths.
-    match serde_json::from_str::<Resource>(text) {
+    // Fast path: the line read straight into typed resources, their strings borrowed from
+    // the text. Anything it does not take (an error anywhere, an odd resourceType) goes the
+    // tree way below, which reports errors entry by entry with their element paths.
+    match serde_json::from_str::<Resource<'_>>(text) {
         Ok(Resource::Bundle(mut bundle)) => {
             let entries = std::mem::take(&mut bundle.entry);
             let mode = line_mode(bundle.type_.as_deref());
@@ -168,21 +205,12 @@ pub(crate) fn parse_line(line: SourceLine, ctx: &ParseContext<'_>) -> ParsedLine
                 .enumerate()
                 .map(|(index, entry)| typed_entry(index, entry, mode))
                 .collect();
-            let bundle_type = bundle.type_.clone();
-            return finish_bundle(line, bundle_type, Ok(*bundle), raw, mode, ctx);
+            let bundle_type = bundle.type_.as_deref().map(str::to_owned);
+            return finish_bundle(bundle_type, Ok(*bundle), raw, mode, ctx);
         }
         Ok(resource) if is_type_name(resource.resource_type()) => {
             let resource_type = resource.resource_type().to_owned();
-            let entry = prepare_single(Ok(resource), resource_type, ctx);
-            return ParsedLine {
-                number: line.number,
-                bytes: line.bytes,
-                mode: LineMode::Single,
-                is_bundle: false,
-                line_failure: None,
-                entries: vec![entry],
-                content: line.content,
-            };
+            return LineOutcome::single(prepare_single(Ok(resource), resource_type, ctx));
         }
         _ => {}
     }
@@ -194,47 +222,33 @@ pub(crate) fn parse_line(line: SourceLine, ctx: &ParseContext<'_>) -> ParsedLine
                 e.column(),
                 json_error_message(&e)
             );
-            return ParsedLine::failed(line, None, reason);
+            return LineOutcome::failed(None, reason);
         }
     };
     let Value::Object(object) = value else {
-        return ParsedLine::failed(line, None, "not a JSON object".to_owned());
+        return LineOutcome::failed(None, "not a JSON object".to_owned());
     };
     let resource_type = match object.get("resourceType") {
         Some(Value::String(t)) if is_type_name(t) => t.clone(),
         Some(Value::String(_)) => {
-            return ParsedLine::failed(
-                line,
+            return LineOutcome::failed(
                 None,
                 "resourceType: not a FHIR resource type name".to_owned(),
             );
         }
         _ => {
-            return ParsedLine::failed(
-                line,
-                None,
-                "resourceType: missing or not a string".to_owned(),
-            );
+            return LineOutcome::failed(None, "resourceType: missing or not a string".to_owned());
         }
     };
     if resource_type == "Bundle" {
-        parse_bundle(line, object, ctx)
+        parse_bundle(object, ctx)
     } else {
         let parsed = if mapping::is_supported(&resource_type) {
             Resource::from_json_value(Value::Object(object)).map_err(|e| e.to_string())
         } else {
             Err(String::new())
         };
-        let entry = prepare_single(parsed, resource_type, ctx);
-        ParsedLine {
-            number: line.number,
-            bytes: line.bytes,
-            mode: LineMode::Single,
-            is_bundle: false,
-            line_failure: None,
-            entries: vec![entry],
-            content: line.content,
-        }
+        LineOutcome::single(prepare_single(parsed, resource_type, ctx))
     }
 }
 
@@ -386,12 +400,12 @@ fn carried_entry(
 }
 
 /// An entry of a Bundle between parsing and mapping.
-struct RawEntry {
+struct RawEntry<'a> {
     full_url: Option<String>,
     resource_type: Option<String>,
     content: [u8; 32],
-    parsed: Result<Resource, String>,
-    shell: Option<BundleEntry>,
+    parsed: Result<Resource<'a>, String>,
+    shell: Option<BundleEntry<'a>>,
     /// A well-formed resource of a type kiban does not map, carried by an all-or-nothing
     /// Bundle (e.g. `Coverage` or `PractitionerRole` in a JP-CLINS document).
     carried: Option<CarriedResource>,
@@ -433,7 +447,7 @@ fn is_fhir_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
 }
 
-fn read_entry(index: usize, value: Value, mode: LineMode) -> RawEntry {
+fn read_entry(index: usize, value: Value, mode: LineMode) -> RawEntry<'static> {
     let mut raw = RawEntry {
         full_url: None,
         resource_type: None,
@@ -451,7 +465,7 @@ fn read_entry(index: usize, value: Value, mode: LineMode) -> RawEntry {
         .get("fullUrl")
         .and_then(Value::as_str)
         .map(str::to_owned);
-    let shell: BundleEntry = match serde_json::from_value(Value::Object(object)) {
+    let shell = match BundleEntry::deserialize(Value::Object(object)) {
         Ok(s) => s,
         Err(_) => {
             raw.parsed = Err(format!(
@@ -505,10 +519,10 @@ fn read_entry(index: usize, value: Value, mode: LineMode) -> RawEntry {
 }
 
 /// An entry of a Bundle the fast path read whole: the same checks as [`read_entry`].
-fn typed_entry(index: usize, mut entry: BundleEntry, mode: LineMode) -> RawEntry {
+fn typed_entry(index: usize, mut entry: BundleEntry<'_>, mode: LineMode) -> RawEntry<'_> {
     let resource = entry.resource.take();
     let mut raw = RawEntry {
-        full_url: entry.full_url.clone(),
+        full_url: entry.full_url.as_deref().map(str::to_owned),
         resource_type: resource
             .as_ref()
             .map(Resource::resource_type)
@@ -574,11 +588,7 @@ fn issue_entry_index(path: &str) -> Option<usize> {
     rest[..end].parse().ok()
 }
 
-fn parse_bundle(
-    line: SourceLine,
-    mut object: Map<String, Value>,
-    ctx: &ParseContext<'_>,
-) -> ParsedLine {
+fn parse_bundle(mut object: Map<String, Value>, ctx: &ParseContext<'_>) -> LineOutcome {
     let entries_value = object.remove("entry");
     let bundle_type = object
         .get("type")
@@ -588,8 +598,7 @@ fn parse_bundle(
         None => Vec::new(),
         Some(Value::Array(items)) => items,
         Some(_) => {
-            return ParsedLine::failed(
-                line,
+            return LineOutcome::failed(
                 Some("Bundle".to_owned()),
                 "Bundle.entry: not an array".to_owned(),
             );
@@ -606,22 +615,19 @@ fn parse_bundle(
         Ok(_) => Err("Bundle: not read as a Bundle".to_owned()),
         Err(e) => Err(e.to_string()),
     };
-    finish_bundle(line, bundle_type, bundle, raw, mode, ctx)
+    finish_bundle(bundle_type, bundle, raw, mode, ctx)
 }
 
 /// The part of a Bundle's phase A shared by both parse paths: the Bundle (without its
 /// entries) and its entries read one by one.
-fn finish_bundle(
-    line: SourceLine,
+fn finish_bundle<'a>(
     bundle_type: Option<String>,
-    bundle: Result<Bundle, String>,
-    raw: Vec<RawEntry>,
+    bundle: Result<Bundle<'a>, String>,
+    raw: Vec<RawEntry<'a>>,
     mode: LineMode,
     ctx: &ParseContext<'_>,
-) -> ParsedLine {
-    let mut parsed_line = ParsedLine {
-        number: line.number,
-        bytes: line.bytes,
+) -> LineOutcome {
+    let mut parsed_line = LineOutcome {
         mode,
         is_bundle: true,
         line_failure: None,
@@ -635,7 +641,6 @@ fn finish_bundle(
                 outcome: Err(String::new()),
             })
             .collect(),
-        content: line.content,
     };
     let bundle_failure = |reason: String| Some((Some("Bundle".to_owned()), reason));
     match bundle_type.as_deref() {
@@ -712,7 +717,7 @@ fn finish_bundle(
         .iter()
         .zip(contents.iter())
         .filter_map(|(e, content)| {
-            let full_url = e.full_url.clone()?;
+            let full_url = e.full_url.as_deref()?.to_owned();
             let resource = e.resource.as_ref()?;
             let id = source_id_of(resource, Some(&full_url), content);
             Some((full_url, id))

@@ -24,6 +24,7 @@ use kiban_fhir::{
 use kiban_model::{CodeSystem, ProviderKind};
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
+use std::borrow::Cow;
 
 /// Resource types counted in the summary, in output order.
 pub const RESOURCE_TYPES: &[&str] = &[
@@ -540,11 +541,11 @@ fn date_time(date: NaiveDate, time: NaiveTime) -> String {
     )
 }
 
-fn cc_system(system: &str, code: &str, display: &str) -> CodeableConcept {
+fn cc_system(system: &str, code: &str, display: &str) -> CodeableConcept<'static> {
     CodeableConcept::simple(system, code, display)
 }
 
-fn disease_concept(d: &Disease, suspected: bool) -> CodeableConcept {
+fn disease_concept(d: &Disease, suspected: bool) -> CodeableConcept<'static> {
     let text = if suspected {
         format!("{}の疑い", d.name)
     } else {
@@ -819,7 +820,7 @@ fn lab_value(person: &Person, test: &LabTest, date: NaiveDate, rng: &mut ChaCha8
 
 /// Accumulates the entries of one Bundle.
 struct EntryList {
-    entries: Vec<BundleEntry>,
+    entries: Vec<BundleEntry<'static>>,
     counts: ResourceCounts,
     transaction: bool,
 }
@@ -834,7 +835,7 @@ impl EntryList {
     }
 
     /// Adds a resource whose `id` is `id`; returns its `urn:uuid:` full URL.
-    fn add(&mut self, id: &str, resource: Resource) -> String {
+    fn add(&mut self, id: &str, resource: Resource<'static>) -> String {
         let full_url = format!("urn:uuid:{id}");
         self.counts.add(resource.resource_type());
         self.entries.push(if self.transaction {
@@ -885,7 +886,7 @@ fn patient_resource(
     last: NaiveDate,
     knows_death: bool,
     rng: &mut ChaCha8Rng,
-) -> (Patient, RecordedIdentity) {
+) -> (Patient<'static>, RecordedIdentity) {
     // Identity is captured at registration and refreshed at visits by some providers.
     let refreshed = rng.random_bool(provider.updates_identity);
     let name_date = if refreshed { last } else { first };
@@ -953,21 +954,21 @@ fn patient_resource(
     let mut line = vec![address.line.clone()];
     line.extend(address.building.clone());
     let fhir_address = Address {
-        use_: Some("home".to_owned()),
-        text: Some(address.text()),
-        line,
-        city: Some(m.city.to_owned()),
-        state: Some(m.prefecture.to_owned()),
-        postal_code: Some(recorded_postal_code.clone()),
-        country: Some("JP".to_owned()),
+        use_: Some(Cow::Borrowed("home")),
+        text: Some(Cow::Owned(address.text())),
+        line: line.into_iter().map(Cow::Owned).collect(),
+        city: Some(Cow::Owned(m.city.to_owned())),
+        state: Some(Cow::Owned(m.prefecture.to_owned())),
+        postal_code: Some(Cow::Owned(recorded_postal_code.clone())),
+        country: Some(Cow::Borrowed("JP")),
         ..Default::default()
     };
     let mut telecom = Vec::new();
     if let Some(phone) = &address_spell.home_phone {
         telecom.push(ContactPoint {
-            system: Some("phone".to_owned()),
-            value: Some(phone.clone()),
-            use_: Some("home".to_owned()),
+            system: Some(Cow::Borrowed("phone")),
+            value: Some(Cow::Owned(phone.clone())),
+            use_: Some(Cow::Borrowed("home")),
             ..Default::default()
         });
     }
@@ -975,9 +976,9 @@ fn patient_resource(
         && rng.random_bool(0.8)
     {
         telecom.push(ContactPoint {
-            system: Some("phone".to_owned()),
-            value: Some(mobile.clone()),
-            use_: Some("mobile".to_owned()),
+            system: Some(Cow::Borrowed("phone")),
+            value: Some(Cow::Owned(mobile.clone())),
+            use_: Some(Cow::Borrowed("mobile")),
             ..Default::default()
         });
     }
@@ -1008,15 +1009,17 @@ fn patient_resource(
         .filter(|_| knows_death)
         .map(|d| date_time(d.date(), d.time()));
     let patient = Patient {
-        id: Some(patient_uuid.to_owned()),
+        id: Some(Cow::Owned(patient_uuid.to_owned())),
         meta: Some(Meta::profile(profiles::JP_PATIENT)),
         identifier,
         active: Some(true),
         name: names,
         telecom,
-        gender: Some(if person.male { "male" } else { "female" }.to_owned()),
-        birth_date: Some(birth_date.format("%Y-%m-%d").to_string()),
-        deceased_date_time: deceased,
+        gender: Some(Cow::Owned(
+            if person.male { "male" } else { "female" }.to_owned(),
+        )),
+        birth_date: Some(Cow::Owned(birth_date.format("%Y-%m-%d").to_string())),
+        deceased_date_time: (deceased).map(Cow::Owned),
         address: vec![fhir_address],
         ..Default::default()
     };
@@ -1064,7 +1067,7 @@ fn encounter_resource(
     care: Care,
     main_problem: Option<&Problem>,
     start_time: NaiveTime,
-) -> Encounter {
+) -> Encounter<'static> {
     let (class_code, class_display) = match visit.kind {
         VisitKind::Admission { .. } => ("IMP", "inpatient encounter"),
         _ => ("AMB", "ambulatory"),
@@ -1105,16 +1108,16 @@ fn encounter_resource(
     };
     let service_type = if care == Care::Checkup {
         CodeableConcept {
-            text: Some("健康診査".to_owned()),
+            text: Some(Cow::Borrowed("健康診査")),
             ..Default::default()
         }
     } else {
         CodeableConcept::from_coding(Coding::new(CodeSystem::Department, dept_code, dept_name))
     };
     Encounter {
-        id: Some(id.to_owned()),
+        id: Some(Cow::Owned(id.to_owned())),
         meta: Some(Meta::profile(profiles::JP_ENCOUNTER)),
-        status: Some("finished".to_owned()),
+        status: Some(Cow::Borrowed("finished")),
         class_: Some(Coding::with_system(
             "http://terminology.hl7.org/CodeSystem/v3-ActCode",
             class_code,
@@ -1125,7 +1128,7 @@ fn encounter_resource(
         period: Some(Period::new(&start, Some(&end))),
         hospitalization,
         service_provider: Some(Reference {
-            display: Some(provider.name.clone()),
+            display: Some(Cow::Owned(provider.name.clone())),
             ..Default::default()
         }),
         ..Default::default()
@@ -1142,7 +1145,7 @@ fn condition_resource(
     recorded: NaiveDate,
     suspected: bool,
     abated: Option<NaiveDate>,
-) -> Condition {
+) -> Condition<'static> {
     let mut extension = Vec::new();
     if suspected {
         extension.push(Extension::codeable_concept(
@@ -1155,7 +1158,7 @@ fn condition_resource(
         ));
     }
     Condition {
-        id: Some(id.to_owned()),
+        id: Some(Cow::Owned(id.to_owned())),
         meta: Some(Meta::profile(profiles::JP_CONDITION)),
         extension,
         clinical_status: Some(cc_system(
@@ -1184,9 +1187,9 @@ fn condition_resource(
         code: Some(disease_concept(disease, suspected)),
         subject: Some(Reference::to(patient_ref)),
         encounter: Some(Reference::to(encounter_ref)),
-        onset_date_time: Some(onset.format("%Y-%m-%d").to_string()),
-        abatement_date_time: abated.map(|d| d.format("%Y-%m-%d").to_string()),
-        recorded_date: Some(recorded.format("%Y-%m-%d").to_string()),
+        onset_date_time: Some(Cow::Owned(onset.format("%Y-%m-%d").to_string())),
+        abatement_date_time: (abated.map(|d| d.format("%Y-%m-%d").to_string())).map(Cow::Owned),
+        recorded_date: Some(Cow::Owned(recorded.format("%Y-%m-%d").to_string())),
         ..Default::default()
     }
 }
@@ -1198,7 +1201,7 @@ fn medication_request(
     drug: &Drug,
     authored: &str,
     days: u32,
-) -> MedicationRequest {
+) -> MedicationRequest<'static> {
     let daily = if drug.times_per_day == 0 {
         drug.dose
     } else {
@@ -1210,19 +1213,19 @@ fn medication_request(
         daily * f64::from(days)
     };
     MedicationRequest {
-        id: Some(id.to_owned()),
+        id: Some(Cow::Owned(id.to_owned())),
         meta: Some(Meta::profile(profiles::JP_MEDICATION_REQUEST)),
-        status: Some("completed".to_owned()),
-        intent: Some("order".to_owned()),
+        status: Some(Cow::Borrowed("completed")),
+        intent: Some(Cow::Borrowed("order")),
         medication_codeable_concept: Some(CodeableConcept::from_codings(
             vec![Coding::new(CodeSystem::Yj, drug.yj, drug.name)],
             Some(drug.name),
         )),
         subject: Some(Reference::to(patient_ref)),
         encounter: Some(Reference::to(encounter_ref)),
-        authored_on: Some(authored.to_owned()),
+        authored_on: Some(Cow::Owned(authored.to_owned())),
         dosage_instruction: vec![Dosage {
-            text: Some(drug.usage.1.to_owned()),
+            text: Some(Cow::Owned(drug.usage.1.to_owned())),
             timing: Some(Timing {
                 code: Some(CodeableConcept::from_coding(Coding::new(
                     CodeSystem::JamiDosage,
@@ -1268,7 +1271,7 @@ fn lab_observation(
     value: f64,
     male: bool,
     effective: &str,
-) -> Observation {
+) -> Observation<'static> {
     let range = if male { test.male } else { test.female };
     let vital = test.jlac10.starts_with('9');
     let mut reference_range = Vec::new();
@@ -1286,9 +1289,9 @@ fn lab_observation(
         vec![cc_system(OBSERVATION_INTERPRETATION_SYSTEM, code, display)]
     };
     Observation {
-        id: Some(id.to_owned()),
+        id: Some(Cow::Owned(id.to_owned())),
         meta: Some(Meta::profile(profiles::JP_OBSERVATION_LAB_RESULT)),
-        status: Some("final".to_owned()),
+        status: Some(Cow::Borrowed("final")),
         category: vec![if vital {
             cc_system(OBSERVATION_CATEGORY_SYSTEM, "vital-signs", "Vital Signs")
         } else {
@@ -1300,7 +1303,7 @@ fn lab_observation(
         )),
         subject: Some(Reference::to(patient_ref)),
         encounter: Some(Reference::to(encounter_ref)),
-        effective_date_time: Some(effective.to_owned()),
+        effective_date_time: Some(Cow::Owned(effective.to_owned())),
         value_quantity: Some(Quantity::ucum(value, test.unit, test.ucum)),
         interpretation,
         reference_range,
@@ -1313,11 +1316,11 @@ fn qualitative_observation(
     id: &str,
     patient_ref: &str,
     encounter_ref: &str,
-    code: Coding,
+    code: Coding<'static>,
     name: &str,
     positive: bool,
     effective: &str,
-) -> Observation {
+) -> Observation<'static> {
     let (code_value, display, text) = if positive {
         ("POS", "Positive", "陽性(+)")
     } else {
@@ -1332,9 +1335,9 @@ fn qualitative_observation(
         Some(text),
     );
     Observation {
-        id: Some(id.to_owned()),
+        id: Some(Cow::Owned(id.to_owned())),
         meta: Some(Meta::profile(profiles::JP_OBSERVATION_LAB_RESULT)),
-        status: Some("final".to_owned()),
+        status: Some(Cow::Borrowed("final")),
         category: vec![cc_system(
             OBSERVATION_CATEGORY_SYSTEM,
             "laboratory",
@@ -1343,7 +1346,7 @@ fn qualitative_observation(
         code: Some(CodeableConcept::from_codings(vec![code], Some(name))),
         subject: Some(Reference::to(patient_ref)),
         encounter: Some(Reference::to(encounter_ref)),
-        effective_date_time: Some(effective.to_owned()),
+        effective_date_time: Some(Cow::Owned(effective.to_owned())),
         value_codeable_concept: Some(result.clone()),
         interpretation: vec![CodeableConcept {
             text: None,
@@ -1359,11 +1362,11 @@ fn procedure_resource(
     encounter_ref: &str,
     procedure: &codes::ProcedureCode,
     performed: &str,
-) -> Procedure {
+) -> Procedure<'static> {
     Procedure {
-        id: Some(id.to_owned()),
+        id: Some(Cow::Owned(id.to_owned())),
         meta: Some(Meta::profile(profiles::JP_PROCEDURE)),
-        status: Some("completed".to_owned()),
+        status: Some(Cow::Borrowed("completed")),
         code: Some(CodeableConcept::from_codings(
             vec![Coding::new(
                 CodeSystem::ProcedureReceipt,
@@ -1374,7 +1377,7 @@ fn procedure_resource(
         )),
         subject: Some(Reference::to(patient_ref)),
         encounter: Some(Reference::to(encounter_ref)),
-        performed_date_time: Some(performed.to_owned()),
+        performed_date_time: Some(Cow::Owned(performed.to_owned())),
         ..Default::default()
     }
 }
@@ -1385,9 +1388,9 @@ fn allergy_resource(
     allergen: &codes::Allergen,
     drug: bool,
     recorded: NaiveDate,
-) -> AllergyIntolerance {
+) -> AllergyIntolerance<'static> {
     AllergyIntolerance {
-        id: Some(id.to_owned()),
+        id: Some(Cow::Owned(id.to_owned())),
         meta: Some(Meta::profile(profiles::JP_ALLERGY_INTOLERANCE)),
         clinical_status: Some(cc_system(ALLERGY_CLINICAL_SYSTEM, "active", "Active")),
         verification_status: Some(cc_system(
@@ -1395,16 +1398,18 @@ fn allergy_resource(
             "confirmed",
             "Confirmed",
         )),
-        type_: Some("allergy".to_owned()),
-        category: vec![if drug { "medication" } else { "food" }.to_owned()],
-        criticality: Some(
+        type_: Some(Cow::Borrowed("allergy")),
+        category: vec![Cow::Owned(
+            if drug { "medication" } else { "food" }.to_owned(),
+        )],
+        criticality: Some(Cow::Owned(
             if allergen.manifestation == "アナフィラキシー" {
                 "high"
             } else {
                 "low"
             }
             .to_owned(),
-        ),
+        )),
         code: Some(CodeableConcept::from_codings(
             vec![Coding::with_system(
                 allergen.system,
@@ -1414,10 +1419,10 @@ fn allergy_resource(
             Some(allergen.name),
         )),
         patient: Some(Reference::to(patient_ref)),
-        recorded_date: Some(recorded.format("%Y-%m-%d").to_string()),
+        recorded_date: Some(Cow::Owned(recorded.format("%Y-%m-%d").to_string())),
         reaction: vec![AllergyReaction {
             manifestation: vec![CodeableConcept {
-                text: Some(allergen.manifestation.to_owned()),
+                text: Some(Cow::Owned(allergen.manifestation.to_owned())),
                 ..Default::default()
             }],
             ..Default::default()
@@ -1437,8 +1442,8 @@ struct RecordContent {
 struct DocumentPlan {
     kind: codes::DocKind,
     date: NaiveDate,
-    encounter: Option<(String, Resource)>,
-    entries: Vec<(String, Resource)>,
+    encounter: Option<(String, Resource<'static>)>,
+    entries: Vec<(String, Resource<'static>)>,
     sections: Vec<(String, String)>,
 }
 
@@ -1475,11 +1480,11 @@ fn build_record(
     let patient_ref = tx.add(&patient_uuid, patient_resource.clone());
     let mut documents: Vec<DocumentPlan> = Vec::new();
     // Conditions already recorded at this provider: diagnosis index → (full URL, resource).
-    let mut recorded: Vec<(usize, String, Resource)> = Vec::new();
+    let mut recorded: Vec<(usize, String, Resource<'static>)> = Vec::new();
     let display_name = format!("{} {}", identity.family_kanji, identity.given_kanji);
 
     // Every encounter of the record, so a document can carry the encounters its resources cite.
-    let mut encounters: Vec<(String, Resource)> = Vec::new();
+    let mut encounters: Vec<(String, Resource<'static>)> = Vec::new();
     let managed: Vec<usize> = plan.managed.clone();
     let mut allergies_recorded = plan.care == Care::Checkup;
 
@@ -1518,7 +1523,7 @@ fn build_record(
         encounters.push((encounter_ref.clone(), encounter_resource.clone()));
 
         // Conditions: first record of each managed diagnosis, plus listed comorbidities.
-        let mut visit_conditions: Vec<(String, Resource)> = Vec::new();
+        let mut visit_conditions: Vec<(String, Resource<'static>)> = Vec::new();
         for &i in active.iter().chain(plan.listed.iter()) {
             let d = &person.diagnoses[i];
             if d.onset > visit.date || recorded.iter().any(|(j, _, _)| *j == i) {
@@ -1751,9 +1756,9 @@ fn build_record(
                     if in_house && rng.random_bool(0.5) {
                         let dispense_id = uuid(rng);
                         let md = MedicationDispense {
-                            id: Some(dispense_id.clone()),
+                            id: Some(Cow::Owned(dispense_id.clone())),
                             meta: Some(Meta::profile(profiles::JP_MEDICATION_DISPENSE)),
-                            status: Some("completed".to_owned()),
+                            status: Some(Cow::Borrowed("completed")),
                             medication_codeable_concept: Some(CodeableConcept::from_codings(
                                 vec![Coding::new(CodeSystem::Yj, drug.yj, drug.name)],
                                 Some(drug.name),
@@ -1772,7 +1777,7 @@ fn build_record(
                             )),
                             days_supply: (drug.times_per_day > 0)
                                 .then(|| Quantity::ucum(f64::from(days), "日", "d")),
-                            when_handed_over: Some(effective.clone()),
+                            when_handed_over: Some(Cow::Owned(effective.clone())),
                             ..Default::default()
                         };
                         tx.add(&dispense_id, Resource::from(md));
@@ -1928,7 +1933,7 @@ fn build_record(
                 );
                 course = format!("入院翌日に{}を施行。術後経過は良好。", surgery.name);
             }
-            let mut entries: Vec<(String, Resource)> = recorded
+            let mut entries: Vec<(String, Resource<'static>)> = recorded
                 .iter()
                 .filter(|(i, _, _)| active.contains(i))
                 .map(|(_, url, r)| (url.clone(), r.clone()))
@@ -2028,15 +2033,15 @@ fn build_record(
     }
 }
 
-fn organization_resource(provider: &Provider) -> Organization {
+fn organization_resource(provider: &Provider) -> Organization<'static> {
     Organization {
-        id: Some(provider.organization_uuid.clone()),
+        id: Some(Cow::Owned(provider.organization_uuid.clone())),
         meta: Some(Meta::profile(profiles::JP_ORGANIZATION)),
         identifier: vec![Identifier::new(
             "http://jpfhir.jp/fhir/core/IdSystem/insurance-medical-institution-no",
             &provider.facility_number,
         )],
-        name: Some(provider.name.clone()),
+        name: Some(Cow::Owned(provider.name.clone())),
         ..Default::default()
     }
 }
@@ -2045,13 +2050,16 @@ fn organization_resource(provider: &Provider) -> Organization {
 ///
 /// A document holds every resource it references (bdl-7). Resources are carried unchanged,
 /// exactly as in the transaction, so the same id never reaches intake with two contents.
-fn with_cited_encounters(mut doc: DocumentPlan, encounters: &[(String, Resource)]) -> DocumentPlan {
+fn with_cited_encounters(
+    mut doc: DocumentPlan,
+    encounters: &[(String, Resource<'static>)],
+) -> DocumentPlan {
     let mut carried: Vec<String> = doc.encounter.iter().map(|(url, _)| url.clone()).collect();
     let mut cited_encounters = Vec::new();
     for (_, resource) in &doc.entries {
         if let Resource::Condition(c) = resource
             && let Some(cited) = c.encounter.as_ref().and_then(|e| e.reference.as_ref())
-            && !carried.contains(cited)
+            && !carried.iter().any(|url| url == cited)
             && let Some((url, encounter)) = encounters.iter().find(|(u, _)| u == cited)
         {
             carried.push(url.clone());
@@ -2065,7 +2073,7 @@ fn with_cited_encounters(mut doc: DocumentPlan, encounters: &[(String, Resource)
 fn document_entries(
     provider: &Provider,
     patient_ref: &str,
-    patient: &Resource,
+    patient: &Resource<'static>,
     display_name: &str,
     identity: &RecordedIdentity,
     doc: DocumentPlan,
@@ -2098,7 +2106,7 @@ fn document_entries(
         doc.date,
         NaiveTime::from_hms_opt(17, 0, 0).unwrap_or(NaiveTime::MIN),
     );
-    let entry_refs: Vec<Reference> = doc
+    let entry_refs: Vec<Reference<'static>> = doc
         .entries
         .iter()
         .map(|(url, _)| Reference::to(url))
@@ -2107,7 +2115,7 @@ fn document_entries(
         .sections
         .iter()
         .map(|(title, text)| CompositionSection {
-            title: Some(title.clone()),
+            title: Some(Cow::Owned(title.clone())),
             text: Some(Narrative::from_text(text)),
             ..Default::default()
         })
@@ -2118,7 +2126,7 @@ fn document_entries(
             _ => "傷病名",
         };
         sections.push(CompositionSection {
-            title: Some(title.to_owned()),
+            title: Some(Cow::Owned(title.to_owned())),
             text: Some(Narrative::from_text(&format!(
                 "{title} ({}件)",
                 entry_refs.len()
@@ -2137,27 +2145,27 @@ fn document_entries(
     sections.insert(
         0,
         CompositionSection {
-            title: Some("患者情報".to_owned()),
+            title: Some(Cow::Borrowed("患者情報")),
             text: Some(Narrative::from_text(&author_name)),
             ..Default::default()
         },
     );
     let composition = Composition {
-        id: Some(composition_id.clone()),
+        id: Some(Cow::Owned(composition_id.clone())),
         meta: Some(Meta::profile(profile)),
-        status: Some("final".to_owned()),
+        status: Some(Cow::Borrowed("final")),
         type_: Some(CodeableConcept::from_codings(
             vec![Coding::with_system(codes::LOINC, type_code.0, type_code.1)],
             Some(title),
         )),
         subject: Some(Reference::to(patient_ref)),
         encounter: doc.encounter.as_ref().map(|(url, _)| Reference::to(url)),
-        date: Some(date.clone()),
+        date: Some(Cow::Owned(date.clone())),
         author: vec![
             Reference::to(&practitioner_ref),
             Reference::to(&organization_ref),
         ],
-        title: Some(title.to_owned()),
+        title: Some(Cow::Owned(title.to_owned())),
         custodian: Some(Reference::to(&organization_ref)),
         section: sections,
         ..Default::default()
@@ -2170,7 +2178,7 @@ fn document_entries(
         Resource::from(organization_resource(provider)),
     );
     let practitioner = Practitioner {
-        id: Some(physician_id.clone()),
+        id: Some(Cow::Owned(physician_id.clone())),
         meta: Some(Meta::profile(profiles::JP_PRACTITIONER)),
         name: vec![HumanName::with_representation(
             NameRepresentation::Ideographic,
@@ -2209,8 +2217,8 @@ fn serialize_bundle(
     let bundle = Bundle {
         meta: profile,
         identifier,
-        type_: Some(kind.to_owned()),
-        timestamp,
+        type_: Some(Cow::Owned(kind.to_owned())),
+        timestamp: timestamp.map(Cow::Owned),
         entry: list.entries,
         ..Default::default()
     };
@@ -2277,7 +2285,7 @@ pub fn person_records(
                     .entries
                     .first()
                     .and_then(|e| match &e.resource {
-                        Some(Resource::Composition(c)) => c.date.clone(),
+                        Some(Resource::Composition(c)) => c.date.as_deref().map(str::to_owned),
                         _ => None,
                     })
                     .unwrap_or_default();
@@ -2291,7 +2299,7 @@ pub fn person_records(
                         _ => None,
                     })
                     .unwrap_or_default();
-                let bundle_profile = match profile.as_str() {
+                let bundle_profile = match &*profile {
                     profiles::JP_COMPOSITION_EREFERRAL => profiles::JP_BUNDLE_EREFERRAL,
                     profiles::JP_COMPOSITION_EDISCHARGE_SUMMARY => {
                         profiles::JP_BUNDLE_EDISCHARGE_SUMMARY

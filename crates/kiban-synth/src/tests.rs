@@ -24,10 +24,11 @@ fn provider_ids(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-fn bundles(dir: &Path, provider: &str) -> Vec<Resource> {
+fn bundles(dir: &Path, provider: &str) -> Vec<Resource<'static>> {
     let text = std::fs::read_to_string(dir.join(provider).join("bundles.ndjson")).unwrap();
+    // Read through a JSON value: the resources own their strings and outlive the text.
     text.lines()
-        .map(|line| Resource::from_json_str(line).unwrap())
+        .map(|line| Resource::from_json_value(serde_json::from_str(line).unwrap()).unwrap())
         .collect()
 }
 
@@ -201,7 +202,7 @@ fn truth_covers_every_patient_and_csvs_are_consistent() {
                         .as_deref()
                         .is_some_and(|s| s.starts_with(system_prefix))
                 })
-                .and_then(|i| i.value.clone())
+                .and_then(|i| i.value.as_deref().map(str::to_owned))
                 .unwrap();
             assert!(
                 truth_map.contains_key(&(provider.clone(), id.clone())),
