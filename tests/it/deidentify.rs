@@ -285,7 +285,15 @@ fn an_anonymized_release_recodes_rare_codes_and_is_k_anonymous() {
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
     let at = |name: &str| header.iter().position(|h| *h == name).unwrap();
-    let qi = [at("age"), at("sex"), at("region"), at("visits")];
+    // The deaths table is released, so `deceased` is a quasi-identifier of the table.
+    assert!(out.join("deaths.parquet").exists() && header.contains(&"deceased"));
+    let qi = [
+        at("age"),
+        at("sex"),
+        at("region"),
+        at("visits"),
+        at("deceased"),
+    ];
     let mut classes: HashMap<Vec<String>, usize> = HashMap::new();
     let mut rows = 0;
     for line in lines {
@@ -376,7 +384,7 @@ fn an_anonymized_release_recodes_rare_codes_and_is_k_anonymous() {
 
     // Visits counted from the encounters table join the quasi-identifiers: classes of at
     // least k, and `visits` is the count itself.
-    assert_eq!(visits_violations(&out, 5), Vec::<String>::new());
+    assert_eq!(class_violations(&out, 5), Vec::<String>::new());
     assert!(
         report["person_table"]["derivation"]["visits_rule"]
             .as_str()
@@ -410,14 +418,172 @@ fn an_anonymized_release_recodes_rare_codes_and_is_k_anonymous() {
         "a person's rows without a persons.csv row went unnoticed"
     );
     std::fs::copy(out.join("persons.csv"), copy.join("persons.csv")).unwrap();
-    assert!(visits_violations(&copy, 5).is_empty());
+    assert!(class_violations(&copy, 5).is_empty());
     write_without_first_row(
         &out.join("encounters.parquet"),
         &copy.join("encounters.parquet"),
     );
     assert!(
-        !visits_violations(&copy, 5).is_empty(),
+        !class_violations(&copy, 5).is_empty(),
         "an encounter count other than the released visits went unnoticed"
+    );
+    deceased_negative_controls(&out, &f.root.join("anon-deceased"));
+}
+
+/// The `deceased` checks of [`class_violations`] can fail: on copies of a release, a death
+/// row removed, the column dropped, and (all consistent) one person made the only deceased
+/// of a class that is k-anonymous without `deceased`.
+fn deceased_negative_controls(out: &Path, copy: &Path) {
+    std::fs::create_dir_all(copy).unwrap();
+    for file in ["encounters.parquet", "deaths.parquet", "persons.csv"] {
+        std::fs::copy(out.join(file), copy.join(file)).unwrap();
+    }
+    assert!(class_violations(copy, 5).is_empty());
+    let (header, rows) = person_table(out);
+    let at = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let dead: BTreeSet<String> = text_column(&out.join("deaths.parquet"), "person")
+        .into_iter()
+        .collect();
+    assert!(!dead.is_empty(), "the release holds no death rows");
+    let said_dead = rows.iter().filter(|r| r[at("deceased")] == "yes").count();
+    assert_eq!(said_dead, dead.len());
+
+    // A released death row that persons.csv does not say.
+    write_without_first_row(&out.join("deaths.parquet"), &copy.join("deaths.parquet"));
+    assert!(
+        class_violations(copy, 5)
+            .iter()
+            .any(|v| v.contains("deceased differs")),
+        "a death row other than the released deceased went unnoticed"
+    );
+    std::fs::copy(out.join("deaths.parquet"), copy.join("deaths.parquet")).unwrap();
+
+    // persons.csv without the column, deaths released.
+    let write_table = |header: &[String], rows: &[Vec<String>]| {
+        let mut text = header.join(",") + "\n";
+        for row in rows {
+            text += &(row.join(",") + "\n");
+        }
+        std::fs::write(copy.join("persons.csv"), text).unwrap();
+    };
+    let drop_column = |row: &Vec<String>| -> Vec<String> {
+        row.iter()
+            .enumerate()
+            .filter(|(i, _)| *i != at("deceased"))
+            .map(|(_, c)| c.clone())
+            .collect()
+    };
+    write_table(
+        &drop_column(&header),
+        &rows.iter().map(drop_column).collect::<Vec<_>>(),
+    );
+    assert!(
+        class_violations(copy, 5)
+            .iter()
+            .any(|v| v.contains("no deceased column")),
+        "a person table without deceased went unnoticed"
+    );
+
+    // One dead person left, alone in a class that holds k persons without `deceased`: the
+    // file agrees with the deaths table, so only the k check over `deceased` can fail.
+    let only = dead.iter().next().unwrap().clone();
+    write_rows_of(
+        &out.join("deaths.parquet"),
+        &copy.join("deaths.parquet"),
+        |p| p == only,
+    );
+    let consistent: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let mut r = r.clone();
+            r[at("deceased")] = if r[at("person")] == only { "yes" } else { "no" }.to_owned();
+            r
+        })
+        .collect();
+    write_table(&header, &consistent);
+    let violations = class_violations(copy, 5);
+    assert!(
+        violations.iter().all(|v| v.contains("below k")) && !violations.is_empty(),
+        "a class made small by deceased went unnoticed: {violations:?}"
+    );
+}
+
+#[test]
+fn an_anonymized_release_without_encounters_bands_visits_and_is_k_anonymous() {
+    let f = fixture(300, 43);
+    let out = f.root.join("anon-no-encounters");
+    let run = deidentify(
+        &f,
+        &out,
+        &[
+            "--project",
+            "study-e",
+            "--kind",
+            "anonymized",
+            "--k",
+            "5",
+            "--without-encounters",
+        ],
+    );
+    assert!(
+        run.status.success(),
+        "deidentify failed: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    // No encounters file, and no reference to encounters left in conditions.
+    assert!(!out.join("encounters.parquet").exists());
+    assert!(out.join("conditions.parquet").exists());
+    for batch in read_parquet(&out.join("conditions.parquet")) {
+        assert!(batch.column_by_name("encounter_id").is_none());
+    }
+    // Visits in bands: every value a label of the bands hierarchy, some generalized.
+    let (header, rows) = person_table(&out);
+    let visits_at = header.iter().position(|h| h == "visits").unwrap();
+    assert!(header.iter().any(|h| h == "deceased"));
+    let is_count = |v: &str| v.parse::<u64>().is_ok();
+    let bands = ["2-3", "4-7", "8-15", "16+", "0-3", "4-15", "*"];
+    assert!(
+        rows.iter()
+            .all(|r| is_count(&r[visits_at]) || bands.contains(&r[visits_at].as_str())),
+        "a visits value that is neither a count nor a band"
+    );
+    assert!(
+        rows.iter().any(|r| bands.contains(&r[visits_at].as_str())),
+        "no visits value generalized to a band"
+    );
+    assert!(rows.len() > 150, "too few persons released: {}", rows.len());
+    // k recomputed from the released files (persons.csv and the death rows).
+    assert_eq!(class_violations(&out, 5), Vec::<String>::new());
+    assert_eq!(released_persons_violations(&out), Vec::<String>::new());
+    check_diagnosis_sets(&out, 5, 2);
+    let report: Value = serde_json::from_slice(
+        &std::fs::read(f.root.join("anon-no-encounters.report.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        report["person_table"]["derivation"]["visits_rule"]
+            .as_str()
+            .unwrap()
+            .contains("bands")
+    );
+    assert!(report["release"]["tables"]["encounters"].is_null());
+
+    // Negative control: one person's visits made unique in a copy breaks k.
+    let copy = f.root.join("anon-no-encounters-defect");
+    std::fs::create_dir_all(&copy).unwrap();
+    std::fs::copy(out.join("deaths.parquet"), copy.join("deaths.parquet")).unwrap();
+    let mut tampered = rows.clone();
+    tampered[0][visits_at] = "999".to_owned();
+    let mut text = header.join(",") + "\n";
+    for row in &tampered {
+        text += &(row.join(",") + "\n");
+    }
+    std::fs::write(copy.join("persons.csv"), text).unwrap();
+    assert!(
+        class_violations(&copy, 5)
+            .iter()
+            .any(|v| v.contains("below k")),
+        "a class of one went unnoticed"
     );
 }
 
@@ -467,44 +633,97 @@ fn released_persons_violations(release: &Path) -> Vec<String> {
     violations
 }
 
-/// The equivalence classes an attacker forms from `persons.csv` and the number of encounter
-/// rows each person has in `encounters.parquet`: every class must hold at least `k` persons,
-/// and the released `visits` must be the count itself (the release claims no more). One
-/// message per violation, with counts only.
-fn visits_violations(release: &Path, k: usize) -> Vec<String> {
+/// The equivalence classes an attacker forms from `persons.csv`, the number of encounter
+/// rows each person has in `encounters.parquet` (when the release holds it) and, when the
+/// release holds `deaths.parquet`, whether the person has a death row: every class must hold
+/// at least `k` persons, the released `visits` must be the count itself and the released
+/// `deceased` the presence of a death row (the release claims no more). One message per
+/// violation, with counts only.
+fn class_violations(release: &Path, k: usize) -> Vec<String> {
     let (header, rows) = person_table(release);
-    let at = |name: &str| header.iter().position(|h| h == name).unwrap();
-    let mut encounters: HashMap<String, usize> = HashMap::new();
-    for person in text_column(&release.join("encounters.parquet"), "person") {
-        *encounters.entry(person).or_default() += 1;
-    }
-    let mut violations = Vec::new();
-    let mut classes: HashMap<Vec<String>, usize> = HashMap::new();
-    let mut mismatched = 0;
-    for row in &rows {
-        let counted = encounters.get(&row[at("person")]).copied().unwrap_or(0);
-        if row[at("visits")] != counted.to_string() {
-            mismatched += 1;
+    let at = |name: &str| header.iter().position(|h| h == name);
+    let column = |name: &str| at(name).unwrap_or_else(|| panic!("no {name} column"));
+    let encounters_file = release.join("encounters.parquet");
+    let encounters: Option<HashMap<String, usize>> = encounters_file.exists().then(|| {
+        let mut counts: HashMap<String, usize> = HashMap::new();
+        for person in text_column(&encounters_file, "person") {
+            *counts.entry(person).or_default() += 1;
         }
+        counts
+    });
+    let deaths_file = release.join("deaths.parquet");
+    let dead: Option<HashSet<String>> = deaths_file
+        .exists()
+        .then(|| text_column(&deaths_file, "person").into_iter().collect());
+    let mut violations = Vec::new();
+    if dead.is_some() && at("deceased").is_none() {
+        violations.push("deaths released but persons.csv has no deceased column".to_owned());
+    }
+    let mut classes: HashMap<Vec<String>, usize> = HashMap::new();
+    let mut visits_mismatched = 0;
+    let mut deceased_mismatched = 0;
+    for row in &rows {
         let mut class: Vec<String> = ["age", "sex", "region", "visits"]
             .iter()
-            .map(|c| row[at(c)].clone())
+            .map(|c| row[column(c)].clone())
             .collect();
-        class.push(counted.to_string());
+        if let Some(encounters) = &encounters {
+            let counted = encounters.get(&row[column("person")]).copied().unwrap_or(0);
+            if row[column("visits")] != counted.to_string() {
+                visits_mismatched += 1;
+            }
+            class.push(counted.to_string());
+        }
+        if let Some(dead) = &dead {
+            let seen = if dead.contains(&row[column("person")]) {
+                "yes"
+            } else {
+                "no"
+            };
+            if let Some(deceased) = at("deceased") {
+                if row[deceased] != seen {
+                    deceased_mismatched += 1;
+                }
+                class.push(row[deceased].clone());
+            }
+            class.push(seen.to_owned());
+        }
         *classes.entry(class).or_default() += 1;
     }
-    if mismatched > 0 {
+    if visits_mismatched > 0 {
         violations.push(format!(
-            "{mismatched} persons whose visits differ from their encounter rows"
+            "{visits_mismatched} persons whose visits differ from their encounter rows"
+        ));
+    }
+    if deceased_mismatched > 0 {
+        violations.push(format!(
+            "{deceased_mismatched} persons whose deceased differs from their death rows"
         ));
     }
     let small = classes.values().filter(|n| **n < k).count();
     if small > 0 {
         violations.push(format!(
-            "{small} classes of persons.csv and encounter counts below k = {k}"
+            "{small} classes of persons.csv, encounter counts and death rows below k = {k}"
         ));
     }
     violations
+}
+
+/// A copy of a Parquet file with only the rows whose `person` passes `keep`.
+fn write_rows_of(from: &Path, to: &Path, keep: impl Fn(&str) -> bool) {
+    let batches = read_parquet(from);
+    let schema = batches[0].schema();
+    let file = std::fs::File::create(to).unwrap();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(file, schema, None).unwrap();
+    for batch in &batches {
+        let persons = batch.column_by_name("person").unwrap().as_string::<i32>();
+        for i in 0..batch.num_rows() {
+            if keep(persons.value(i)) {
+                writer.write(&batch.slice(i, 1)).unwrap();
+            }
+        }
+    }
+    writer.close().unwrap();
 }
 
 /// A copy of a Parquet file without its first row.

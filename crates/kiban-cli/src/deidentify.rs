@@ -12,14 +12,14 @@ use kiban_anonymize::{
 };
 use kiban_collection::Collection;
 use kiban_deidentify::{
-    AttackerErrorModel, AttackerKnowledge, DiagnosisSetOptions, FreeTextRule, FreeTextScrubber,
-    PersonMap, ProjectKeyRing, ProviderHandling, QuasiIdentifierOptions, RareValueOptions,
-    ReidentificationPolicy, ReleaseKind, ReleaseOptions, ReleasedPersonTable,
-    derive_quasi_identifiers, hierarchy_rows, linkage_attack, write_json_report,
+    AttackerErrorModel, AttackerKnowledge, DECEASED_COLUMN, DiagnosisSetOptions, FreeTextRule,
+    FreeTextScrubber, PersonMap, ProjectKeyRing, ProviderHandling, QuasiIdentifierOptions,
+    RareValueOptions, ReidentificationPolicy, ReleaseKind, ReleaseOptions, ReleasedPersonTable,
+    derive_quasi_identifiers, hierarchy_rows_with, linkage_attack, write_json_report,
     write_release_with_scrubber,
 };
 use kiban_metadata::Metadata;
-use kiban_model::{IdentityRow, TableRow};
+use kiban_model::{ClinicalTable, IdentityRow, TableRow};
 use kiban_store::{KeyProvider, Store};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -34,7 +34,8 @@ pub enum DeidentifyKind {
     /// rare values kept (for certified users).
     Pseudonymized,
     /// 匿名加工: as pseudonymized, plus rare codes recoded, extreme lab values and ages
-    /// top/bottom coded, and a k-anonymous person table (age, sex, region, visits).
+    /// top/bottom coded, and a k-anonymous person table (age, sex, region, visits, and
+    /// deceased when the extraction holds deaths).
     Anonymized,
 }
 
@@ -132,6 +133,12 @@ pub struct DeidentifyArgs {
     /// know (2); at most 4.
     #[arg(long, value_name = "M")]
     pub diagnosis_m: Option<usize>,
+    /// Leave the encounters table out of the release, with the references to it
+    /// (`conditions.encounter_id`). Anonymized: the number of visits in persons.csv may then
+    /// be generalized to bands (1, 2-3, 4-7, 8-15, 16+), since the release no longer lets
+    /// anyone count a person's encounters.
+    #[arg(long)]
+    pub without_encounters: bool,
     /// Report (JSON) to write; default `<OUT>.report.json` beside the release.
     #[arg(long, value_name = "REPORT_JSON")]
     pub report: Option<PathBuf>,
@@ -195,6 +202,12 @@ pub async fn run(args: DeidentifyArgs) -> Result<()> {
             table.anonymization.quasi_identifiers.join(", "),
             table.anonymization.suppressed_records
         );
+        if args.without_encounters {
+            println!(
+                "  without encounters: visits in persons.csv may be banded ({})",
+                table.derivation.visits_rule
+            );
+        }
         if let Some(sets) = &table.diagnosis_sets {
             println!(
                 "  diagnosis sets: k^m with k = {}, m = {}: {} generalized to a block, {} to a chapter, {} items suppressed in {} persons (loss {:.4})",
@@ -309,6 +322,15 @@ pub(crate) async fn release(
             ProviderChoice::Drop => ProviderHandling::Drop,
         },
         max_date_shift_days: args.max_date_shift_days,
+        tables: if args.without_encounters {
+            ClinicalTable::ALL
+                .iter()
+                .copied()
+                .filter(|t| *t != ClinicalTable::Encounters)
+                .collect()
+        } else {
+            Vec::new()
+        },
         free_text: match args.free_text {
             FreeTextChoice::Drop => FreeTextRule::Drop,
             FreeTextChoice::Scrub => FreeTextRule::Scrub,
@@ -417,24 +439,31 @@ fn build_release(
                 k: args.k,
                 m: args.diagnosis_m.unwrap_or(errors.known_diagnoses),
             };
-            let table = derive_quasi_identifiers(
-                &args.extract,
-                identities,
-                persons,
-                key,
-                &QuasiIdentifierOptions::anonymized(rare)
-                    .with_diagnosis_sets(diagnosis_rule.k, diagnosis_rule.m),
-            )
-            .context("person table")?;
+            let mut table_options = QuasiIdentifierOptions::anonymized(rare)
+                .with_diagnosis_sets(diagnosis_rule.k, diagnosis_rule.m);
+            if args.without_encounters {
+                table_options = table_options.without_encounters();
+            }
+            let table =
+                derive_quasi_identifiers(&args.extract, identities, persons, key, &table_options)
+                    .context("person table")?;
             let csv = table.csv_bytes().context("person table in memory")?;
             let dataset = Dataset::from_reader(Path::new("persons.csv"), csv.as_slice(), b',')
                 .context("person table")?;
-            let quasi_identifiers = ["age", "sex", "region", "visits"];
+            // `deceased` when the extraction holds deaths: the released deaths table shows it.
+            let mut quasi_identifiers = vec!["age", "sex", "region", "visits"];
+            if table.columns().contains(&DECEASED_COLUMN) {
+                quasi_identifiers.push(DECEASED_COLUMN);
+            }
             let mut hierarchies = BTreeMap::new();
-            for column in quasi_identifiers {
+            for &column in &quasi_identifiers {
                 let values = dataset.column(dataset.column_index(column)?);
-                let rows = hierarchy_rows(column, values.dictionary.iter().map(String::as_str))
-                    .with_context(|| format!("no hierarchy for {column}"))?;
+                let rows = hierarchy_rows_with(
+                    column,
+                    values.dictionary.iter().map(String::as_str),
+                    table_options.visits,
+                )
+                .with_context(|| format!("no hierarchy for {column}"))?;
                 hierarchies.insert(column.to_owned(), Hierarchy::from_rows(column, rows)?);
             }
             let roles = AttributeRoles {

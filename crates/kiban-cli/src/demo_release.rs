@@ -82,6 +82,7 @@ pub async fn run(
             crate::deidentify::KnowledgeChoice::Diagnoses,
         ],
         diagnosis_m: None,
+        without_encounters: false,
         report: Some(report_path),
     };
     let released = crate::deidentify::release(store, meta, collection, keys, &args).await;

@@ -191,7 +191,7 @@ impl ReidentificationReport {
 }
 
 /// A released person table: a `person` column and any of `age`, `sex`, `region`, `visits`,
-/// `diagnoses` (categories joined by `;`), with generalized values (`[30-40[`, `30-39`, `90+`, `*`, masked codes such as `postal-1*`).
+/// `deceased` (not matched by the attack), `diagnoses` (categories joined by `;`), with generalized values (`[30-40[`, `30-39`, `90+`, `*`, masked codes such as `postal-1*`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReleasedPersonTable {
     header: Vec<String>,
@@ -324,22 +324,11 @@ impl ReleasedPersonTable {
     /// The person table as derived, ungeneralized (the worst case of a pseudonymized release).
     pub fn from_quasi_identifiers(table: &QuasiIdentifierTable) -> Self {
         Self {
-            header: ["person", "age", "sex", "region", "visits", "diagnoses"]
-                .map(str::to_owned)
-                .to_vec(),
+            header: table.columns().iter().map(|c| (*c).to_owned()).collect(),
             rows: table
                 .rows()
                 .iter()
-                .map(|r| {
-                    vec![
-                        r.person.clone(),
-                        r.age.clone(),
-                        r.sex.clone(),
-                        r.region.clone(),
-                        r.visits.to_string(),
-                        r.diagnoses.clone(),
-                    ]
-                })
+                .map(|r| crate::quasi::row_cells(r, table.columns()))
                 .collect(),
         }
     }
@@ -860,6 +849,7 @@ mod tests {
                         sex: sex.to_owned(),
                         region: prefecture.to_owned(),
                         visits,
+                        deceased: None,
                         diagnoses: diagnoses.to_owned(),
                     },
                     KnownIdentity {

@@ -16,28 +16,32 @@ const UNKNOWN: &str = "unknown";
 /// rows, anyone can count them per `person`: a generalized count in `persons.csv` would hide
 /// nothing, and the k-anonymity claimed over it would not hold. So it is generalized only
 /// when the release holds no encounter rows.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum VisitsGeneralization {
     /// Not generalized: the hierarchy has the exact count only, so k-anonymity is reached by
     /// generalizing the other quasi-identifiers or suppressing rows. For releases holding
-    /// the encounters table (`kiban deidentify` always releases it).
+    /// the encounters table (`kiban deidentify` without `--without-encounters`).
     #[default]
     Exact,
     /// Exact → 1, 2-3, 4-7, 8-15, 16+ → 0-3, 4-15, 16+ → `*`. Sound only for a release
-    /// without the encounters table (other tables' service dates still let visits be
-    /// estimated).
+    /// without the encounters table (`kiban deidentify --without-encounters`, which also
+    /// removes the references to encounters); other tables' service dates still let visits
+    /// be estimated.
     Bands,
 }
 
-/// Hierarchy rows of a person-table column (`age`, `sex`, `region`, `visits`) over the
-/// values present; `None` for other columns. Every row ends in `*`, except those of
-/// `visits`, which is not generalized ([`VisitsGeneralization::Exact`]).
+/// Hierarchy rows of a person-table column (`age`, `sex`, `region`, `visits`, `deceased`)
+/// over the values present; `None` for other columns. Every row ends in `*`, except those of
+/// `visits`, which is not generalized ([`VisitsGeneralization::Exact`]), and of `deceased`,
+/// never generalized (the released deaths table shows it).
 ///
 /// - age: exact → 5-year band → 10-year band → 20-year band (`80+` for 80 and over; a
 ///   top-coded `90+` stays `90+` until then) → `*`;
 /// - sex: exact → `*`;
 /// - region: prefecture → regional block → `*`, and `postal-NN` → `postal-N*` → `*`;
-/// - visits: exact only, since the release's encounter rows can be counted.
+/// - visits: exact only, since the release's encounter rows can be counted;
+/// - deceased (`yes`/`no`): exact only, since the release's death rows can be seen.
 pub fn hierarchy_rows<'a>(
     column: &str,
     values: impl IntoIterator<Item = &'a str>,
@@ -57,6 +61,8 @@ pub fn hierarchy_rows_with<'a>(
         ("region", _) => region_row,
         ("visits", VisitsGeneralization::Exact) => |v| vec![v.to_owned()],
         ("visits", VisitsGeneralization::Bands) => visits_row,
+        // Whether a death row exists can be read from the released deaths table.
+        ("deceased", _) => |v| vec![v.to_owned()],
         _ => return None,
     };
     let mut rows: Vec<Vec<String>> = values.into_iter().map(row_of).collect();
@@ -182,5 +188,7 @@ mod tests {
         assert_eq!(visits[2], vec!["5", "4-7", "4-15", "*"]);
         assert!(generalizes("16+", "40"));
         assert!(hierarchy_rows("diagnoses", ["E11"]).is_none());
+        let deceased = hierarchy_rows("deceased", ["yes", "no", "yes"]).unwrap();
+        assert_eq!(deceased, vec![vec!["no"], vec!["yes"]]);
     }
 }

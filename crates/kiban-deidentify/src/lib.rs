@@ -20,7 +20,8 @@
 //!   birth dates by tags (［氏名］, ［住所］, ...) and rewrote dates by the person's offset
 //!   ([`DateRule`]); the report has [`ScrubCounts`] per column.
 //! - [`derive_quasi_identifiers`] builds the person table (age, sex, region, visits,
-//!   diagnoses) that `kiban anonymize` generalizes; in anonymized releases the diagnosis set
+//!   [`DECEASED_COLUMN`] when the deaths table is there, diagnoses) that `kiban anonymize`
+//!   generalizes; in anonymized releases the diagnosis set
 //!   is made k^m-anonymous ([`protect_diagnosis_sets`], [`DiagnosisSetOptions`]): every
 //!   combination of at most m released categories is held by at least k persons, by global
 //!   generalization up the ICD-10 hierarchy (category → block → chapter) and local
@@ -30,7 +31,10 @@
 //!   ([`ConditionDiagnosisReport`]); a person without a plan (whose row the k-anonymization
 //!   suppressed) is withheld from every table ([`WithheldPersonsReport`]). `visits` counts
 //!   the person's encounter rows, which the release holds and anyone can count, so
-//!   [`hierarchy_rows`] keeps it exact ([`VisitsGeneralization`]).
+//!   [`hierarchy_rows`] keeps it exact ([`VisitsGeneralization`]); a release without the
+//!   encounters table ([`ReleaseOptions::tables`], which then also drops the references to
+//!   it) may band it ([`QuasiIdentifierOptions::without_encounters`]). `deceased` is never
+//!   generalized: the released deaths table shows it.
 //! - [`linkage_attack`] tests a released person table against an attacker holding the identity
 //!   store's birth date, sex and address with injected errors and, at higher
 //!   [`AttackerKnowledge`] levels, the approximate number of visits and some diagnoses; each
@@ -118,9 +122,9 @@ pub use diagnosis_sets::{
 pub use hierarchies::{VisitsGeneralization, hierarchy_rows, hierarchy_rows_with, region_block};
 pub use keys::{PROJECT_KEY_DATASET_PREFIX, PersonMap, ProjectKey, ProjectKeyRing};
 pub use quasi::{
-    PREFECTURES, PersonQuasiIdentifiers, QUASI_IDENTIFIER_COLUMNS, QuasiIdentifierOptions,
-    QuasiIdentifierReport, QuasiIdentifierTable, derive_quasi_identifiers, prefecture_of,
-    region_of,
+    DECEASED_COLUMN, PREFECTURES, PersonQuasiIdentifiers, QUASI_IDENTIFIER_COLUMNS,
+    QuasiIdentifierOptions, QuasiIdentifierReport, QuasiIdentifierTable, derive_quasi_identifiers,
+    prefecture_of, region_of,
 };
 pub use rare::{CodeColumnReport, LabValueReport, RareValueOptions, RareValueReport};
 pub use release::{

@@ -14,6 +14,7 @@ use kiban_model::{ClinicalTable, IdentityRow};
 use serde::{Deserialize, Serialize};
 
 use crate::DeidentifyError;
+use crate::VisitsGeneralization;
 use crate::diagnosis_sets::{
     DiagnosisRecoding, DiagnosisSetOptions, DiagnosisSetReport, PersonDiagnosisPlan,
     protect_diagnosis_sets_with_plan,
@@ -28,9 +29,16 @@ use crate::release::PERSON_COLUMN;
 /// The 47 prefectures (都道府県), as they begin an address.
 pub use kiban_model::PREFECTURES;
 
-/// Header of the person table, in column order.
+/// Header of the person table, in column order. With [`QuasiIdentifierOptions::deceased`]
+/// and a deaths table in the extraction, [`DECEASED_COLUMN`] comes after `visits`
+/// ([`QuasiIdentifierTable::columns`]).
 pub const QUASI_IDENTIFIER_COLUMNS: [&str; 6] =
     [PERSON_COLUMN, "age", "sex", "region", "visits", "diagnoses"];
+
+/// Column of the person table saying whether the person has a row in the deaths table
+/// (`yes` or `no`): a quasi-identifier, since an attacker often knows that a person died and
+/// the released deaths table shows it per `person`.
+pub const DECEASED_COLUMN: &str = "deceased";
 
 /// Options of the person table.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,6 +56,17 @@ pub struct QuasiIdentifierOptions {
     /// persons ([`crate::protect_diagnosis_sets`]).
     #[serde(default)]
     pub diagnosis_sets: Option<DiagnosisSetOptions>,
+    /// Whether the table gets [`DECEASED_COLUMN`] when the extraction holds a deaths table
+    /// (anonymized releases, which release that table: whether a person has a death row can
+    /// be read from the release, so it is part of the classes k must hold over).
+    #[serde(default)]
+    pub deceased: bool,
+    /// How `visits` may be generalized: [`VisitsGeneralization::Exact`] (the default) when the
+    /// release holds the encounters table, [`VisitsGeneralization::Bands`] when it does not.
+    /// Only the report's rule depends on it here; the same value goes to
+    /// [`crate::hierarchy_rows_with`].
+    #[serde(default)]
+    pub visits: VisitsGeneralization,
 }
 
 impl QuasiIdentifierOptions {
@@ -61,6 +80,16 @@ impl QuasiIdentifierOptions {
             age_top_code: Some(rare.age_top_code),
             min_persons_per_diagnosis: Some(rare.min_persons),
             diagnosis_sets: Some(DiagnosisSetOptions::default()),
+            deceased: true,
+            visits: VisitsGeneralization::Exact,
+        }
+    }
+
+    /// The same options for a release without the encounters table: `visits` banded.
+    pub fn without_encounters(self) -> Self {
+        Self {
+            visits: VisitsGeneralization::Bands,
+            ..self
         }
     }
 
@@ -87,8 +116,14 @@ pub struct PersonQuasiIdentifiers {
     pub region: String,
     /// Number of encounters: the person's rows of the encounters table, which a release
     /// holds whole for every person it releases, so anyone can count them per `person`
-    /// (hence not generalized: [`crate::VisitsGeneralization`]).
+    /// (hence not generalized, unless the release leaves that table out:
+    /// [`crate::VisitsGeneralization`]).
     pub visits: u64,
+    /// Whether the person has a row in the deaths table (which the release holds whole for
+    /// every person it releases, so it is not generalized); `None` when the table has no
+    /// [`DECEASED_COLUMN`] (option off, or no deaths table in the extraction).
+    #[serde(default)]
+    pub deceased: Option<bool>,
     /// Sorted distinct 3-character ICD-10 categories of confirmed diagnoses, joined by `;`;
     /// under the k^m rule some are released as their WHO block (`E10-E14`) or chapter
     /// (`IV E00-E90`), some removed.
@@ -110,9 +145,16 @@ pub struct QuasiIdentifierReport {
     pub diagnosis_categories_removed: u64,
     /// How the index date is chosen.
     pub index_date_rule: String,
-    /// What `visits` counts, and why it is not generalized.
+    /// What `visits` counts, and whether it may be generalized (only when the release leaves
+    /// the encounters table out).
     #[serde(default)]
     pub visits_rule: String,
+    /// What `deceased` says and why it is not generalized (when the column is derived).
+    #[serde(default)]
+    pub deceased_rule: Option<String>,
+    /// Persons with a row in the deaths table (when the column is derived).
+    #[serde(default)]
+    pub persons_deceased: u64,
     /// What the k^m rule of the diagnosis set did (when applied).
     #[serde(default)]
     pub diagnosis_sets: Option<DiagnosisSetReport>,
@@ -134,6 +176,9 @@ pub(crate) struct KnownIdentity {
 /// [`crate::linkage_attack`] uses as the attacker's knowledge and as the truth.
 pub struct QuasiIdentifierTable {
     rows: Vec<PersonQuasiIdentifiers>,
+    /// The header: [`QUASI_IDENTIFIER_COLUMNS`], with [`DECEASED_COLUMN`] after `visits` when
+    /// derived.
+    columns: Vec<&'static str>,
     known: Vec<KnownIdentity>,
     report: QuasiIdentifierReport,
     /// Per person: how each diagnosis category is released in `rows`.
@@ -152,6 +197,12 @@ impl QuasiIdentifierTable {
     /// The rows, sorted by pseudonym.
     pub fn rows(&self) -> &[PersonQuasiIdentifiers] {
         &self.rows
+    }
+
+    /// The header of the table, in column order: [`QUASI_IDENTIFIER_COLUMNS`], with
+    /// [`DECEASED_COLUMN`] after `visits` when it was derived.
+    pub fn columns(&self) -> &[&'static str] {
+        &self.columns
     }
 
     /// What the derivation did.
@@ -180,28 +231,23 @@ impl QuasiIdentifierTable {
                 PersonDiagnosisPlan::unchanged(row.diagnoses.split(';')),
             );
         }
+        let columns = columns_of(rows.iter().any(|r| r.deceased.is_some()));
         Self {
             rows,
+            columns,
             known,
             report: QuasiIdentifierReport::default(),
             diagnosis_recoding,
         }
     }
 
-    /// The table as comma-separated text with a header ([`QUASI_IDENTIFIER_COLUMNS`]), the
-    /// input format of `kiban anonymize`, in memory (no plaintext copy on disk).
+    /// The table as comma-separated text with a header ([`QuasiIdentifierTable::columns`]),
+    /// the input format of `kiban anonymize`, in memory (no plaintext copy on disk).
     pub fn csv_bytes(&self) -> Result<Vec<u8>, csv::Error> {
         let mut writer = csv::Writer::from_writer(Vec::new());
-        writer.write_record(QUASI_IDENTIFIER_COLUMNS)?;
+        writer.write_record(&self.columns)?;
         for row in &self.rows {
-            writer.write_record([
-                row.person.as_str(),
-                &row.age,
-                &row.sex,
-                &row.region,
-                &row.visits.to_string(),
-                &row.diagnoses,
-            ])?;
+            writer.write_record(row_cells(row, &self.columns))?;
         }
         writer.into_inner().map_err(|e| e.into_error().into())
     }
@@ -212,6 +258,40 @@ impl QuasiIdentifierTable {
         let bytes = self.csv_bytes().map_err(|e| io_error("write", path, e))?;
         write_file_atomic(path, &bytes)
     }
+}
+
+/// The header of a person table, with or without [`DECEASED_COLUMN`].
+fn columns_of(deceased: bool) -> Vec<&'static str> {
+    let mut columns = QUASI_IDENTIFIER_COLUMNS.to_vec();
+    if deceased {
+        columns.insert(5, DECEASED_COLUMN);
+    }
+    columns
+}
+
+/// The released text of a `deceased` value.
+pub(crate) fn deceased_label(deceased: bool) -> &'static str {
+    if deceased { "yes" } else { "no" }
+}
+
+/// The cells of a row under `columns`.
+pub(crate) fn row_cells(row: &PersonQuasiIdentifiers, columns: &[&str]) -> Vec<String> {
+    columns
+        .iter()
+        .map(|&column| match column {
+            PERSON_COLUMN => row.person.clone(),
+            "age" => row.age.clone(),
+            "sex" => row.sex.clone(),
+            "region" => row.region.clone(),
+            "visits" => row.visits.to_string(),
+            DECEASED_COLUMN => row
+                .deceased
+                .map(deceased_label)
+                .unwrap_or_default()
+                .to_owned(),
+            _ => row.diagnoses.clone(),
+        })
+        .collect()
 }
 
 /// The region of an address or postal code (see [`PersonQuasiIdentifiers::region`]).
@@ -260,6 +340,8 @@ pub(crate) fn age_at(birth: NaiveDate, at: NaiveDate) -> Option<u32> {
 struct ClinicalFacts {
     first_encounter: Option<NaiveDate>,
     visits: u64,
+    /// Whether the person has a row in the deaths table.
+    deceased: bool,
     diagnoses: BTreeSet<String>,
     /// Full ICD-10 codes of confirmed diagnoses, per category (rare-value rule of the
     /// conditions table).
@@ -351,6 +433,11 @@ pub fn derive_quasi_identifiers(
                         }
                     }
                 }
+                ClinicalTable::Deaths => {
+                    for person in row_persons {
+                        facts.entry(person).or_default().deceased = true;
+                    }
+                }
                 _ => {
                     for person in row_persons {
                         facts.entry(person).or_default();
@@ -408,18 +495,38 @@ pub fn derive_quasi_identifiers(
         )),
         _ => None,
     };
+    // The deaths table is released whole for every released person, so whether a person has
+    // a death row can be read from the release: a quasi-identifier, kept exact.
+    let with_deceased =
+        options.deceased && table_file(extract_dir, ClinicalTable::Deaths).is_some();
     let mut pseudonymizer = key.pseudonymizer()?;
     let mut report = QuasiIdentifierReport {
+        deceased_rule: with_deceased.then(|| {
+            "deceased = yes when the person has a row in the deaths table, else no; the \
+             release holds every death row of every person it releases, so it is kept exact \
+             (not generalized) and the k-anonymity of the person table holds over it"
+                .to_owned()
+        }),
         diagnosis_categories_removed: rare_diagnoses.len() as u64,
         index_date_rule: match options.index_date {
             Some(_) => "one index date given for every person".to_owned(),
             None => "each person's first encounter".to_owned(),
         },
-        visits_rule: "visits = the number of the person's rows in the encounters table; the \
-                      release holds all of them for every person it releases, so the count can \
-                      be read from it and is kept exact (not generalized) by the k-anonymity \
-                      of the person table"
-            .to_owned(),
+        visits_rule: match options.visits {
+            VisitsGeneralization::Exact => {
+                "visits = the number of the person's rows in the encounters table; the \
+                 release holds all of them for every person it releases, so the count can be \
+                 read from it and is kept exact (not generalized) by the k-anonymity of the \
+                 person table"
+            }
+            VisitsGeneralization::Bands => {
+                "visits = the number of the person's rows in the encounters table, which the \
+                 release does not hold (nor the references to it): the count may be \
+                 generalized to bands (1, 2-3, 4-7, 8-15, 16+, then 0-3, 4-15, 16+) by the \
+                 k-anonymity of the person table"
+            }
+        }
+        .to_owned(),
         ..QuasiIdentifierReport::default()
     };
     let mut rows = Vec::with_capacity(facts.len());
@@ -476,6 +583,7 @@ pub fn derive_quasi_identifiers(
                 sex: known.sex.clone().unwrap_or_default(),
                 region,
                 visits: person_facts.visits,
+                deceased: with_deceased.then_some(person_facts.deceased),
                 diagnoses: released.join(";"),
             },
             known,
@@ -483,6 +591,9 @@ pub fn derive_quasi_identifiers(
     }
     rows.sort_by(|a, b| a.0.person.cmp(&b.0.person));
     report.persons = rows.len() as u64;
+    if with_deceased {
+        report.persons_deceased = rows.iter().filter(|r| r.0.deceased == Some(true)).count() as u64;
+    }
     let (mut rows, known): (Vec<PersonQuasiIdentifiers>, Vec<KnownIdentity>) =
         rows.into_iter().unzip();
     let plans: Vec<PersonDiagnosisPlan> = match &options.diagnosis_sets {
@@ -509,6 +620,7 @@ pub fn derive_quasi_identifiers(
     }
     Ok(QuasiIdentifierTable {
         rows,
+        columns: columns_of(with_deceased),
         known,
         report,
         diagnosis_recoding,

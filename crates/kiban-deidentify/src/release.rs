@@ -106,7 +106,8 @@ pub struct ReleaseOptions {
     /// Each person's dates move by one offset drawn uniformly in ±this many days (default 30;
     /// 0 disables shifting).
     pub max_date_shift_days: u32,
-    /// Tables to release; empty means every table the extraction holds.
+    /// Tables to release; empty means every table the extraction holds. A column referring
+    /// to a table left out (`conditions.encounter_id` without encounters) is removed.
     pub tables: Vec<ClinicalTable>,
     /// Free-text columns dropped (default) or scrubbed.
     #[serde(default)]
@@ -445,6 +446,9 @@ pub fn write_release_with_scrubber(
                    (full and family names of every person, given names of the text's own \
                    person; width, kana script, spaces and old kanji forms folded), other \
                    persons before an honorific (様, さん, 氏, 殿, 先生, 医師, 君, くん, ちゃん), \
+                   names in Latin letters (Hepburn of the kana readings: full names of \
+                   every person; family names alone of the text's own person, and of every \
+                   person after a title or before an honorific such as Mr. or -san), \
                    phone numbers, postal codes, addresses, e-mail addresses, identifiers and \
                    long digit runs, birth dates (［氏名］［住所］［電話番号］［郵便番号］［メール］\
                    ［ID］［生年月日］［日付］)"
@@ -836,6 +840,12 @@ impl TableTransform<'_> {
                 .iter()
                 .find(|(t, c, _)| *t == table && *c == column_name)
             {
+                // A reference into a table the release leaves out joins nothing, and its
+                // distinct values per person would count that table's rows (visits): removed.
+                if !self.options.tables.is_empty() && !self.options.tables.contains(referenced) {
+                    report.columns_removed.push(column_name.to_owned());
+                    continue;
+                }
                 let references = string_column(batch, table, self.input, column_name)?;
                 let values: StringArray = (0..rows)
                     .map(|row| {

@@ -692,10 +692,37 @@ fn person_table_has_ages_regions_visits_and_top_codes_old_ages() {
     let released = person_values(&release);
     assert!(exact.rows().iter().all(|r| released.contains(&r.person)));
 
+    // `deceased` (anonymized only): yes exactly for the persons with a released death row.
+    assert!(exact.rows().iter().all(|r| r.deceased.is_none()));
+    assert!(!exact.columns().contains(&DECEASED_COLUMN));
+    let mut dead: BTreeSet<String> = BTreeSet::new();
+    for batch in read_batches(&release.join("deaths.parquet")) {
+        let persons = batch.column_by_name("person").unwrap().as_string::<i32>();
+        dead.extend((0..batch.num_rows()).map(|i| persons.value(i).to_owned()));
+    }
+    assert!(!dead.is_empty());
+    let said_dead: BTreeSet<String> = anonymized
+        .rows()
+        .iter()
+        .filter(|r| r.deceased.expect("deceased derived"))
+        .map(|r| r.person.clone())
+        .collect();
+    assert_eq!(said_dead, dead);
+    assert_eq!(anonymized.report().persons_deceased, dead.len() as u64);
+    assert!(anonymized.report().deceased_rule.is_some());
+
     let csv_path = f.root.join("persons.csv");
-    anonymized.write_csv(&csv_path).unwrap();
+    exact.write_csv(&csv_path).unwrap();
     let text = fs::read_to_string(&csv_path).unwrap();
     assert!(text.starts_with("person,age,sex,region,visits,diagnoses\n"));
+    fs::remove_file(&csv_path).unwrap();
+    anonymized.write_csv(&csv_path).unwrap();
+    let text = fs::read_to_string(&csv_path).unwrap();
+    assert!(text.starts_with("person,age,sex,region,visits,deceased,diagnoses\n"));
+    assert_eq!(
+        text.lines().filter(|l| l.contains(",yes,")).count(),
+        dead.len()
+    );
     assert_eq!(text.lines().count(), PERSONS + 1);
     for secret in &f.secrets {
         assert!(!text.contains(secret.as_str()));
@@ -1453,4 +1480,63 @@ fn persons_withheld_from_the_person_table_leave_no_row_in_any_table() {
     let report = write_release(&f.extract, &all, &key, &f.persons, &options).unwrap();
     assert!(report.withheld_persons.is_none());
     assert!(!person_values(&all).is_disjoint(&withheld));
+}
+
+#[test]
+fn a_release_without_encounters_drops_the_references_to_them() {
+    let f = fixture();
+    let key = ProjectKey::from_bytes("study-a", [9; 32]);
+    let columns_of = |release: &Path| -> BTreeSet<String> {
+        read_batches(&release.join("conditions.parquet"))[0]
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect()
+    };
+    // With encounters, conditions keep their (pseudonymized) encounter reference.
+    let whole = f.root.join("whole");
+    write_release(
+        &f.extract,
+        &whole,
+        &key,
+        &f.persons,
+        &ReleaseOptions::default(),
+    )
+    .unwrap();
+    assert!(whole.join("encounters.parquet").exists());
+    assert!(columns_of(&whole).contains("encounter_id"));
+    let without = f.root.join("without");
+    let report = write_release(
+        &f.extract,
+        &without,
+        &key,
+        &f.persons,
+        &ReleaseOptions {
+            tables: kiban_model::ClinicalTable::ALL
+                .iter()
+                .copied()
+                .filter(|t| *t != kiban_model::ClinicalTable::Encounters)
+                .collect(),
+            ..ReleaseOptions::default()
+        },
+    )
+    .unwrap();
+    assert!(!without.join("encounters.parquet").exists());
+    assert!(!columns_of(&without).contains("encounter_id"));
+    assert!(
+        report.tables["conditions"]
+            .columns_removed
+            .contains(&"encounter_id".to_owned())
+    );
+    // The person table's report says visits may be banded.
+    let table = derive_quasi_identifiers(
+        &f.extract,
+        &f.identities,
+        &f.persons,
+        &key,
+        &QuasiIdentifierOptions::anonymized(&RareValueOptions::default()).without_encounters(),
+    )
+    .unwrap();
+    assert!(table.report().visits_rule.contains("bands"));
 }

@@ -2,8 +2,14 @@
 //! store's kana readings romanized by Hepburn and matched word by word, case-insensitively,
 //! in either order, with spelling variants of long vowels (`Satō`, `Satoh`, `Satou`, `Sato`)
 //! and of `n` before labials (`Homma`, `Honma`) folded on both sides.
+//!
+//! A family name alone (`Yamada`, `YAMADA`) is removed from its own person's texts, and
+//! anyone's family name is removed after a title (`Mr. Yamada`, `Dr Sato`) or before an
+//! honorific (`Yamada-san`, `Sato sensei`). English words that are also romanized family
+//! names (`date` 伊達, `nose` 能勢, `ago` 吾郷) are removed only with such a title or
+//! honorific, never alone.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use unicode_normalization::UnicodeNormalization;
 
@@ -176,18 +182,54 @@ fn is_latin_letter(c: char) -> bool {
     c.is_ascii_alphabetic() || "āīūēōâîûêôĀĪŪĒŌÂÎÛÊÔ".contains(c)
 }
 
-/// Romanized full names: (first word, second word) in both orders, and (initial, family).
+/// Romanized full names: (first word, second word) in both orders, and (initial, family);
+/// and romanized family names with their persons.
 #[derive(Default)]
 pub(crate) struct LatinNames {
     pairs: HashSet<(String, String)>,
+    /// Folded romanized family name → the persons (sorted) whose family name it is.
+    families: HashMap<String, Vec<u32>>,
 }
+
+/// Titles written before a family name (`Mr. Yamada`), compared lowercase.
+const TITLES: &[&str] = &[
+    "mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "madam",
+];
+
+/// Japanese honorifics written in Latin letters after a family name (`Yamada-san`), compared
+/// lowercase.
+const HONORIFICS: &[&str] = &[
+    "san", "sama", "sensei", "kun", "chan", "shi", "dono", "senpai", "sempai",
+];
+
+/// English words (lowercase, as written) that are also the romanization of a family name,
+/// or fold to one: alone they are read as the word, so they are removed only after a title
+/// or before an honorific. Short function words, words of clinical text and the Roman
+/// numeral `ii` (井伊).
+const ENGLISH_WORDS: &[&str] = &[
+    "a", "ago", "age", "aim", "ami", "an", "are", "arise", "ate", "bake", "ban", "bare", "base",
+    "be", "bean", "bide", "bile", "bin", "bite", "bone", "bore", "chin", "dame", "dare", "date",
+    "den", "dine", "do", "dome", "don", "done", "dose", "due", "dune", "fame", "fan", "fate",
+    "fine", "fun", "fuse", "game", "gate", "gene", "go", "gone", "gore", "gun", "ha", "hare",
+    "hate", "he", "hen", "here", "hi", "hide", "hire", "ho", "home", "hone", "hope", "hose",
+    "huge", "ii", "in", "inn", "ion", "jade", "joke", "june", "kin", "kite", "made", "main",
+    "make", "male", "man", "mane", "mare", "mate", "me", "mean", "men", "mere", "mine", "mite",
+    "mode", "mole", "more", "mote", "mule", "muse", "mute", "name", "no", "node", "none", "nose",
+    "note", "nun", "oh", "on", "one", "ore", "pain", "pan", "pane", "pen", "pin", "pine", "pose",
+    "pun", "pure", "rage", "rain", "rake", "ran", "rare", "rate", "ride", "rise", "robe", "rode",
+    "role", "rose", "rote", "rude", "rule", "run", "rune", "sage", "sake", "same", "sane", "sera",
+    "shin", "shine", "shoe", "side", "sin", "site", "so", "some", "son", "sore", "sun", "sure",
+    "take", "tame", "tan", "tape", "tare", "ten", "tin", "tire", "to", "toe", "tone", "tore",
+    "tote", "tube", "tune", "use", "wade", "wake", "wan", "ware", "we", "were", "wide", "wine",
+    "wire", "wise", "woke", "won", "wore", "yen", "yoke", "zen", "zone",
+];
 
 /// Shortest romanized family or given name matched (in folded letters).
 const MIN_ROMAN: usize = 2;
 
 impl LatinNames {
-    /// Adds a person's name from its kana reading's family and given parts.
-    pub(crate) fn add(&mut self, family_kana: &str, given_kana: &str) {
+    /// Adds the name of person `owner` from its kana reading's family and given parts.
+    pub(crate) fn add(&mut self, family_kana: &str, given_kana: &str, owner: u32) {
         let (Some(family), Some(given)) = (romanize(family_kana), romanize(given_kana)) else {
             return;
         };
@@ -195,20 +237,25 @@ impl LatinNames {
         if family.len() < MIN_ROMAN || given.len() < MIN_ROMAN {
             return;
         }
+        let owners = self.families.entry(family.clone()).or_default();
+        if let Err(at) = owners.binary_search(&owner) {
+            owners.insert(at, owner);
+        }
         let initial: String = given.chars().take(1).collect();
         self.pairs.insert((given.clone(), family.clone()));
         self.pairs.insert((family.clone(), given));
         self.pairs.insert((initial, family));
     }
 
-    /// Pairs held.
+    /// Pairs and family names held.
     pub(crate) fn len(&self) -> usize {
-        self.pairs.len()
+        self.pairs.len() + self.families.len()
     }
 
-    /// Spans (`start..end` in `chars`) of romanized names: two Latin words separated only by
-    /// spaces, a comma or the period of an initial, each at word boundaries.
-    pub(crate) fn find(&self, chars: &[char]) -> Vec<(usize, usize)> {
+    /// Spans (`start..end` in `chars`) of romanized names in a text of person `owner`: two
+    /// Latin words separated only by spaces, a comma or the period of an initial, each at
+    /// word boundaries; and family names alone (see the module's rules).
+    pub(crate) fn find(&self, chars: &[char], owner: Option<u32>) -> Vec<(usize, usize)> {
         if self.pairs.is_empty() {
             return Vec::new();
         }
@@ -247,6 +294,37 @@ impl LatinNames {
                 found.push((a_start, b_end));
             }
         }
+        for (index, &(start, end)) in words.iter().enumerate() {
+            let word: String = chars[start..end].iter().collect();
+            if end - start < MIN_ROMAN {
+                continue;
+            }
+            let Some(owners) = self.families.get(&fold_latin(&word)) else {
+                continue;
+            };
+            let lower = word.to_lowercase();
+            let own = owner.is_some_and(|o| owners.binary_search(&o).is_ok());
+            let alone = own && !ENGLISH_WORDS.contains(&lower.as_str());
+            let titled = index > 0 && {
+                let (t_start, t_end) = words[index - 1];
+                let gap = &chars[t_end..start];
+                let title: String = chars[t_start..t_end].iter().collect();
+                !gap.is_empty()
+                    && gap.len() <= 3
+                    && gap.iter().all(|&c| matches!(c, ' ' | '.'))
+                    && gap.iter().filter(|&&c| c == '.').count() <= 1
+                    && TITLES.contains(&title.to_lowercase().as_str())
+            };
+            let honored = words.get(index + 1).is_some_and(|&(h_start, h_end)| {
+                let gap = &chars[end..h_start];
+                let honorific: String = chars[h_start..h_end].iter().collect();
+                matches!(gap, [' '] | ['-'])
+                    && HONORIFICS.contains(&honorific.to_lowercase().as_str())
+            });
+            if alone || titled || honored {
+                found.push((start, end));
+            }
+        }
         found
     }
 }
@@ -275,11 +353,11 @@ mod tests {
     #[test]
     fn romanized_names_match_in_both_orders_and_with_an_initial() {
         let mut names = LatinNames::default();
-        names.add("ヤマダ", "タロウ");
+        names.add("ヤマダ", "タロウ", 0);
         let found = |text: &str| -> Vec<String> {
             let chars: Vec<char> = text.chars().collect();
             names
-                .find(&chars)
+                .find(&chars, Some(1))
                 .into_iter()
                 .map(|(s, e)| chars[s..e].iter().collect())
                 .collect()
@@ -293,5 +371,49 @@ mod tests {
         assert!(found("Taro Yamadas").is_empty());
         assert!(found("Yamada Hanako").is_empty());
         assert!(found("Taro2 Yamada").is_empty());
+    }
+
+    #[test]
+    fn family_names_alone_are_removed_when_own_titled_or_honored() {
+        let mut names = LatinNames::default();
+        names.add("ヤマダ", "タロウ", 0);
+        names.add("サトウ", "ハナコ", 1);
+        names.add("ダテ", "マサムネ", 2);
+        names.add("アゴウ", "ヒロシ", 3);
+        let found = |text: &str, owner: u32| -> Vec<String> {
+            let chars: Vec<char> = text.chars().collect();
+            names
+                .find(&chars, Some(owner))
+                .into_iter()
+                .map(|(s, e)| chars[s..e].iter().collect())
+                .collect()
+        };
+        // The person's own family name, alone, in any case, with or without context.
+        for (text, name) in [
+            ("YAMADA 72M", "YAMADA"),
+            ("seen: yamada", "yamada"),
+            ("Yamada-san", "Yamada"),
+            ("Mr. Yamada", "Yamada"),
+        ] {
+            assert_eq!(found(text, 0), [name], "{text}");
+        }
+        // Anyone's family name after a title or before an honorific, long vowels folded.
+        assert_eq!(found("Mrs Satoh called", 0), ["Satoh"]);
+        assert_eq!(found("Dr. Sato's note", 0), ["Sato"]);
+        assert_eq!(found("Yamada sensei", 1), ["Yamada"]);
+        assert_eq!(found("Satō-sama", 0), ["Satō"]);
+        // Another person's family name alone is not taken for a name.
+        assert!(found("Sato", 0).is_empty());
+        assert!(found("YAMADA", 1).is_empty());
+        // Own family names that are English words: only with a title or an honorific.
+        assert!(found("Date of admission: see the referral", 2).is_empty());
+        assert!(found("DATE: pending", 2).is_empty());
+        assert_eq!(found("Mr. Date and Date-san", 2), ["Date", "Date"]);
+        assert!(found("Onset three days ago.", 3).is_empty());
+        assert_eq!(found("Agoh, 60F", 3), ["Agoh"]);
+        // Word boundaries and titles that are not titles.
+        assert!(found("Yamadas", 0).is_empty() && found("Yamada2", 0).is_empty());
+        assert!(found("Mr.. Sato", 0).is_empty());
+        assert!(found("Sato-kai", 0).is_empty());
     }
 }

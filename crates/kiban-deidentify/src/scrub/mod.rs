@@ -279,9 +279,9 @@ impl FreeTextScrubber {
                     .map(str::to_owned)
                     .collect();
                 if parts.len() >= 2 {
-                    latin_names.add(&parts[0], &parts[1..].concat());
+                    latin_names.add(&parts[0], &parts[1..].concat(), owner);
                 } else if !name.given.is_empty() {
-                    latin_names.add(&name.family, &name.given);
+                    latin_names.add(&name.family, &name.given, owner);
                 }
                 builder.add(&name.key, ScrubCategory::Name, owner, true, true);
                 if !name.given.is_empty() {
@@ -415,8 +415,10 @@ impl FreeTextScrubber {
                 });
             }
         }
-        // Romanized names of anyone in the store, without an honorific (`Taro Yamada`).
-        for (start, end) in self.latin_names.find(chars) {
+        // Romanized full names of anyone in the store, without an honorific (`Taro Yamada`);
+        // family names alone: the person's own, and anyone's after a title or before an
+        // honorific (`Mr. Yamada`, `Yamada-san`).
+        for (start, end) in self.latin_names.find(chars, owner) {
             spans.push(Detection {
                 start,
                 end,

@@ -312,3 +312,71 @@ fn romanized_names_from_the_kana_reading_are_removed_without_honorific() {
     let (out, _) = scrub_as(&s, "k1", "Akira Uedas; Ueda-san");
     assert!(out.contains("Akira Uedas"), "{out}");
 }
+
+#[test]
+fn romanized_family_names_alone_are_removed_from_real_world_notes() {
+    let s = scrubber();
+    // The text's own person (上田 昭, ウエダ アキラ), as English notes write the family name.
+    let cases = [
+        (
+            "Ueda-san was admitted for CHF exacerbation.",
+            "［氏名］-san was admitted for CHF exacerbation.",
+        ),
+        (
+            "Discussed the plan with Mr. Ueda and his wife.",
+            "Discussed the plan with Mr. ［氏名］ and his wife.",
+        ),
+        ("UEDA 72M, HTN, DM2", "［氏名］ 72M, HTN, DM2"),
+        ("Pt: Uyeda? no, Ueda.", "Pt: Uyeda? no, ［氏名］."),
+    ];
+    for (text, expected) in cases {
+        let (out, counts) = scrub_as(&s, "k1", text);
+        assert_eq!(out, expected, "{text}");
+        assert_eq!(counts.names, 1, "{text}");
+    }
+    // Another person of the store, after a title or before an honorific (髙橋 → Takahashi).
+    let (out, _) = scrub_as(
+        &s,
+        "k3",
+        "Referred by Dr. Takahashi; Takahashi-sensei will follow up.",
+    );
+    assert_eq!(
+        out,
+        "Referred by Dr. ［氏名］; ［氏名］-sensei will follow up."
+    );
+    // Alone, another person's family name is not taken for a name.
+    let (out, _) = scrub_as(&s, "k3", "Takahashi protocol");
+    assert_eq!(out, "Takahashi protocol");
+}
+
+#[test]
+fn english_words_that_are_family_names_are_left_alone() {
+    let identities = vec![
+        identity("h1", "k4", "伊達 政宗", "ダテ マサムネ"),
+        identity("h1", "k5", "能勢 健二", "ノセ ケンジ"),
+        identity("h1", "k6", "吾郷 博", "アゴウ ヒロシ"),
+        identity("h1", "k7", "申 東浩", "シン トウコウ"),
+    ];
+    let s = FreeTextScrubber::new(&identities, &PersonMap::new()).unwrap();
+    // Each text is its own person's: the family name is 伊達 (Date), 能勢 (Nose), 吾郷
+    // (Ago), 申 (Shin).
+    for (key, text) in [
+        (
+            "k4",
+            "Date of admission: see the referral. Same date as the CT.",
+        ),
+        ("k5", "Epistaxis from the left nose; nose packing done."),
+        ("k6", "Chest pain since three days ago, worse a week ago."),
+        ("k7", "Bruise on the left shin. Shin splints ruled out."),
+        ("k4", "Ordinary words stay: the patient came home at noon."),
+    ] {
+        let (out, counts) = scrub_as(&s, key, text);
+        assert_eq!(out, text, "{key}");
+        assert_eq!(counts.names, 0, "{key}");
+    }
+    // With a title or an honorific they are names.
+    let (out, _) = scrub_as(&s, "k4", "Mr. Date and his son; Date-san agreed.");
+    assert_eq!(out, "Mr. ［氏名］ and his son; ［氏名］-san agreed.");
+    let (out, _) = scrub_as(&s, "k9", "Seen by Dr. Nose.");
+    assert_eq!(out, "Seen by Dr. ［氏名］.");
+}
