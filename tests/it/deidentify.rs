@@ -279,6 +279,25 @@ fn an_anonymized_release_recodes_rare_codes_and_is_k_anonymous() {
         );
     }
     check_diagnosis_sets(&out, 5, 2);
+    assert_eq!(
+        clinical_item_set_violations(&out, 5, 2),
+        Vec::<String>::new()
+    );
+    clinical_item_set_negative_control(&out, &f.root.join("anon-items"));
+    // Every summary line is given in English and in Japanese, and one names the combined
+    // item set's rule.
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    for line in stdout.lines().filter(|l| !l.trim().is_empty()) {
+        let (english, japanese) = line
+            .split_once(" / ")
+            .unwrap_or_else(|| panic!("a summary line without Japanese: {line}"));
+        assert!(english.is_ascii(), "{line}");
+        assert!(!japanese.is_ascii(), "{line}");
+    }
+    assert!(
+        stdout.contains("病名・処置・アレルギー・感染症"),
+        "{stdout}"
+    );
 
     // The person table: every combination of the quasi-identifiers occurs at least k times.
     let text = std::fs::read_to_string(out.join("persons.csv")).unwrap();
@@ -338,6 +357,19 @@ fn an_anonymized_release_recodes_rare_codes_and_is_k_anonymous() {
             .contains("block or chapter")
     );
     assert!(conditions["rows_of_withheld_persons"].is_u64());
+    // The combined item set's rule, and the rows it cost per table.
+    let items = &report["release"]["clinical_item_sets"];
+    assert_eq!(items["k"], 5);
+    assert_eq!(items["m"], 2);
+    assert_eq!(items["persons"].as_u64().unwrap() as usize, rows);
+    for table in ["procedures", "allergies", "infections"] {
+        if out.join(format!("{table}.parquet")).exists() {
+            assert!(
+                items["tables"][table]["rows_suppressed"].is_u64(),
+                "{table}"
+            );
+        }
+    }
 
     // Persons suppressed from persons.csv leave no row anywhere, and the report says how many
     // persons and rows were withheld: recomputed from the extraction and the release.
@@ -367,9 +399,18 @@ fn an_anonymized_release_recodes_rare_codes_and_is_k_anonymous() {
         };
         let counted = withheld["rows_per_table"][&name].as_u64().unwrap_or(0);
         rows_withheld += counted;
-        // Conditions also lose rows to the diagnosis-set rule; other tables only these.
+        // Conditions also lose rows to the diagnosis-set rule, procedures, allergies and
+        // infections to the combined item set's rule (counted per table); other tables only
+        // these.
+        let items = &report["release"]["clinical_item_sets"]["tables"][&name];
+        let removed_by_items = items["rows_suppressed"].as_u64().unwrap_or(0)
+            + items["rows_code_below_min_persons"].as_u64().unwrap_or(0);
         if name != "conditions" {
-            assert_eq!(input - output, counted, "{name}: rows withheld");
+            assert_eq!(
+                input - output,
+                counted + removed_by_items,
+                "{name}: rows removed"
+            );
         }
     }
     assert_eq!(withheld["rows"].as_u64().unwrap(), rows_withheld);
@@ -556,6 +597,10 @@ fn an_anonymized_release_without_encounters_bands_visits_and_is_k_anonymous() {
     assert_eq!(class_violations(&out, 5), Vec::<String>::new());
     assert_eq!(released_persons_violations(&out), Vec::<String>::new());
     check_diagnosis_sets(&out, 5, 2);
+    assert_eq!(
+        clinical_item_set_violations(&out, 5, 2),
+        Vec::<String>::new()
+    );
     let report: Value = serde_json::from_slice(
         &std::fs::read(f.root.join("anon-no-encounters.report.json")).unwrap(),
     )
@@ -1441,4 +1486,147 @@ fn regex_like_full_date(text: &str) -> bool {
             && w[8..10].iter().all(char::is_ascii_digit)
             && w[10] == '日'
     })
+}
+
+/// Each released person's combined item set, recomputed from the released files alone:
+/// the diagnosis items of `conditions.parquet` ([`diagnosis_item`]), `procedure:<code>`,
+/// `allergy:<category>:<code>` (`allergy:<category>` without a code) and
+/// `infection:<code>:<result>` (`infection:<code>` without a result). Every person of
+/// `persons.csv` is there, with an empty set when the person holds no item.
+fn released_item_sets(release: &Path) -> BTreeMap<String, BTreeSet<String>> {
+    let (header, rows) = person_table(release);
+    let person_at = header.iter().position(|h| h == "person").unwrap();
+    let mut sets: BTreeMap<String, BTreeSet<String>> = rows
+        .iter()
+        .map(|r| (r[person_at].clone(), BTreeSet::new()))
+        .collect();
+    let cell = |batch: &RecordBatch, name: &str, row: usize| -> Option<String> {
+        let values = batch.column_by_name(name).unwrap().as_string::<i32>();
+        values
+            .is_valid(row)
+            .then(|| values.value(row).trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    for table in ["conditions", "procedures", "allergies", "infections"] {
+        let path = release.join(format!("{table}.parquet"));
+        if !path.exists() {
+            continue;
+        }
+        for batch in read_parquet(&path) {
+            for row in 0..batch.num_rows() {
+                let person = cell(&batch, "person", row).unwrap();
+                let item = match table {
+                    "conditions" => cell(&batch, "icd10", row).map(|c| diagnosis_item(&c)),
+                    "procedures" => cell(&batch, "code", row).map(|c| format!("procedure:{c}")),
+                    "allergies" => {
+                        let category = cell(&batch, "category", row).unwrap_or("-".to_owned());
+                        Some(match cell(&batch, "code", row) {
+                            Some(code) => format!("allergy:{category}:{code}"),
+                            None => format!("allergy:{category}"),
+                        })
+                    }
+                    _ => cell(&batch, "code", row).map(|code| match cell(&batch, "result", row) {
+                        Some(result) => format!("infection:{code}:{result}"),
+                        None => format!("infection:{code}"),
+                    }),
+                };
+                sets.entry(person).or_default().extend(item);
+            }
+        }
+    }
+    sets
+}
+
+/// The k^m rule over the combined item set, recomputed from the released files alone: every
+/// combination of at most `m` items held by a person is held by at least `k` persons. One
+/// message per rare combination size, with counts only (never an item or a person).
+fn clinical_item_set_violations(release: &Path, k: usize, m: usize) -> Vec<String> {
+    fn combinations<'a>(
+        items: &[&'a str],
+        m: usize,
+        start: usize,
+        current: &mut Vec<&'a str>,
+        each: &mut impl FnMut(&[&'a str]),
+    ) {
+        if !current.is_empty() {
+            each(current);
+        }
+        if current.len() == m {
+            return;
+        }
+        for (at, &item) in items.iter().enumerate().skip(start) {
+            current.push(item);
+            combinations(items, m, at + 1, current, each);
+            current.pop();
+        }
+    }
+    let sets = released_item_sets(release);
+    let mut support: HashMap<Vec<&str>, usize> = HashMap::new();
+    for items in sets.values() {
+        let items: Vec<&str> = items.iter().map(String::as_str).collect();
+        combinations(&items, m, 0, &mut Vec::new(), &mut |c| {
+            *support.entry(c.to_vec()).or_default() += 1;
+        });
+    }
+    assert!(
+        support.keys().any(|c| c.iter().any(|i| i.contains(':'))),
+        "no procedure, allergy or infection item released"
+    );
+    let mut rare_by_size: BTreeMap<usize, usize> = BTreeMap::new();
+    for (combination, persons) in &support {
+        if *persons < k {
+            *rare_by_size.entry(combination.len()).or_default() += 1;
+        }
+    }
+    rare_by_size
+        .into_iter()
+        .map(|(size, count)| {
+            format!("{count} combinations of {size} items held by fewer than k = {k} persons")
+        })
+        .collect()
+}
+
+/// The checker fails on a tampered copy: one released procedure (or infection, or allergy)
+/// row given a code no other person holds, as a release that skipped the rule could show.
+fn clinical_item_set_negative_control(out: &Path, copy: &Path) {
+    std::fs::create_dir_all(copy).unwrap();
+    for file in files_under(out) {
+        std::fs::copy(&file, copy.join(file.file_name().unwrap())).unwrap();
+    }
+    assert!(clinical_item_set_violations(copy, 5, 2).is_empty());
+    let table = ["procedures", "infections", "allergies"]
+        .into_iter()
+        .find(|t| out.join(format!("{t}.parquet")).exists())
+        .expect("an item table in the release");
+    let from = out.join(format!("{table}.parquet"));
+    let batches = read_parquet(&from);
+    let schema = batches[0].schema();
+    let file = std::fs::File::create(copy.join(format!("{table}.parquet"))).unwrap();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(file, schema.clone(), None).unwrap();
+    let code_at = schema.index_of("code").unwrap();
+    for (i, batch) in batches.iter().enumerate() {
+        let batch = if i == 0 {
+            let codes = batch.column(code_at).as_string::<i32>();
+            let tampered: arrow_array::StringArray = (0..batch.num_rows())
+                .map(|row| {
+                    if row == 0 {
+                        Some("tampered-unique-code".to_owned())
+                    } else {
+                        codes.is_valid(row).then(|| codes.value(row).to_owned())
+                    }
+                })
+                .collect();
+            let mut columns = batch.columns().to_vec();
+            columns[code_at] = std::sync::Arc::new(tampered);
+            RecordBatch::try_new(schema.clone(), columns).unwrap()
+        } else {
+            batch.clone()
+        };
+        writer.write(&batch).unwrap();
+    }
+    writer.close().unwrap();
+    assert!(
+        !clinical_item_set_violations(copy, 5, 2).is_empty(),
+        "a {table} item held by one person went unnoticed"
+    );
 }

@@ -129,8 +129,9 @@ pub struct DeidentifyArgs {
     pub attacker_knowledge: Vec<KnowledgeChoice>,
     /// Anonymized: m of the diagnosis set's k^m rule (every combination of at most m released
     /// diagnosis categories is held by at least k persons, in `persons.csv` and in the
-    /// conditions table alike). Default: the number of diagnoses the attacker is assumed to
-    /// know (2); at most 4.
+    /// conditions table alike; and of the combined set of diagnoses, procedures, allergies and
+    /// infections). Default: the number of diagnoses the attacker is assumed to know (2); at
+    /// most 4.
     #[arg(long, value_name = "M")]
     pub diagnosis_m: Option<usize>,
     /// Leave the encounters table out of the release, with the references to it
@@ -185,83 +186,185 @@ pub async fn run(args: DeidentifyArgs) -> Result<()> {
     .await;
     opened.meta.close().await;
     let (report, report_path) = released?;
-    println!(
-        "deidentify: {} release for project {} -> {} ({} persons, {} rows)",
+    for line in summary_lines(&report, &args, &report_path) {
+        println!("{line}");
+    }
+    Ok(())
+}
+
+/// The summary of a release, one line per step, each in English then Japanese (as other
+/// messages of kiban).
+fn summary_lines(
+    report: &DeidentifyReport,
+    args: &DeidentifyArgs,
+    report_path: &Path,
+) -> Vec<String> {
+    let mut lines = Vec::new();
+    let kind_ja = match report.kind {
+        "anonymized" => "匿名加工",
+        _ => "仮名加工",
+    };
+    let persons = report.release.persons;
+    let rows = report.release.tables.values().map(|t| t.rows).sum::<u64>();
+    lines.push(format!(
+        "deidentify: {} release for project {} -> {} ({persons} persons, {rows} rows) / {kind_ja}データ: プロジェクト {} → {}（{persons}人、{rows}行）",
         report.kind,
         report.project,
         args.out.display(),
-        report.release.persons,
-        report.release.tables.values().map(|t| t.rows).sum::<u64>()
-    );
+        report.project,
+        args.out.display(),
+    ));
     if let Some(table) = &report.person_table {
-        println!(
-            "  person table: {} persons, k = {} at levels {:?} for [{}], {} suppressed",
-            table.anonymization.records,
-            table.anonymization.k,
-            table.anonymization.levels,
-            table.anonymization.quasi_identifiers.join(", "),
-            table.anonymization.suppressed_records
-        );
+        let a = &table.anonymization;
+        lines.push(format!(
+            "  person table: {} persons, k = {} at levels {:?} for [{}], {} suppressed / 個人表: {}人、k = {}（一般化レベル {:?}、対象 [{}]）、{}人を削除",
+            a.records,
+            a.k,
+            a.levels,
+            a.quasi_identifiers.join(", "),
+            a.suppressed_records,
+            a.records,
+            a.k,
+            a.levels,
+            a.quasi_identifiers.join(", "),
+            a.suppressed_records
+        ));
         if args.without_encounters {
-            println!(
-                "  without encounters: visits in persons.csv may be banded ({})",
+            lines.push(format!(
+                "  without encounters: visits in persons.csv may be banded ({}) / 受診表なし: persons.csv の受診回数は区間に一般化される場合があります",
                 table.derivation.visits_rule
-            );
+            ));
         }
         if let Some(sets) = &table.diagnosis_sets {
-            println!(
-                "  diagnosis sets: k^m with k = {}, m = {}: {} generalized to a block, {} to a chapter, {} items suppressed in {} persons (loss {:.4})",
+            lines.push(format!(
+                "  diagnosis sets: k^m with k = {}, m = {}: {} generalized to a block, {} to a chapter, {} items suppressed in {} persons (loss {:.4}) / 病名集合: k^m（k = {}、m = {}）: ブロックへ一般化 {}、章へ一般化 {}、{}人で{}項目を削除（損失 {:.4}）",
                 sets.k,
                 sets.m,
                 sets.generalized_to_block.len(),
                 sets.generalized_to_chapter.len(),
                 sets.items_suppressed,
                 sets.persons_with_suppression,
+                sets.loss,
+                sets.k,
+                sets.m,
+                sets.generalized_to_block.len(),
+                sets.generalized_to_chapter.len(),
+                sets.persons_with_suppression,
+                sets.items_suppressed,
                 sets.loss
-            );
+            ));
         }
     }
     if let Some(conditions) = &report.release.diagnosis_sets {
-        println!(
-            "  conditions follow the diagnosis sets: {} rows generalized, {} released as category, {} removed (suppressed {}, outside the set {}, persons withheld {})",
+        let removed = conditions.rows_suppressed
+            + conditions.rows_outside_diagnosis_set
+            + conditions.rows_of_withheld_persons;
+        lines.push(format!(
+            "  conditions follow the diagnosis sets: {} rows generalized, {} released as category, {removed} removed (suppressed {}, outside the set {}, persons withheld {}) / 傷病名表は病名集合に従う: 一般化 {}行、3桁分類で公開 {}行、削除 {removed}行（抑制 {}、集合外 {}、除外された人 {}）",
             conditions.rows_generalized,
             conditions.rows_as_category,
-            conditions.rows_suppressed
-                + conditions.rows_outside_diagnosis_set
-                + conditions.rows_of_withheld_persons,
+            conditions.rows_suppressed,
+            conditions.rows_outside_diagnosis_set,
+            conditions.rows_of_withheld_persons,
+            conditions.rows_generalized,
+            conditions.rows_as_category,
             conditions.rows_suppressed,
             conditions.rows_outside_diagnosis_set,
             conditions.rows_of_withheld_persons
-        );
+        ));
+    }
+    if let Some(items) = &report.release.clinical_item_sets {
+        let per_table = |ja: bool| {
+            items
+                .tables
+                .iter()
+                .map(|(table, t)| {
+                    if ja {
+                        format!(
+                            "{table} 一般化 {}行・削除 {}行",
+                            t.rows_generalized,
+                            t.rows_suppressed + t.rows_code_below_min_persons
+                        )
+                    } else {
+                        format!(
+                            "{table} {} generalized, {} removed",
+                            t.rows_generalized,
+                            t.rows_suppressed + t.rows_code_below_min_persons
+                        )
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        lines.push(format!(
+            "  diagnoses with procedures, allergies and infections: k^m with k = {}, m = {}: {} generalized, {} items suppressed in {} persons, {} codes below the rare-value threshold (rows: {}) / 病名・処置・アレルギー・感染症の組合せ: k^m（k = {}、m = {}）: 一般化 {}、{}人で{}項目を削除、人数不足のコード {}（行: {}）",
+            items.k,
+            items.m,
+            items.generalized.len(),
+            items.items_suppressed,
+            items.persons_with_suppression,
+            items.codes_below_min_persons,
+            per_table(false),
+            items.k,
+            items.m,
+            items.generalized.len(),
+            items.persons_with_suppression,
+            items.items_suppressed,
+            items.codes_below_min_persons,
+            per_table(true)
+        ));
     }
     if let Some(scrub) = &report.release.free_text_scrub {
-        println!(
-            "  free text scrubbed: {} texts, {} mentions replaced ({} names, {} addresses, {} phone numbers, {} ids, {} birth dates), {} dates rewritten",
-            scrub.total.texts,
-            scrub.total.total() - scrub.total.dates_shifted - scrub.total.dates_generalized,
-            scrub.total.names,
-            scrub.total.addresses,
-            scrub.total.phones,
-            scrub.total.ids,
-            scrub.total.birth_dates,
-            scrub.total.dates_shifted + scrub.total.dates_generalized
-        );
+        let t = &scrub.total;
+        let replaced = t.total() - t.dates_shifted - t.dates_generalized;
+        let dates = t.dates_shifted + t.dates_generalized;
+        lines.push(format!(
+            "  free text scrubbed: {} texts, {replaced} mentions replaced ({} names, {} addresses, {} phone numbers, {} ids, {} birth dates), {dates} dates rewritten / 自由記載の加工: {}件、{replaced}箇所を置換（氏名 {}、住所 {}、電話番号 {}、ID {}、生年月日 {}）、日付 {dates}箇所を書き換え",
+            t.texts,
+            t.names,
+            t.addresses,
+            t.phones,
+            t.ids,
+            t.birth_dates,
+            t.texts,
+            t.names,
+            t.addresses,
+            t.phones,
+            t.ids,
+            t.birth_dates
+        ));
     }
     let test = &report.reidentification;
-    println!(
-        "  re-identification test: {} of {} attacker records re-identified ({:.4}, limit {:.4}; worst knowledge: {:?})",
-        test.correct_reidentifications, test.attempts, test.share, test.max_share, test.worst_level
-    );
+    lines.push(format!(
+        "  re-identification test: {} of {} attacker records re-identified ({:.4}, limit {:.4}; worst knowledge: {:?}) / 再識別テスト: 攻撃者レコード {}件中 {}件を再識別（{:.4}、上限 {:.4}、最悪の知識水準: {:?}）",
+        test.correct_reidentifications,
+        test.attempts,
+        test.share,
+        test.max_share,
+        test.worst_level,
+        test.attempts,
+        test.correct_reidentifications,
+        test.share,
+        test.max_share,
+        test.worst_level
+    ));
     for level in &test.levels {
-        println!(
-            "    knowing {:?} [{}]: {:.4}",
+        lines.push(format!(
+            "    knowing {:?} [{}]: {:.4} / 知識 {:?} [{}]: {:.4}",
+            level.knowledge,
+            level.matched_columns.join(", "),
+            level.share,
             level.knowledge,
             level.matched_columns.join(", "),
             level.share
-        );
+        ));
     }
-    println!("  report: {}", report_path.display());
-    Ok(())
+    lines.push(format!(
+        "  report: {} / 報告書: {}",
+        report_path.display(),
+        report_path.display()
+    ));
+    lines
 }
 
 /// Builds, tests and writes one release from an open store; returns its report and where the
@@ -501,8 +604,11 @@ fn build_release(
                 Some((report, later)) => (Some(report), table.diagnosis_recoding().then(&later)),
                 None => bail!("the released person table has no diagnoses column"),
             };
+            // The combined item set (diagnoses with procedures, allergies and infections)
+            // under the same k^m rule, the diagnoses kept as `persons.csv` releases them.
             let release = write_tables(&ReleaseOptions {
                 diagnosis_recoding: Some(recoding),
+                clinical_item_sets: Some(diagnosis_rule.clone()),
                 ..options.clone()
             })?;
             // Written inside the staging folder (itself under a temporary name, renamed):

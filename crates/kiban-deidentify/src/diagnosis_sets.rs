@@ -167,6 +167,13 @@ impl PersonDiagnosisPlan {
         }
     }
 
+    /// A plan from `(input item, released item or None when suppressed)` pairs.
+    pub(crate) fn from_items(items: impl IntoIterator<Item = (String, Option<String>)>) -> Self {
+        Self {
+            items: items.into_iter().collect(),
+        }
+    }
+
     /// How `item` is released: `None` when it is not an input item of the person,
     /// `Some(None)` when suppressed, `Some(Some(released))` otherwise.
     pub fn released(&self, item: &str) -> Option<Option<&str>> {
@@ -245,6 +252,11 @@ impl DiagnosisRecoding {
     /// Whether no person has a plan.
     pub fn is_empty(&self) -> bool {
         self.persons.is_empty()
+    }
+
+    /// Every person and plan, in no particular order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &PersonDiagnosisPlan)> {
+        self.persons.iter().map(|(p, plan)| (p.as_str(), plan))
     }
 
     /// This recoding followed by `later` (made over this one's released sets, e.g. by
@@ -352,6 +364,9 @@ struct Node {
     items_below: usize,
     /// Whether the node is an input item (kept as given: no loss).
     is_input: bool,
+    /// Whether the item is fixed: released as given, never generalized nor suppressed (the
+    /// diagnosis items of a combined item set, which `persons.csv` already releases).
+    fixed: bool,
 }
 
 /// Combination of at most [`MAX_KNOWN_DIAGNOSES`] node ids, sorted, padded with `NONE`.
@@ -367,6 +382,9 @@ pub(crate) struct DiagnosisSetPlan {
     released: Vec<u32>,
     /// Per person: released nodes removed by local suppression.
     suppressed: Vec<Vec<u32>>,
+    /// Rare combinations made of fixed items only, which the rule cannot repair (counted
+    /// at the end).
+    unrepairable: u64,
     report: DiagnosisSetReport,
 }
 
@@ -375,6 +393,17 @@ impl DiagnosisSetPlan {
     pub(crate) fn new<S: AsRef<str>>(
         sets: &[Vec<S>],
         options: &DiagnosisSetOptions,
+    ) -> Result<Self, DeidentifyError> {
+        Self::new_with_fixed(sets, options, |_| false)
+    }
+
+    /// [`DiagnosisSetPlan::new`], with the items `fixed` selects released as given: they
+    /// count in every combination but are never generalized nor suppressed, so a rare
+    /// combination is repaired through its other items only.
+    pub(crate) fn new_with_fixed<S: AsRef<str>>(
+        sets: &[Vec<S>],
+        options: &DiagnosisSetOptions,
+        fixed: impl Fn(&str) -> bool,
     ) -> Result<Self, DeidentifyError> {
         options.validate()?;
         let mut nodes: Vec<Node> = Vec::new();
@@ -391,6 +420,7 @@ impl DiagnosisSetPlan {
                             parent: None,
                             items_below: 1,
                             is_input: true,
+                            fixed: fixed(item),
                         });
                         (nodes.len() - 1) as u32
                     })
@@ -401,16 +431,23 @@ impl DiagnosisSetPlan {
             interned.push(ids);
         }
         let inputs = nodes.len();
-        // Parents: a category's block and chapter, a block's chapter.
+        // Parents: a category's block and chapter, a block's chapter; the coarser item of a
+        // kind-prefixed item (`crate::clinical_items`). Fixed items have none.
         for item in 0..inputs {
+            if nodes[item].fixed {
+                continue;
+            }
             let label = nodes[item].label.clone();
-            let chain: Vec<String> = match node_kind(&label) {
-                NodeKind::Category => icd10_ancestors(&label),
-                NodeKind::Block(first, _) => icd10_ancestors(first)
-                    .into_iter()
-                    .filter(|a| matches!(node_kind(a), NodeKind::Chapter(..)))
-                    .collect(),
-                NodeKind::Chapter(..) | NodeKind::Other => Vec::new(),
+            let chain: Vec<String> = match crate::clinical_items::coarser_item(&label) {
+                Some(coarser) => coarser.into_iter().collect(),
+                None => match node_kind(&label) {
+                    NodeKind::Category => icd10_ancestors(&label),
+                    NodeKind::Block(first, _) => icd10_ancestors(first)
+                        .into_iter()
+                        .filter(|a| matches!(node_kind(a), NodeKind::Chapter(..)))
+                        .collect(),
+                    NodeKind::Chapter(..) | NodeKind::Other => Vec::new(),
+                },
             };
             let mut child = item;
             for ancestor in chain {
@@ -420,6 +457,7 @@ impl DiagnosisSetPlan {
                         parent: None,
                         items_below: 0,
                         is_input: false,
+                        fixed: false,
                     });
                     (nodes.len() - 1) as u32
                 }) as usize;
@@ -437,10 +475,17 @@ impl DiagnosisSetPlan {
                 at = nodes[node].parent;
             }
         }
-        let occurrences: u64 = interned.iter().map(|s| s.len() as u64).sum();
+        // Occurrences the rule may change: fixed items are not counted.
+        let occurrences: u64 = interned
+            .iter()
+            .flatten()
+            .filter(|&&item| !nodes[item as usize].fixed)
+            .count() as u64;
+        let distinct = nodes[..inputs].iter().filter(|n| !n.fixed).count();
         let mut plan = Self {
             released: (0..inputs as u32).collect(),
             suppressed: vec![Vec::new(); interned.len()],
+            unrepairable: 0,
             sets: interned,
             nodes,
             report: DiagnosisSetReport {
@@ -457,7 +502,7 @@ impl DiagnosisSetPlan {
                 k: options.k,
                 m: options.m,
                 persons: sets.len() as u64,
-                distinct_items: inputs as u64,
+                distinct_items: distinct as u64,
                 item_occurrences: occurrences,
                 ..DiagnosisSetReport::default()
             },
@@ -502,8 +547,37 @@ impl DiagnosisSetPlan {
         labels
     }
 
+    /// Rare combinations of fixed items only, left as they were (none when the fixed items
+    /// already satisfy the rule among these persons).
+    pub(crate) fn unrepairable_combinations(&self) -> u64 {
+        self.unrepairable
+    }
+
+    /// The report of the rule.
+    pub(crate) fn report(&self) -> &DiagnosisSetReport {
+        &self.report
+    }
+
+    /// Input items released as a coarser node, as `(item, node)`, in item order.
+    pub(crate) fn generalizations(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = self
+            .released
+            .iter()
+            .enumerate()
+            .filter(|&(item, &node)| node as usize != item)
+            .map(|(item, &node)| {
+                (
+                    self.nodes[item].label.clone(),
+                    self.nodes[node as usize].label.clone(),
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
     /// How each input item of a person is released.
-    fn person_plan(&self, person: usize) -> PersonDiagnosisPlan {
+    pub(crate) fn person_plan(&self, person: usize) -> PersonDiagnosisPlan {
         PersonDiagnosisPlan {
             items: self.sets[person]
                 .iter()
@@ -676,6 +750,15 @@ impl DiagnosisSetPlan {
                         .map(|(c, n)| (size, n, c)),
                 );
             }
+            // A combination of fixed items only cannot be repaired here: counted, left.
+            let (repairable, unrepairable): (Vec<_>, Vec<_>) =
+                rare.into_iter().partition(|(_, _, combination)| {
+                    combination
+                        .iter()
+                        .any(|&n| n != NONE && !self.nodes[n as usize].fixed)
+                });
+            self.unrepairable = unrepairable.len() as u64;
+            let mut rare = repairable;
             if rare.is_empty() {
                 return;
             }
@@ -683,11 +766,15 @@ impl DiagnosisSetPlan {
             for (_, _, combination) in rare {
                 let items: Vec<u32> = combination.iter().copied().filter(|&n| n != NONE).collect();
                 // The least common item goes: it is the likeliest to be rare elsewhere too.
-                let Some(&victim) = items.iter().min_by_key(|&&n| {
-                    let mut key = [NONE; MAX_KNOWN_DIAGNOSES];
-                    key[0] = n;
-                    (singles.get(&key).copied().unwrap_or(0), n)
-                }) else {
+                let Some(&victim) = items
+                    .iter()
+                    .filter(|&&n| !self.nodes[n as usize].fixed)
+                    .min_by_key(|&&n| {
+                        let mut key = [NONE; MAX_KNOWN_DIAGNOSES];
+                        key[0] = n;
+                        (singles.get(&key).copied().unwrap_or(0), n)
+                    })
+                else {
                     continue;
                 };
                 for person in 0..self.sets.len() {
@@ -725,6 +812,9 @@ impl DiagnosisSetPlan {
                 self.report.persons_with_suppression += 1;
             }
             for &item in &self.sets[person] {
+                if self.nodes[item as usize].fixed {
+                    continue;
+                }
                 let node = self.released[item as usize];
                 if suppressed.contains(&node) {
                     self.report.items_suppressed += 1;

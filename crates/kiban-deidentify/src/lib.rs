@@ -28,7 +28,12 @@
 //!   suppression. Each person's plan ([`PersonDiagnosisPlan`], per pseudonym in
 //!   [`DiagnosisRecoding`]) is given to the release ([`ReleaseOptions::diagnosis_recoding`])
 //!   so the conditions table, joined on `person`, shows the same items
-//!   ([`ConditionDiagnosisReport`]); a person without a plan (whose row the k-anonymization
+//!   ([`ConditionDiagnosisReport`]). With [`ReleaseOptions::clinical_item_sets`] the same
+//!   rule covers each person's combined item set, the diagnosis items (kept as they are)
+//!   together with the person's procedures (`procedure:<code>`), allergies
+//!   (`allergy:<category>:<code>` → `allergy:<category>`) and infection-marker results
+//!   (`infection:<code>:<result>` → `infection:<code>`), generalized or suppressed per person
+//!   in those tables ([`ClinicalItemSetReport`]); a person without a plan (whose row the k-anonymization
 //!   suppressed) is withheld from every table ([`WithheldPersonsReport`]). `visits` counts
 //!   the person's encounter rows, which the release holds and anyone can count, so
 //!   [`hierarchy_rows`] keeps it exact ([`VisitsGeneralization`]); a release without the
@@ -94,6 +99,7 @@
 #![warn(missing_docs)]
 
 mod attack;
+mod clinical_items;
 mod conditions;
 mod diagnosis_sets;
 mod hierarchies;
@@ -113,6 +119,7 @@ pub use attack::{
     AttackerErrorModel, AttackerKnowledge, KnowledgeLevelReport, ReidentificationPolicy,
     ReidentificationReport, ReleasedPersonTable, generalizes, linkage_attack,
 };
+pub use clinical_items::{ClinicalItemSetReport, ClinicalItemTableReport};
 pub use conditions::ConditionDiagnosisReport;
 pub use diagnosis_sets::{
     DiagnosisRecoding, DiagnosisSetOptions, DiagnosisSetReport, MAX_KNOWN_DIAGNOSES,

@@ -18,8 +18,9 @@ use kiban_model::ClinicalTable;
 use serde::{Deserialize, Serialize};
 
 use crate::DeidentifyError;
+use crate::clinical_items::{ClinicalItemPlan, ClinicalItemSetReport, ITEM_TABLES, ItemFate};
 use crate::conditions::{ConditionDiagnosisPlan, ConditionDiagnosisReport, ConditionFate};
-use crate::diagnosis_sets::DiagnosisRecoding;
+use crate::diagnosis_sets::{DiagnosisRecoding, DiagnosisSetOptions};
 use crate::io::{
     StagedDir, TableWriter, for_each_batch, for_each_projected_batch, table_error, table_file,
 };
@@ -123,6 +124,15 @@ pub struct ReleaseOptions {
     /// which keep rare values.
     #[serde(skip)]
     pub diagnosis_recoding: Option<DiagnosisRecoding>,
+    /// Anonymized releases given [`ReleaseOptions::diagnosis_recoding`]: the k^m rule over
+    /// each person's combined item set, the diagnosis items of the plans together with the
+    /// person's procedures, allergies and infection-marker results (an attacker knowing up to
+    /// m items of any of these kinds finds at least k persons). Diagnosis items stay as the
+    /// plans release them; the other items are generalized or suppressed, and their tables
+    /// follow per person ([`ClinicalItemSetReport`]). `None`: those tables are governed by
+    /// the rare-value rule only.
+    #[serde(default)]
+    pub clinical_item_sets: Option<DiagnosisSetOptions>,
 }
 
 impl Default for ReleaseOptions {
@@ -134,6 +144,7 @@ impl Default for ReleaseOptions {
             tables: Vec::new(),
             free_text: FreeTextRule::Drop,
             diagnosis_recoding: None,
+            clinical_item_sets: None,
         }
     }
 }
@@ -206,6 +217,10 @@ pub struct ReleaseReport {
     /// given [`ReleaseOptions::diagnosis_recoding`]).
     #[serde(default)]
     pub withheld_persons: Option<WithheldPersonsReport>,
+    /// What the k^m rule over the combined item set (diagnoses, procedures, allergies,
+    /// infections) did, with rows per table (given [`ReleaseOptions::clinical_item_sets`]).
+    #[serde(default)]
+    pub clinical_item_sets: Option<ClinicalItemSetReport>,
 }
 
 /// What the free-text scrubber did in a release: rules and counts, never a value.
@@ -310,6 +325,34 @@ pub fn write_release_with_scrubber(
         _ => None,
     };
     let mut diagnosis_report = diagnoses.as_ref().map(ConditionDiagnosisReport::new);
+    let items = match (
+        &options.clinical_item_sets,
+        &rare,
+        &options.diagnosis_recoding,
+        &options.kind,
+    ) {
+        (None, ..) => None,
+        (Some(rule), Some(rare), Some(recoding), ReleaseKind::Anonymized(rare_options)) => {
+            Some(ClinicalItemPlan::new(
+                extract_dir,
+                &tables,
+                key,
+                persons,
+                recoding,
+                |table| rare.codes.get(&(table, "code")),
+                rule,
+                rare_options.min_persons,
+            )?)
+        }
+        (Some(_), ..) => {
+            return Err(DeidentifyError::InvalidOption {
+                option: "clinical_item_sets",
+                reason: "the combined item set's k^m rule needs an anonymized release given                          the person table's diagnosis plans (diagnosis_recoding)"
+                    .to_owned(),
+            });
+        }
+    };
+    let mut item_report = items.as_ref().map(ClinicalItemPlan::report);
     let staged = StagedDir::create(release_dir)?;
     let mut pseudonymizer = key.pseudonymizer()?;
     let mut report = ReleaseReport {
@@ -344,6 +387,7 @@ pub fn write_release_with_scrubber(
         free_text_scrub: None,
         diagnosis_sets: None,
         withheld_persons: None,
+        clinical_item_sets: None,
     };
     let mut withheld = options
         .diagnosis_recoding
@@ -394,6 +438,7 @@ pub fn write_release_with_scrubber(
                 rare: rare.as_ref(),
                 scrubber,
                 diagnoses: diagnoses.as_ref(),
+                items: items.as_ref(),
             };
             let (out, columns) = transform.apply(
                 batch,
@@ -401,6 +446,7 @@ pub fn write_release_with_scrubber(
                 rare_report.as_mut(),
                 &mut scrub_counts,
                 diagnosis_report.as_mut(),
+                item_report.as_mut(),
             )?;
             table_report.get_or_insert(columns);
             if out.num_rows() == 0 {
@@ -436,6 +482,7 @@ pub fn write_release_with_scrubber(
     report.withheld_persons = withheld;
     report.rare_values = rare_report;
     report.diagnosis_sets = diagnosis_report;
+    report.clinical_item_sets = item_report;
     if let Some(scrubber) = scrubber {
         let mut total = ScrubCounts::default();
         for counts in scrub_counts.values() {
@@ -677,6 +724,8 @@ struct TableTransform<'a> {
     scrubber: Option<&'a FreeTextScrubber>,
     /// The conditions table's diagnosis plan (anonymized releases under the k^m rule).
     diagnoses: Option<&'a ConditionDiagnosisPlan>,
+    /// The plan of the combined item set (procedures, allergies, infections).
+    items: Option<&'a ClinicalItemPlan>,
 }
 
 impl TableTransform<'_> {
@@ -687,6 +736,7 @@ impl TableTransform<'_> {
         mut rare_report: Option<&mut RareValueReport>,
         scrub_counts: &mut BTreeMap<String, ScrubCounts>,
         mut diagnosis_report: Option<&mut ConditionDiagnosisReport>,
+        item_report: Option<&mut ClinicalItemSetReport>,
     ) -> Result<(RecordBatch, TableReleaseReport), DeidentifyError> {
         let table = self.table;
         let name = table.name();
@@ -729,6 +779,39 @@ impl TableTransform<'_> {
             }
             _ => None,
         };
+        // Procedures, allergies, infections under the combined item set's rule.
+        let item_fates: Option<Vec<ItemFate>> =
+            match (self.items, ITEM_TABLES.iter().find(|(t, _)| *t == table)) {
+                (Some(plan), Some(&(_, qualifier))) => {
+                    let codes = string_column(batch, table, self.input, "code")?;
+                    let qualifiers = match qualifier {
+                        Some(column) => Some(string_column(batch, table, self.input, column)?),
+                        None => None,
+                    };
+                    let code_plan = self.rare.and_then(|r| r.codes.get(&(table, "code")));
+                    let fates: Vec<ItemFate> = (0..rows)
+                        .map(|row| {
+                            let code = codes
+                                .is_valid(row)
+                                .then(|| match code_plan {
+                                    Some(plan) => {
+                                        plan.recode.get(codes.value(row)).cloned().flatten()
+                                    }
+                                    None => Some(codes.value(row).to_owned()),
+                                })
+                                .flatten();
+                            let qualifier =
+                                qualifiers.and_then(|q| q.is_valid(row).then(|| q.value(row)));
+                            plan.fate(table, &person_pseudonyms[row], code.as_deref(), qualifier)
+                        })
+                        .collect();
+                    if let Some(report) = item_report {
+                        fates.iter().for_each(|&fate| report.count(table, fate));
+                    }
+                    Some(fates)
+                }
+                _ => None,
+            };
         let records: StringArray = (0..rows)
             .map(|row| {
                 Some(pseudonymizer.record(providers.value(row), name, source_ids.value(row)))
@@ -974,6 +1057,13 @@ impl TableTransform<'_> {
                         }
                         _ => recoded,
                     };
+                    // An allergy released as its category loses its code.
+                    let recoded = match (&item_fates, table, column_name) {
+                        (Some(fates), ClinicalTable::Allergies, "code") => {
+                            without_generalized(&recoded, fates)
+                        }
+                        _ => recoded,
+                    };
                     fields.push(Field::new(column_name, DataType::Utf8, true));
                     columns.push(Arc::new(recoded));
                     report.columns_recoded.push(column_name.to_owned());
@@ -1017,23 +1107,54 @@ impl TableTransform<'_> {
                     continue;
                 }
             }
+            // The finer column of a generalized item: the allergy's code system (its code is
+            // removed above), the infection marker's result.
+            if let (
+                Some(fates),
+                (ClinicalTable::Allergies, "code_system") | (ClinicalTable::Infections, "result"),
+            ) = (&item_fates, (table, column_name))
+            {
+                let values = string_column(batch, table, self.input, column_name)?;
+                fields.push(Field::new(column_name, DataType::Utf8, true));
+                columns.push(Arc::new(without_generalized(values, fates)));
+                report.columns_recoded.push(column_name.to_owned());
+                continue;
+            }
             fields.push(field.as_ref().clone());
             columns.push(array.clone());
         }
         let out = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
             .map_err(|e| table_error(name, self.input, e))?;
-        let out = match &fates {
-            Some(fates) => {
-                let kept: BooleanArray = fates
+        let kept: Option<BooleanArray> = match (&fates, &item_fates) {
+            (Some(fates), _) => Some(
+                fates
                     .iter()
                     .map(|fate| Some(matches!(fate, ConditionFate::Kept { .. })))
-                    .collect();
+                    .collect(),
+            ),
+            (None, Some(fates)) => Some(fates.iter().map(|f| Some(f.is_released())).collect()),
+            (None, None) => None,
+        };
+        let out = match kept {
+            Some(kept) => {
                 filter_record_batch(&out, &kept).map_err(|e| table_error(name, self.input, e))?
             }
             None => out,
         };
         Ok((out, report))
     }
+}
+
+/// `values` with a null wherever the row's item is released as its coarser item.
+fn without_generalized(values: &StringArray, fates: &[ItemFate]) -> StringArray {
+    fates
+        .iter()
+        .enumerate()
+        .map(|(row, fate)| {
+            (*fate != ItemFate::Generalized && values.is_valid(row))
+                .then(|| values.value(row).to_owned())
+        })
+        .collect()
 }
 
 /// `values` with a null wherever the row's fate removes its detail (MEDIS code, name) or

@@ -1540,3 +1540,251 @@ fn a_release_without_encounters_drops_the_references_to_them() {
     .unwrap();
     assert!(table.report().visits_rule.contains("bands"));
 }
+
+/// Each released person's combined item set, from the release's files alone: diagnosis items
+/// of `conditions.parquet` (block or chapter as it is, a code by its category), and the
+/// kind-prefixed items of procedures, allergies and infections.
+fn released_item_sets(release: &Path) -> BTreeMap<String, BTreeSet<String>> {
+    let mut sets: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let column = |batch: &RecordBatch, name: &str, row: usize| {
+        let values = batch.column_by_name(name).unwrap().as_string::<i32>();
+        values
+            .is_valid(row)
+            .then(|| values.value(row).trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    for table in ["conditions", "procedures", "allergies", "infections"] {
+        let path = release.join(format!("{table}.parquet"));
+        if !path.exists() {
+            continue;
+        }
+        for batch in read_batches(&path) {
+            for row in 0..batch.num_rows() {
+                let person = column(&batch, "person", row).unwrap();
+                let item = match table {
+                    "conditions" => column(&batch, "icd10", row).map(|code| {
+                        if code.contains('-') {
+                            code
+                        } else {
+                            code.chars()
+                                .filter(char::is_ascii_alphanumeric)
+                                .take(3)
+                                .collect()
+                        }
+                    }),
+                    "procedures" => column(&batch, "code", row).map(|c| format!("procedure:{c}")),
+                    "allergies" => {
+                        let category =
+                            column(&batch, "category", row).unwrap_or_else(|| "-".to_owned());
+                        Some(match column(&batch, "code", row) {
+                            Some(code) => format!("allergy:{category}:{code}"),
+                            None => format!("allergy:{category}"),
+                        })
+                    }
+                    _ => column(&batch, "code", row).map(|code| {
+                        match column(&batch, "result", row) {
+                            Some(result) => format!("infection:{code}:{result}"),
+                            None => format!("infection:{code}"),
+                        }
+                    }),
+                };
+                let set = sets.entry(person).or_default();
+                set.extend(item);
+            }
+        }
+    }
+    sets
+}
+
+/// The combinations of at most `m` items held by fewer than `k` persons.
+fn rare_combinations(
+    sets: &BTreeMap<String, BTreeSet<String>>,
+    k: usize,
+    m: usize,
+) -> Vec<(Vec<String>, usize)> {
+    let mut supports: HashMap<Vec<&String>, usize> = HashMap::new();
+    for items in sets.values() {
+        let items: Vec<&String> = items.iter().collect();
+        let mut stack: Vec<(usize, Vec<&String>)> = vec![(0, Vec::new())];
+        while let Some((start, combination)) = stack.pop() {
+            if !combination.is_empty() {
+                *supports.entry(combination.clone()).or_default() += 1;
+            }
+            if combination.len() == m {
+                continue;
+            }
+            for (at, &item) in items.iter().enumerate().skip(start) {
+                let mut next = combination.clone();
+                next.push(item);
+                stack.push((at + 1, next));
+            }
+        }
+    }
+    supports
+        .into_iter()
+        .filter(|(_, n)| *n < k)
+        .map(|(c, n)| (c.into_iter().cloned().collect(), n))
+        .collect()
+}
+
+#[test]
+fn procedures_allergies_and_infections_join_the_k_m_rule() {
+    use kiban_model::{AllergyRow, InfectionRow};
+    let f = fixture();
+    // Allergies and infection markers of the persons on prov-A (every person has a record
+    // there): food allergens for a quarter each, one drug allergy alone, HBs antigen tests
+    // for half (positive for a few), one HIV test.
+    let mut allergies = Vec::new();
+    let mut infections = Vec::new();
+    for i in 0..PERSONS {
+        let common = |kind: &str| {
+            RowCommon::new(
+                "prov-A",
+                &format!("intake-prov-A-{}", i % 4),
+                &format!("pkA{i:05}x"),
+                &format!("{kind}-{i:05}"),
+            )
+        };
+        let allergen = match i % 8 {
+            0 | 1 => Some(("food", "J7F7111")),
+            2 => Some(("food", "J7F7211")),
+            3 if i % 16 == 3 => Some(("medication", "6131001M1210")),
+            _ => None,
+        };
+        if let Some((category, code)) = allergen {
+            allergies.push(AllergyRow {
+                common: common("allergy"),
+                category: category.to_owned(),
+                code: Some(code.to_owned()),
+                code_system: Some("urn:test".to_owned()),
+                ..Default::default()
+            });
+        }
+        if i % 2 == 0 {
+            infections.push(InfectionRow {
+                common: common("infection"),
+                code: Some("5F016141002227101".to_owned()),
+                result: Some(if i % 12 == 0 { "positive" } else { "negative" }.to_owned()),
+                ..Default::default()
+            });
+        }
+        if i == 3 {
+            infections.push(InfectionRow {
+                common: common("hiv"),
+                code: Some("5F420150002227101".to_owned()),
+                result: Some("positive".to_owned()),
+                ..Default::default()
+            });
+        }
+    }
+    write_table(&f.extract, &allergies);
+    write_table(&f.extract, &infections);
+
+    let key = ProjectKey::from_bytes("study-items", [14; 32]);
+    let (k, m) = (5, 2);
+    let rare = RareValueOptions::default();
+    let table = derive_quasi_identifiers(
+        &f.extract,
+        &f.identities,
+        &f.persons,
+        &key,
+        &QuasiIdentifierOptions::anonymized(&rare).with_diagnosis_sets(k, m),
+    )
+    .unwrap();
+    let demographics = k_anonymize(&table, k);
+    let mut released = released_with_diagnoses(&demographics, &table);
+    let (_, later) = released
+        .protect_diagnoses_with_plan(&DiagnosisSetOptions { k, m })
+        .unwrap()
+        .unwrap();
+    let recoding = table.diagnosis_recoding().then(&later);
+    let rule = DiagnosisSetOptions { k, m };
+
+    // Without the combined rule the item tables break k^m: the control shows the fixture
+    // needs it.
+    let before = f.root.join("diagnoses-only");
+    let options = ReleaseOptions {
+        kind: ReleaseKind::Anonymized(rare.clone()),
+        diagnosis_recoding: Some(recoding.clone()),
+        ..ReleaseOptions::default()
+    };
+    let plain = write_release(&f.extract, &before, &key, &f.persons, &options).unwrap();
+    assert!(plain.clinical_item_sets.is_none());
+    assert!(!rare_combinations(&released_item_sets(&before), k, m).is_empty());
+
+    // The rule needs the person table's plans.
+    let refused = ReleaseOptions {
+        kind: ReleaseKind::Anonymized(rare.clone()),
+        clinical_item_sets: Some(rule.clone()),
+        ..ReleaseOptions::default()
+    };
+    assert!(matches!(
+        write_release(&f.extract, &f.root.join("no"), &key, &f.persons, &refused),
+        Err(DeidentifyError::InvalidOption { .. })
+    ));
+
+    let release = f.root.join("items");
+    let options = ReleaseOptions {
+        clinical_item_sets: Some(rule),
+        ..options
+    };
+    let report = write_release(&f.extract, &release, &key, &f.persons, &options).unwrap();
+    let items = report.clinical_item_sets.clone().unwrap();
+    assert_eq!((items.k, items.m), (k, m));
+    assert_eq!(items.persons as usize, recoding.len());
+    assert!(items.items_suppressed > 0, "{items:?}");
+    let sets = released_item_sets(&release);
+    assert_eq!(
+        rare_combinations(&sets, k, m),
+        Vec::<(Vec<String>, usize)>::new()
+    );
+    // Diagnoses are released as without the rule: conditions are untouched.
+    assert_eq!(
+        rows_per_value(&release.join("conditions.parquet"), "icd10"),
+        rows_per_value(&before.join("conditions.parquet"), "icd10")
+    );
+    // Per table, the rows removed are the rows the report counts; generalized rows lose
+    // the finer column.
+    for table_name in ["procedures", "allergies", "infections"] {
+        let rows = |dir: &Path| {
+            let path = dir.join(format!("{table_name}.parquet"));
+            if path.exists() {
+                read_batches(&path)
+                    .iter()
+                    .map(|b| b.num_rows() as u64)
+                    .sum()
+            } else {
+                0
+            }
+        };
+        let counts = items.tables.get(table_name).cloned().unwrap_or_default();
+        assert_eq!(
+            rows(&before) - rows(&release),
+            counts.rows_suppressed + counts.rows_code_below_min_persons,
+            "{table_name}"
+        );
+        assert_eq!(
+            report.tables[table_name].rows,
+            rows(&release),
+            "{table_name}"
+        );
+    }
+    let generalized_allergies = items
+        .tables
+        .get("allergies")
+        .map_or(0, |t| t.rows_generalized);
+    let without_code = read_batches(&release.join("allergies.parquet"))
+        .iter()
+        .map(|b| {
+            let codes = b.column_by_name("code").unwrap();
+            let systems = b.column_by_name("code_system").unwrap();
+            (0..b.num_rows())
+                .filter(|&i| codes.is_null(i) && systems.is_null(i))
+                .count() as u64
+        })
+        .sum::<u64>();
+    assert!(without_code >= generalized_allergies);
+    // Reports name rules and codes, never persons.
+    let json = serde_json::to_string(&report).unwrap();
+    assert!(sets.keys().all(|person| !json.contains(person.as_str())));
+}
