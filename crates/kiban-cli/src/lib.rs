@@ -147,9 +147,9 @@ pub struct LinkArgs {
     /// onto the existing persons, which it never splits.
     #[arg(long, requires = "data", conflicts_with = "revert")]
     pub full: bool,
-    /// Posterior match probability above which two records are linked (0.7 balances the
-    /// share of false and missed pairs on calibrated scores).
-    #[arg(long, default_value_t = 0.7)]
+    /// Posterior match probability above which two records are linked (0.5: linked when a
+    /// match is more likely than not, on calibrated scores).
+    #[arg(long, default_value_t = kiban_linkage::link::DEFAULT_MATCH_THRESHOLD)]
     pub threshold: f64,
     /// With --data or --review-out: pairs whose match probability lies in this band
     /// (`LOW:HIGH`, both in [0, 1]) go to the clerical review queue or file (default

@@ -477,13 +477,17 @@ pub fn estimate_u_random(
 /// years): the non-matches of a block on the birth date are such pairs, and given names follow
 /// fashion, so that two people born the same year share a given name far more often than two
 /// random people. EM over a birth-date block measures the other fields against these.
+///
+/// Sex is measured conditionally on the name level as well ([`SexGivenName`]): given names are
+/// mostly one sex's, so two people of one cohort sharing a given name share their sex far more
+/// often than half the time.
 pub fn estimate_u_within_cohorts(
     pool: &StringPool,
     records: &[LinkRecord],
     linkable: &[u32],
     samples: usize,
     seed: u64,
-) -> (Vec<Vec<f64>>, u64) {
+) -> CohortNonMatches {
     use chrono::Datelike;
     let mut by_cohort: FxHashMap<i32, Vec<u32>> = FxHashMap::default();
     for &i in linkable {
@@ -496,7 +500,72 @@ pub fn estimate_u_within_cohorts(
     }
     let mut groups: Vec<Vec<u32>> = by_cohort.into_values().filter(|g| g.len() >= 2).collect();
     groups.sort_unstable();
-    estimate_u_in_groups(pool, records, &groups, samples, seed)
+    let counts = count_levels_in_groups(pool, records, &groups, samples, seed);
+    let u = counts.shares();
+    CohortNonMatches {
+        sex_given_name: SexGivenName::from_counts(&counts.name_sex, &u[Field::Sex as usize]),
+        u,
+        sampled_pairs: counts.sampled_pairs,
+    }
+}
+
+/// The comparison levels of random pairs of one birth cohort: the non-matches of a block on
+/// the birth date ([`estimate_u_within_cohorts`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CohortNonMatches {
+    /// u per field and level.
+    pub u: Vec<Vec<f64>>,
+    /// The sex level conditioned on the name level.
+    pub sex_given_name: SexGivenName,
+    /// Random pairs sampled.
+    pub sampled_pairs: u64,
+}
+
+/// P(sex level | name level) among non-matches.
+///
+/// Fields of a comparison vector are taken as independent given the match status, but among
+/// non-matches the name and sex are not: a shared given name nearly always means a shared sex.
+/// Under independence, the surplus of same-sex pairs among the namesakes of a training block
+/// looks like evidence of a second class, and where matches are few (large blocks: they grow
+/// with the square of the population, matches with the population) EM settles on that class
+/// instead of the matches. Used in EM only; scoring keeps the factorized u.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SexGivenName {
+    /// Per name level, the shares of the sex levels (same, different).
+    pub shares: Vec<Vec<f64>>,
+}
+
+/// Pseudo-pairs, spread by the sex levels' overall shares, added to each name level's counts:
+/// a level seen in few random pairs keeps close to the overall sex split.
+const SEX_GIVEN_NAME_PRIOR_PAIRS: f64 = 20.0;
+
+impl SexGivenName {
+    /// The conditional shares from counts of (name level, sex level) among random pairs,
+    /// smoothed towards `u_sex` (the sex levels' shares over all pairs).
+    pub fn from_counts(name_sex: &[Vec<u64>], u_sex: &[f64]) -> SexGivenName {
+        let shares = name_sex
+            .iter()
+            .map(|row| {
+                let n: u64 = row.iter().sum();
+                row.iter()
+                    .zip(u_sex)
+                    .map(|(&c, &u)| {
+                        (c as f64 + SEX_GIVEN_NAME_PRIOR_PAIRS * u)
+                            / (n as f64 + SEX_GIVEN_NAME_PRIOR_PAIRS)
+                    })
+                    .collect()
+            })
+            .collect();
+        SexGivenName { shares }
+    }
+
+    /// P(sex level | name level), when both were compared.
+    pub fn share(&self, name_level: u8, sex_level: u8) -> Option<f64> {
+        self.shares
+            .get(usize::from(name_level))?
+            .get(usize::from(sex_level))
+            .copied()
+    }
 }
 
 /// The household levels where no card and no address is shared: where people live relative
@@ -669,6 +738,88 @@ pub fn estimate_u_in_groups(
     samples: usize,
     seed: u64,
 ) -> (Vec<Vec<f64>>, u64) {
+    let counts = count_levels_in_groups(pool, records, groups, samples, seed);
+    (counts.shares(), counts.sampled_pairs)
+}
+
+/// Level counts of random pairs within groups.
+struct GroupLevelCounts {
+    /// Per field and level.
+    per_field: Vec<Vec<u64>>,
+    /// Per name level and sex level, both compared.
+    name_sex: Vec<Vec<u64>>,
+    /// Pairs sampled (0 when no group has two records).
+    sampled_pairs: u64,
+}
+
+impl GroupLevelCounts {
+    fn empty() -> GroupLevelCounts {
+        GroupLevelCounts {
+            per_field: FIELDS.iter().map(|f| vec![0; level_count(*f)]).collect(),
+            name_sex: vec![vec![0; level_count(Field::Sex)]; level_count(Field::Name)],
+            sampled_pairs: 0,
+        }
+    }
+
+    fn add(&mut self, pattern: Pattern) {
+        for (f, c) in self.per_field.iter_mut().enumerate() {
+            let level = level_of(pattern, f);
+            if level != MISSING {
+                c[usize::from(level)] += 1;
+            }
+        }
+        let name = usize::from(level_of(pattern, Field::Name as usize));
+        let sex = usize::from(level_of(pattern, Field::Sex as usize));
+        if let Some(cell) = self.name_sex.get_mut(name).and_then(|row| row.get_mut(sex)) {
+            *cell += 1;
+        }
+    }
+
+    fn merge(mut self, other: GroupLevelCounts) -> GroupLevelCounts {
+        let add = |a: &mut Vec<Vec<u64>>, b: Vec<Vec<u64>>| {
+            for (x, y) in a.iter_mut().zip(b) {
+                for (x, y) in x.iter_mut().zip(y) {
+                    *x += y;
+                }
+            }
+        };
+        add(&mut self.per_field, other.per_field);
+        add(&mut self.name_sex, other.name_sex);
+        self.sampled_pairs += other.sampled_pairs;
+        self
+    }
+
+    /// The level shares per field; uniform when nothing was sampled.
+    fn shares(&self) -> Vec<Vec<f64>> {
+        if self.sampled_pairs == 0 {
+            return FIELDS
+                .iter()
+                .map(|f| vec![1.0 / level_count(*f) as f64; level_count(*f)])
+                .collect();
+        }
+        // Half a pair of pseudo-count per level: a level never seen among random pairs (a
+        // shared card, say) is rare, not impossible.
+        self.per_field
+            .iter()
+            .map(|c| {
+                let sum: u64 = c.iter().sum();
+                c.iter()
+                    .map(|&x| (x as f64 + 0.5) / (sum as f64 + 0.5 * c.len() as f64))
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+/// Compares `samples` random pairs of records of one group, groups drawn in proportion to
+/// their records.
+fn count_levels_in_groups(
+    pool: &StringPool,
+    records: &[LinkRecord],
+    groups: &[Vec<u32>],
+    samples: usize,
+    seed: u64,
+) -> GroupLevelCounts {
     let groups: Vec<&Vec<u32>> = groups.iter().filter(|g| g.len() >= 2).collect();
     // Group of each sampled first record: cumulative sizes.
     let mut cumulative = Vec::with_capacity(groups.len());
@@ -678,22 +829,15 @@ pub fn estimate_u_in_groups(
         cumulative.push(total_records);
     }
     if total_records < 2 {
-        return (
-            FIELDS
-                .iter()
-                .map(|f| vec![1.0 / level_count(*f) as f64; level_count(*f)])
-                .collect(),
-            0,
-        );
+        return GroupLevelCounts::empty();
     }
     let chunks = 64usize;
     let per_chunk = samples.div_ceil(chunks);
-    let counts: Vec<Vec<Vec<u64>>> = (0..chunks)
+    (0..chunks)
         .into_par_iter()
         .map(|chunk| {
             let mut state = seed ^ (chunk as u64).wrapping_mul(0xA24B_AED4_963E_E407);
-            let mut counts: Vec<Vec<u64>> =
-                FIELDS.iter().map(|f| vec![0; level_count(*f)]).collect();
+            let mut counts = GroupLevelCounts::empty();
             for _ in 0..per_chunk {
                 let at = splitmix(&mut state) % total_records;
                 let g = cumulative.partition_point(|&c| c <= at);
@@ -706,37 +850,12 @@ pub fn estimate_u_in_groups(
                 }
                 let a = &records[group[i as usize] as usize];
                 let b = &records[group[j as usize] as usize];
-                let pattern = compare_records(pool, a, b);
-                for (f, c) in counts.iter_mut().enumerate() {
-                    let level = level_of(pattern, f);
-                    if level != MISSING {
-                        c[usize::from(level)] += 1;
-                    }
-                }
+                counts.add(compare_records(pool, a, b));
             }
+            counts.sampled_pairs = per_chunk as u64;
             counts
         })
-        .collect();
-    let mut total: Vec<Vec<u64>> = FIELDS.iter().map(|f| vec![0; level_count(*f)]).collect();
-    for chunk in counts {
-        for (t, c) in total.iter_mut().zip(chunk) {
-            for (x, y) in t.iter_mut().zip(c) {
-                *x += y;
-            }
-        }
-    }
-    // Half a pair of pseudo-count per level: a level never seen among random pairs (a shared
-    // card, say) is rare, not impossible.
-    let shares = total
-        .iter()
-        .map(|c| {
-            let sum: u64 = c.iter().sum();
-            c.iter()
-                .map(|&x| (x as f64 + 0.5) / (sum as f64 + 0.5 * c.len() as f64))
-                .collect()
-        })
-        .collect();
-    (shares, (per_chunk * chunks) as u64)
+        .reduce(GroupLevelCounts::empty, GroupLevelCounts::merge)
 }
 
 /// Counts the distinct comparison vectors of the candidate pairs.
@@ -883,15 +1002,17 @@ pub fn fit_em(
     used: [bool; FIELD_COUNT],
     settings: EmSettings,
 ) -> EmFit {
-    fit_em_anchored(counts, u, used, used, starting_m(), settings)
+    fit_em_anchored(counts, u, None, used, used, starting_m(), settings)
 }
 
 /// [`fit_em`] with starting m-probabilities `m_start`, of which the `used` fields enter the
 /// likelihood and only the `estimated` ones are re-estimated (the others stay fixed: they anchor
-/// the match class, e.g. to what another session learned).
+/// the match class, e.g. to what another session learned). With `sex_given_name`, the
+/// non-matches' sex is taken conditionally on their name level rather than from `u`.
 pub fn fit_em_anchored(
     counts: &[(Pattern, u64)],
     u: &[Vec<f64>],
+    sex_given_name: Option<&SexGivenName>,
     used: [bool; FIELD_COUNT],
     estimated: [bool; FIELD_COUNT],
     m_start: Vec<Vec<f64>>,
@@ -910,7 +1031,15 @@ pub fn fit_em_anchored(
             let mut log_ratio = (share / (1.0 - share)).log2();
             for f in (0..FIELD_COUNT).filter(|f| used[*f]) {
                 let l = usize::from(level_of(pattern, f));
-                if let (Some(mf), Some(uf)) = (m[f].get(l), u[f].get(l)) {
+                let uf = match sex_given_name {
+                    Some(conditional) if f == Field::Sex as usize && used[Field::Name as usize] => {
+                        conditional
+                            .share(level_of(pattern, Field::Name as usize), l as u8)
+                            .or_else(|| u[f].get(l).copied())
+                    }
+                    _ => u[f].get(l).copied(),
+                };
+                if let (Some(mf), Some(uf)) = (m[f].get(l), uf) {
                     log_ratio += (mf / uf).log2();
                 }
             }
@@ -1233,6 +1362,62 @@ mod tests {
         }
     }
 
+    /// Few matches among many namesakes of one sex: under independence their surplus of
+    /// same-sex pairs is taken for matches; with sex conditioned on the name level it is not.
+    #[test]
+    fn sex_conditioned_on_the_name_keeps_namesakes_out_of_the_match_class() {
+        let (name, sex, household) = (
+            Field::Name as usize,
+            Field::Sex as usize,
+            Field::Household as usize,
+        );
+        let at = |n: u8, s: u8, h: u8| pack([n, MISSING, s, h]);
+        // 100 matches, mostly of one household; 99,900 non-matches of which 5 % share the
+        // given name (and the sex).
+        let counts = vec![
+            (at(0, 0, 0), 60),
+            (at(0, 0, 8), 20),
+            (at(0, 0, 9), 15),
+            (at(3, 0, 0), 4),
+            (at(0, 1, 0), 1),
+            (at(5, 0, 8), 999),
+            (at(5, 0, 9), 3_996),
+            (at(9, 0, 8), 9_490),
+            (at(9, 0, 9), 37_962),
+            (at(9, 1, 8), 9_491),
+            (at(9, 1, 9), 37_962),
+        ];
+        let mut u: Vec<Vec<f64>> = FIELDS.iter().map(|f| vec![1e-5; level_count(*f)]).collect();
+        u[name][5] = 0.05;
+        u[name][9] = 0.95 - 8e-5;
+        u[sex] = vec![0.5, 0.5];
+        u[household][8] = 0.2;
+        u[household][9] = 0.8 - 1e-4;
+        let mut name_sex = vec![vec![500u64, 500]; level_count(Field::Name)];
+        name_sex[5] = vec![1_000, 2];
+        let conditional = SexGivenName::from_counts(&name_sex, &u[sex]);
+        assert!(conditional.share(5, 0).unwrap() > 0.98);
+        assert!((conditional.share(9, 1).unwrap() - 0.5).abs() < 1e-9);
+        let used = [true, false, true, true];
+        let settings = EmSettings {
+            max_iterations: 500,
+            tolerance: 1e-10,
+        };
+        let fit = |c: Option<&SexGivenName>| {
+            fit_em_anchored(&counts, &u, c, used, used, starting_m(), settings)
+        };
+        let (with, without) = (fit(Some(&conditional)), fit(None));
+        assert!(
+            (with.match_share - 0.001).abs() < 0.0002,
+            "{}",
+            with.match_share
+        );
+        assert!(with.m[name][0] > 0.9, "{:?}", with.m[name]);
+        // The control: without the conditional, the namesakes' surplus joins the matches.
+        assert!(without.match_share > 0.01, "{}", without.match_share);
+        assert!(without.m[name][0] < 0.5, "{:?}", without.m[name]);
+    }
+
     #[test]
     fn a_name_in_fashion_in_its_cohort_weighs_less() {
         // Given name 1 is the fashion of the 1990 cohort; 2..=300 are rare there.
@@ -1369,7 +1554,7 @@ mod tests {
         }
         let linkable: Vec<u32> = (0..records.len() as u32).collect();
         let (random, _) = estimate_u_random(&pool, &records, &linkable, 20_000, 1);
-        let (cohort, _) = estimate_u_within_cohorts(&pool, &records, &linkable, 20_000, 1);
+        let cohort = estimate_u_within_cohorts(&pool, &records, &linkable, 20_000, 1).u;
         // Within a cohort everyone shares the (kanji) name; across the population half the pairs do.
         assert!(cohort[0][1] > 0.99, "{:?}", cohort[0]);
         assert!((random[0][1] - 0.5).abs() < 0.05, "{:?}", random[0]);
