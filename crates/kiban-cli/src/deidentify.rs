@@ -70,6 +70,8 @@ pub enum KnowledgeChoice {
     Visits,
     /// Also some of the person's diagnoses.
     Diagnoses,
+    /// Visits and m items of any kinds: diagnoses, procedures, allergies, infection results.
+    ClinicalItems,
 }
 
 /// Arguments of `kiban deidentify`.
@@ -118,15 +120,23 @@ pub struct DeidentifyArgs {
     #[arg(long)]
     pub max_reidentification: Option<f64>,
     /// What the re-identification attacker knows: `demographics` (birth date, sex, address
-    /// region), `visits` (also the approximate number of visits), `diagnoses` (also some
-    /// diagnoses). Each level is tested and reported; the release is judged on the worst.
+    /// region, whether the person died), `visits` (also the approximate number of visits),
+    /// `diagnoses` (also some diagnoses), `clinical-items` (visits and m items of any kinds:
+    /// diagnoses, procedures, allergies, infection results). Each level is tested and
+    /// reported; the release is judged on the worst.
     #[arg(
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "demographics,visits,diagnoses"
+        default_value = "demographics,visits,diagnoses,clinical-items"
     )]
     pub attacker_knowledge: Vec<KnowledgeChoice>,
+    /// The re-identification attacker's error model as JSON (`AttackerErrorModel`: seed,
+    /// error shares, `known_diagnoses`, `known_items`; fields left out take their defaults).
+    /// `--attacker-knowledge` still chooses the levels. Default: the built-in model, with
+    /// `known_items` the m of the k^m rule in anonymized releases.
+    #[arg(long, value_name = "JSON_FILE")]
+    pub attacker_model: Option<PathBuf>,
     /// Anonymized: m of the diagnosis set's k^m rule (every combination of at most m released
     /// diagnosis categories is held by at least k persons, in `persons.csv` and in the
     /// conditions table alike; and of the combined set of diagnoses, procedures, allergies and
@@ -497,7 +507,18 @@ fn build_release(
             DeidentifyKind::Pseudonymized => 1.0,
         }),
     };
-    let errors = AttackerErrorModel {
+    let model = match &args.attacker_model {
+        Some(path) => {
+            let bytes = std::fs::read(path)
+                .with_context(|| format!("attacker model {}", path.display()))?;
+            Some(
+                serde_json::from_slice::<AttackerErrorModel>(&bytes)
+                    .with_context(|| format!("attacker model {}", path.display()))?,
+            )
+        }
+        None => None,
+    };
+    let mut errors = AttackerErrorModel {
         knowledge: args
             .attacker_knowledge
             .iter()
@@ -505,9 +526,10 @@ fn build_release(
                 KnowledgeChoice::Demographics => AttackerKnowledge::Demographics,
                 KnowledgeChoice::Visits => AttackerKnowledge::Visits,
                 KnowledgeChoice::Diagnoses => AttackerKnowledge::Diagnoses,
+                KnowledgeChoice::ClinicalItems => AttackerKnowledge::ClinicalItems,
             })
             .collect(),
-        ..AttackerErrorModel::default()
+        ..model.clone().unwrap_or_default()
     };
     let write_tables = |options: &ReleaseOptions| {
         write_release_with_scrubber(&args.extract, staging, key, persons, options, scrubber)
@@ -518,15 +540,23 @@ fn build_release(
             let release = write_tables(options)?;
             // The attacker against a pseudonymized release: exact ages, sex and region as the
             // operator could derive them, which is what a certified user's data allows.
+            // Whether the person died is seen from the released deaths table, so it is part of
+            // the attacker's match too.
             let table = derive_quasi_identifiers(
                 &args.extract,
                 identities,
                 persons,
                 key,
-                &QuasiIdentifierOptions::default(),
+                &QuasiIdentifierOptions {
+                    deceased: true,
+                    ..QuasiIdentifierOptions::default()
+                },
             )
             .context("person table")?;
-            let released = ReleasedPersonTable::from_quasi_identifiers(&table);
+            let mut released = ReleasedPersonTable::from_quasi_identifiers(&table);
+            released
+                .read_clinical_items(staging)
+                .context("released procedures, allergies and infections")?;
             let reidentification = linkage_attack(&table, &released, &errors, &policy)
                 .context("re-identification test")?;
             Ok(DeidentifyReport {
@@ -542,6 +572,11 @@ fn build_release(
                 k: args.k,
                 m: args.diagnosis_m.unwrap_or(errors.known_diagnoses),
             };
+            // The attacker of the combined item set knows as many items as the rule assumes,
+            // unless a model says otherwise.
+            if model.is_none() {
+                errors.known_items = diagnosis_rule.m;
+            }
             let mut table_options = QuasiIdentifierOptions::anonymized(rare)
                 .with_diagnosis_sets(diagnosis_rule.k, diagnosis_rule.m);
             if args.without_encounters {
@@ -616,6 +651,9 @@ fn build_release(
             released
                 .write_csv(&staging.join("persons.csv"), b',')
                 .context("anonymized person table")?;
+            released
+                .read_clinical_items(staging)
+                .context("released procedures, allergies and infections")?;
             let reidentification = linkage_attack(&table, &released, &errors, &policy)
                 .context("re-identification test")?;
             Ok(DeidentifyReport {

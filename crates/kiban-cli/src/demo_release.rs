@@ -81,6 +81,7 @@ pub async fn run(
             crate::deidentify::KnowledgeChoice::Visits,
             crate::deidentify::KnowledgeChoice::Diagnoses,
         ],
+        attacker_model: None,
         diagnosis_m: None,
         without_encounters: false,
         report: Some(report_path),

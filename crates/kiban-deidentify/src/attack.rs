@@ -1,11 +1,13 @@
 //! Re-identification test (再識別テスト, R-P4): a linkage attack against a released person
 //! table by an attacker who knows, with realistic errors, the birth date, sex and address
-//! region of every person — what the identity store holds — and, at higher knowledge levels,
-//! roughly how often the person was seen and some of the person's diagnoses (a neighbour, an
-//! employer, a relative). The test reports the re-identified share for each level and blocks
-//! on the worst.
+//! region of every person — what the identity store holds — and whether the person died,
+//! and, at higher knowledge levels, roughly how often the person was seen and some of the
+//! person's diagnoses, or some of the person's diagnoses, procedures, allergies and infection
+//! results (a neighbour, an employer, a relative). The test reports the re-identified share
+//! for each level and blocks on the worst.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::fs::File;
 use std::path::Path;
 
 use chrono::Days;
@@ -14,27 +16,45 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::DeidentifyError;
+use crate::clinical_items::{ITEM_TABLES, coarser_item, item_kind_of, row_item};
 use crate::diagnosis_sets::{
     DiagnosisRecoding, DiagnosisSetOptions, DiagnosisSetReport, diagnosis_covers,
     protect_diagnosis_sets_with_plan,
 };
 use crate::io::{io_error, write_file_atomic};
 use crate::quasi::{
-    KnownIdentity, PersonQuasiIdentifiers, QuasiIdentifierTable, age_at, region_of,
+    DECEASED_COLUMN, KnownIdentity, PersonQuasiIdentifiers, QuasiIdentifierTable, age_at,
+    deceased_label, region_of,
 };
 use crate::release::PERSON_COLUMN;
 
-/// The quasi-identifier columns an attacker can match: identity data, then visits, then
-/// diagnoses.
-const MATCHABLE_COLUMNS: [&str; 5] = ["age", "sex", "region", "visits", "diagnoses"];
-const VISITS: usize = 3;
-const DIAGNOSES: usize = 4;
+/// The quasi-identifier columns an attacker can match: identity data and whether the person
+/// died, then visits, then diagnoses.
+const MATCHABLE_COLUMNS: [&str; 6] = [
+    "age",
+    "sex",
+    "region",
+    DECEASED_COLUMN,
+    "visits",
+    "diagnoses",
+];
+/// The demographic columns (indices into [`MATCHABLE_COLUMNS`]): what every level matches.
+const DEMOGRAPHICS: usize = 4;
+const VISITS: usize = 4;
+const DIAGNOSES: usize = 5;
+/// Kind of a diagnosis item (diagnosis labels carry no kind prefix).
+const DIAGNOSIS_KIND: &str = "diagnosis";
 
-/// What the attacker knows of every person; each level adds to the one before.
+/// What the attacker knows of every person. Each level adds to the one before, except that
+/// [`AttackerKnowledge::ClinicalItems`] adds to [`AttackerKnowledge::Visits`]: its items
+/// replace the diagnoses of [`AttackerKnowledge::Diagnoses`], since the k^m rule bounds what
+/// an attacker knows to m items of any kinds together.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AttackerKnowledge {
-    /// Birth date (hence age), sex and address region: what an identity register holds.
+    /// Birth date (hence age), sex and address region, and whether the person died (matched
+    /// against [`DECEASED_COLUMN`] when the release has it): what an identity register, with
+    /// its record of deaths (住民票の除票), holds.
     Demographics,
     /// Also the approximate number of visits (off by up to
     /// [`AttackerErrorModel::visits_relative_error`]).
@@ -42,28 +62,41 @@ pub enum AttackerKnowledge {
     /// Also [`AttackerErrorModel::known_diagnoses`] of the person's diagnosis categories (some
     /// of them wrong, [`AttackerErrorModel::wrong_diagnosis`]).
     Diagnoses,
+    /// Demographics and visits, and [`AttackerErrorModel::known_items`] of the person's items
+    /// of any kinds together — diagnosis categories, procedures (`procedure:<code>`),
+    /// allergies (`allergy:<category>:<code>`) and infection results
+    /// (`infection:<code>:<result>`) — as the k^m rule of the combined item set assumes; some
+    /// are wrong ([`AttackerErrorModel::wrong_diagnosis`]: another item of the same kind).
+    /// Diagnoses are matched against `diagnoses`, the other items against the released item
+    /// tables ([`ReleasedPersonTable::read_clinical_items`]).
+    ClinicalItems,
 }
 
 impl AttackerKnowledge {
     /// Every level, weakest first.
-    pub const ALL: [AttackerKnowledge; 3] = [
+    pub const ALL: [AttackerKnowledge; 4] = [
         AttackerKnowledge::Demographics,
         AttackerKnowledge::Visits,
         AttackerKnowledge::Diagnoses,
+        AttackerKnowledge::ClinicalItems,
     ];
 
     /// The columns the level matches (indices into the matchable columns).
     fn columns(self) -> &'static [usize] {
         match self {
-            AttackerKnowledge::Demographics => &[0, 1, 2],
-            AttackerKnowledge::Visits => &[0, 1, 2, VISITS],
-            AttackerKnowledge::Diagnoses => &[0, 1, 2, VISITS, DIAGNOSES],
+            AttackerKnowledge::Demographics => &[0, 1, 2, 3],
+            AttackerKnowledge::Visits => &[0, 1, 2, 3, VISITS],
+            AttackerKnowledge::Diagnoses | AttackerKnowledge::ClinicalItems => {
+                &[0, 1, 2, 3, VISITS, DIAGNOSES]
+            }
         }
     }
 }
 
-/// Errors injected into the attacker's knowledge, as in real auxiliary data.
+/// Errors injected into the attacker's knowledge, as in real auxiliary data. Fields left out
+/// of a serialized model take their [`Default`] values.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct AttackerErrorModel {
     /// Seed of the error generator: a test is reproducible.
     pub seed: u64,
@@ -81,9 +114,17 @@ pub struct AttackerErrorModel {
     /// fewer).
     #[serde(default = "default_known_diagnoses")]
     pub known_diagnoses: usize,
-    /// Share of known diagnoses that are wrong (a category the person does not have).
+    /// Share of known diagnoses that are wrong (a category the person does not have); at the
+    /// [`AttackerKnowledge::ClinicalItems`] level, share of known items that are wrong (an
+    /// item of the same kind the person does not have).
     #[serde(default = "default_wrong_diagnosis")]
     pub wrong_diagnosis: f64,
+    /// Items of any kinds (diagnosis categories, procedures, allergies, infection results)
+    /// the attacker knows of each person at the [`AttackerKnowledge::ClinicalItems`] level
+    /// (fewer when the person has fewer): the m of the k^m rule (`kiban deidentify` sets it
+    /// to the rule's m).
+    #[serde(default = "default_known_diagnoses")]
+    pub known_items: usize,
     /// Knowledge levels tested; the release is judged on the worst. Empty: demographics only.
     #[serde(default = "default_knowledge")]
     pub knowledge: Vec<AttackerKnowledge>,
@@ -115,6 +156,7 @@ impl Default for AttackerErrorModel {
             visits_relative_error: default_visits_error(),
             known_diagnoses: default_known_diagnoses(),
             wrong_diagnosis: default_wrong_diagnosis(),
+            known_items: default_known_diagnoses(),
             knowledge: default_knowledge(),
         }
     }
@@ -125,7 +167,8 @@ impl Default for AttackerErrorModel {
 pub struct KnowledgeLevelReport {
     /// The level.
     pub knowledge: AttackerKnowledge,
-    /// Released columns matched at this level.
+    /// Released columns matched at this level; at [`AttackerKnowledge::ClinicalItems`], then
+    /// the released item tables matched (`procedures`, `allergies`, `infections`).
     pub matched_columns: Vec<String>,
     /// Attacker records that matched exactly one released row.
     pub unique_matches: u64,
@@ -191,11 +234,75 @@ impl ReidentificationReport {
 }
 
 /// A released person table: a `person` column and any of `age`, `sex`, `region`, `visits`,
-/// `deceased` (not matched by the attack), `diagnoses` (categories joined by `;`), with generalized values (`[30-40[`, `30-39`, `90+`, `*`, masked codes such as `postal-1*`).
+/// `deceased` (`yes`/`no`), `diagnoses` (categories joined by `;`), with generalized values
+/// (`[30-40[`, `30-39`, `90+`, `*`, masked codes such as `postal-1*`); and, when read
+/// ([`ReleasedPersonTable::read_clinical_items`]), each person's items in the released
+/// procedure, allergy and infection tables.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReleasedPersonTable {
     header: Vec<String>,
     rows: Vec<Vec<String>>,
+    clinical_items: Option<ReleasedClinicalItems>,
+}
+
+/// What a release shows of each person's procedures, allergies and infection results.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct ReleasedClinicalItems {
+    /// Kinds whose table is in the release (`procedure`, `allergy`, `infection`).
+    kinds: BTreeSet<String>,
+    /// Table names read, for the report (`procedures`, ...).
+    tables: Vec<String>,
+    /// Per person pseudonym: the items the released rows stand for.
+    by_person: HashMap<String, HashSet<String>>,
+    /// Every item the release shows for anyone.
+    shown: HashSet<String>,
+}
+
+impl ReleasedClinicalItems {
+    fn add(&mut self, person: &str, item: String) {
+        self.shown.insert(item.clone());
+        match self.by_person.get_mut(person) {
+            Some(items) => {
+                items.insert(item);
+            }
+            None => {
+                self.by_person
+                    .insert(person.to_owned(), HashSet::from([item]));
+            }
+        }
+    }
+
+    /// Whether a released person's items are consistent with an item the attacker knows of
+    /// a (non-diagnosis) kind: the person shows the item or its coarser item (a generalized
+    /// allergy or infection). An item whose table is not released, or which the release shows
+    /// for no one, neither as it is nor generalized (suppressed or removed as rare for every
+    /// holder), tells the attacker nothing and excludes no one. An item the release shows for
+    /// others but not for this person excludes the person, as a locally suppressed diagnosis
+    /// does: that is the protection of local suppression.
+    fn consistent(&self, person: &str, item: &str) -> bool {
+        let kind = item_kind(item);
+        if !self.kinds.contains(kind) {
+            return true;
+        }
+        let coarser = coarser_item(item).flatten();
+        let forms = std::iter::once(item).chain(coarser.as_deref());
+        let shown: Vec<&str> = forms.filter(|f| self.shown.contains(*f)).collect();
+        if shown.is_empty() {
+            return true;
+        }
+        self.by_person
+            .get(person)
+            .is_some_and(|items| shown.iter().any(|f| items.contains(*f)))
+    }
+}
+
+/// The kind of an item label: the prefix of a procedure, allergy or infection item, else a
+/// diagnosis.
+fn item_kind(item: &str) -> &str {
+    match item.split_once(':') {
+        Some((kind, _)) if coarser_item(item).is_some() => kind,
+        _ => DIAGNOSIS_KIND,
+    }
 }
 
 impl ReleasedPersonTable {
@@ -208,7 +315,11 @@ impl ReleasedPersonTable {
                 reason: "row width differs from the header".to_owned(),
             });
         }
-        Ok(Self { header, rows })
+        Ok(Self {
+            header,
+            rows,
+            clinical_items: None,
+        })
     }
 
     /// Reads a delimited file with a header row (e.g. the release of `kiban anonymize`).
@@ -330,18 +441,160 @@ impl ReleasedPersonTable {
                 .iter()
                 .map(|r| crate::quasi::row_cells(r, table.columns()))
                 .collect(),
+            clinical_items: None,
         }
+    }
+
+    /// Reads what the release in `release_dir` shows of each person's procedures, allergies
+    /// and infection results (`procedures.parquet`, `allergies.parquet`,
+    /// `infections.parquet`, those present, keyed by their `person` column), for the
+    /// [`AttackerKnowledge::ClinicalItems`] level. Each released row stands for the item its
+    /// released columns give (`procedure:<code>`, `allergy:<category>:<code>` or
+    /// `allergy:<category>` without a code, `infection:<code>:<result>` or `infection:<code>`
+    /// without a result); rows removed by the release are simply absent. Without this call
+    /// that level matches diagnoses only.
+    pub fn read_clinical_items(&mut self, release_dir: &Path) -> Result<(), DeidentifyError> {
+        let mut items = ReleasedClinicalItems::default();
+        for (table, qualifier) in ITEM_TABLES {
+            let path = release_dir.join(format!("{}.parquet", table.name()));
+            if !path.is_file() {
+                continue;
+            }
+            let released_error = |reason: String| DeidentifyError::ReleasedTable {
+                file: path.clone(),
+                line: 1,
+                reason,
+            };
+            let file = File::open(&path).map_err(|e| io_error("open", &path, e))?;
+            let builder =
+                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+                    .map_err(|e| released_error(format!("not a Parquet file: {e}")))?;
+            let wanted: Vec<usize> = builder
+                .schema()
+                .fields()
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| {
+                    let name = f.name().as_str();
+                    name == PERSON_COLUMN || name == "code" || Some(name) == qualifier
+                })
+                .map(|(i, _)| i)
+                .collect();
+            let mask = parquet::arrow::ProjectionMask::roots(builder.parquet_schema(), wanted);
+            let reader = builder
+                .with_projection(mask)
+                .build()
+                .map_err(|e| released_error(format!("cannot be read: {e}")))?;
+            items.kinds.insert(item_kind_of(table).to_owned());
+            items.tables.push(table.name().to_owned());
+            for batch in reader {
+                let batch = batch.map_err(|e| released_error(format!("cannot be read: {e}")))?;
+                let text = |name: &str| {
+                    batch
+                        .column_by_name(name)
+                        .and_then(|c| arrow_array::cast::AsArray::as_string_opt::<i32>(c))
+                        .ok_or_else(|| released_error(format!("no text column `{name}`")))
+                };
+                let persons = text(PERSON_COLUMN)?;
+                let codes = text("code")?;
+                let qualifiers = match qualifier {
+                    Some(name) => Some(text(name)?),
+                    None => None,
+                };
+                for row in 0..batch.num_rows() {
+                    use arrow_array::Array;
+                    if !persons.is_valid(row) {
+                        continue;
+                    }
+                    let code = codes.is_valid(row).then(|| codes.value(row));
+                    let qualifier = qualifiers.and_then(|q| q.is_valid(row).then(|| q.value(row)));
+                    if let Some(item) = row_item(table, code, qualifier) {
+                        items.add(persons.value(row), item);
+                    }
+                }
+            }
+        }
+        self.clinical_items = Some(items);
+        Ok(())
     }
 }
 
 /// What the attacker knows of one person, in released terms (`None`: unknown).
 struct AttackerRecord {
-    /// Age, sex, region.
-    values: [Option<String>; 3],
+    /// Age, sex, region, deceased (`yes`/`no`).
+    values: [Option<String>; DEMOGRAPHICS],
     /// The range of visit counts the attacker accepts.
     visits: Option<(f64, f64)>,
     /// Diagnosis categories the attacker believes the person has.
     diagnoses: Vec<String>,
+    /// Items of any kinds the attacker believes the person has
+    /// ([`AttackerKnowledge::ClinicalItems`]).
+    items: Vec<String>,
+}
+
+/// Every true item of the truth table per kind (diagnosis categories and the kinds of
+/// [`crate::clinical_items`]), sorted: where a wrong item is drawn from.
+fn items_by_kind(truth: &QuasiIdentifierTable) -> HashMap<&str, Vec<&str>> {
+    let mut by_kind: HashMap<&str, BTreeSet<&str>> = HashMap::new();
+    for known in truth.known() {
+        for item in known.diagnoses.iter().chain(&known.items) {
+            by_kind
+                .entry(item_kind(item))
+                .or_default()
+                .insert(item.as_str());
+        }
+    }
+    by_kind
+        .into_iter()
+        .map(|(kind, items)| (kind, items.into_iter().collect()))
+        .collect()
+}
+
+/// The attacker's knowledge of up to [`AttackerErrorModel::known_items`] of the person's true
+/// items of any kinds, some replaced by a wrong item of the same kind.
+fn item_knowledge(
+    known: &KnownIdentity,
+    by_kind: &HashMap<&str, Vec<&str>>,
+    errors: &AttackerErrorModel,
+    rng: &mut ChaCha8Rng,
+) -> Vec<String> {
+    let mut own: Vec<&str> = known
+        .diagnoses
+        .iter()
+        .chain(&known.items)
+        .map(String::as_str)
+        .collect();
+    own.sort_unstable();
+    own.dedup();
+    let holds = |item: &str| {
+        known
+            .diagnoses
+            .iter()
+            .chain(&known.items)
+            .any(|i| i == item)
+    };
+    let mut believed = Vec::new();
+    while believed.len() < errors.known_items && !own.is_empty() {
+        let pick = own.swap_remove(rng.random_range(0..own.len()));
+        let mut item = pick.to_owned();
+        if rng.random_bool(errors.wrong_diagnosis.clamp(0.0, 1.0)) {
+            let pool = by_kind.get(item_kind(pick)).map_or(&[][..], Vec::as_slice);
+            // A few draws suffice unless the person holds nearly every item of the kind, in
+            // which case the attacker keeps the true one.
+            for _ in 0..32 {
+                if pool.is_empty() {
+                    break;
+                }
+                let other = pool[rng.random_range(0..pool.len())];
+                if !holds(other) {
+                    item = other.to_owned();
+                    break;
+                }
+            }
+        }
+        believed.push(item);
+    }
+    believed
 }
 
 /// The attacker's approximate knowledge of visits and diagnoses.
@@ -430,9 +683,10 @@ fn attacker_record(
     let region = region_of(prefecture.as_deref(), postal.as_deref());
     let (visits, diagnoses) = clinical_knowledge(row, &known.diagnoses, categories, errors, rng);
     AttackerRecord {
-        values: [age, sex, region],
+        values: [age, sex, region, None],
         visits,
         diagnoses,
+        items: Vec::new(),
     }
 }
 
@@ -617,11 +871,15 @@ fn diagnoses_consistent(released: &str, known: &[String]) -> bool {
 /// injected errors is matched against every released row; it re-identifies its person when it
 /// matches exactly one row and that row carries the person's pseudonym. Each knowledge level
 /// of `errors.knowledge` is tested with the same attacker records; the report's share is the
-/// worst level's, and the policy judges that.
+/// worst level's, and the policy judges that. Whether the person died and the items of the
+/// [`AttackerKnowledge::ClinicalItems`] level come from the truth (the extraction's deaths,
+/// diagnoses, procedures, allergies and infections) and are drawn from a random stream of
+/// their own, so the other knowledge is the same whichever levels are tested.
 ///
-/// Cost: released rows are indexed by their (age, sex, region) when those are not
-/// generalized, so an attacker record knowing all three looks at the rows sharing them only;
-/// other records scan the rows.
+/// Cost: released rows are indexed by their (age, sex, region, deceased) when those are not
+/// generalized, so an attacker record knowing all of them looks at the rows sharing them
+/// only; other records scan the rows. The item level adds, per candidate row, a hash lookup
+/// per known item.
 pub fn linkage_attack(
     truth: &QuasiIdentifierTable,
     released: &ReleasedPersonTable,
@@ -665,7 +923,11 @@ pub fn linkage_attack(
 
     // Released rows grouped by their demographics: (values) → row indices. Without
     // generalized values, consistency is equality and a lookup finds the group.
-    let demographic_columns: Vec<usize> = positions[..3].iter().flatten().copied().collect();
+    let demographic_columns: Vec<usize> = positions[..DEMOGRAPHICS]
+        .iter()
+        .flatten()
+        .copied()
+        .collect();
     let mut groups: HashMap<Vec<&str>, Vec<usize>> = HashMap::new();
     for (r, row) in released.rows.iter().enumerate() {
         let key = demographic_columns
@@ -687,12 +949,30 @@ pub fn linkage_attack(
     categories.sort_unstable();
     categories.dedup();
 
+    let by_kind = items_by_kind(truth);
+
     let mut rng = ChaCha8Rng::seed_from_u64(errors.seed);
+    // Whether the person died and the items of any kinds are drawn from a stream of their
+    // own, so the other knowledge is drawn as before they were modelled.
+    let mut later_rng = ChaCha8Rng::seed_from_u64(errors.seed);
+    later_rng.set_stream(1);
     let mut unique = vec![0u64; levels.len()];
     let mut correct = vec![0u64; levels.len()];
     for (row, known) in truth.rows().iter().zip(truth.known()) {
-        let attacker = attacker_record(known, row, &categories, errors, &mut rng);
-        let wanted: Vec<Option<&str>> = (0..3)
+        let mut attacker = attacker_record(known, row, &categories, errors, &mut rng);
+        // The truth: whether the person has a row in the extraction's deaths table.
+        if !later_rng.random_bool(errors.missing_value.clamp(0.0, 1.0)) {
+            attacker.values[3] = row.deceased.map(|d| deceased_label(d).to_owned());
+        }
+        attacker.items = item_knowledge(known, &by_kind, errors, &mut later_rng);
+        // The known items split into diagnoses (matched against `diagnoses`) and the others
+        // (matched against the released item tables).
+        let (item_diagnoses, other_items): (Vec<String>, Vec<String>) = attacker
+            .items
+            .iter()
+            .cloned()
+            .partition(|i| item_kind(i) == DIAGNOSIS_KIND);
+        let wanted: Vec<Option<&str>> = (0..DEMOGRAPHICS)
             .filter(|&i| positions[i].is_some())
             .map(|i| attacker.values[i].as_deref())
             .collect();
@@ -724,13 +1004,22 @@ pub fn linkage_attack(
                         return true;
                     };
                     let value = values[j].as_str();
-                    match c {
-                        VISITS => attacker
+                    match (c, level) {
+                        (VISITS, _) => attacker
                             .visits
                             .is_none_or(|(low, high)| visits_consistent(value, low, high)),
+                        (_, AttackerKnowledge::ClinicalItems) => {
+                            diagnoses_consistent(value, &item_diagnoses)
+                        }
                         _ => diagnoses_consistent(value, &attacker.diagnoses),
                     }
-                });
+                }) && (*level != AttackerKnowledge::ClinicalItems
+                    || released.clinical_items.as_ref().is_none_or(|shown| {
+                        let person = values[person_column].as_str();
+                        other_items
+                            .iter()
+                            .all(|item| shown.consistent(person, item))
+                    }));
                 if consistent {
                     matches += 1;
                     only = Some(values[person_column].as_str());
@@ -765,6 +1054,13 @@ pub fn linkage_attack(
                 .iter()
                 .filter(|&&c| positions[c].is_some())
                 .map(|&c| MATCHABLE_COLUMNS[c].to_owned())
+                .chain(
+                    released
+                        .clinical_items
+                        .iter()
+                        .filter(|_| knowledge == AttackerKnowledge::ClinicalItems)
+                        .flat_map(|items| items.tables.iter().cloned()),
+                )
                 .collect(),
             unique_matches: unique[l],
             correct_reidentifications: correct[l],
@@ -863,6 +1159,7 @@ mod tests {
                             .filter(|d| !d.is_empty())
                             .map(str::to_owned)
                             .collect(),
+                        items: Vec::new(),
                     },
                 )
             })
@@ -918,8 +1215,8 @@ mod tests {
             &ReidentificationPolicy { max_share: 0.5 },
         )
         .unwrap();
-        assert_eq!(report.levels.len(), 3);
-        for level in &report.levels {
+        assert_eq!(report.levels.len(), 4);
+        for level in &report.levels[..3] {
             assert_eq!(
                 level.share,
                 brute_force_share(level.knowledge),
@@ -927,9 +1224,10 @@ mod tests {
                 level.knowledge
             );
         }
-        // 1/6 by demographics, 2/6 with visits, 4/6 with a diagnosis.
+        // 1/6 by demographics, 2/6 with visits, 4/6 with a diagnosis; the items here are the
+        // diagnoses alone, so the clinical items level finds the same.
         let shares: Vec<f64> = report.levels.iter().map(|l| l.share).collect();
-        assert_eq!(shares, [1.0 / 6.0, 2.0 / 6.0, 4.0 / 6.0]);
+        assert_eq!(shares, [1.0 / 6.0, 2.0 / 6.0, 4.0 / 6.0, 4.0 / 6.0]);
         assert_eq!(report.worst_level, AttackerKnowledge::Diagnoses);
         assert_eq!(report.share, 4.0 / 6.0);
         assert!(report.blocked);
@@ -983,7 +1281,7 @@ mod tests {
         .unwrap();
         // P2 (10 visits) alone in [5-15[ among its demographics, and P3 alone: 2 of 6.
         let shares: Vec<f64> = report.levels.iter().map(|l| l.share).collect();
-        assert_eq!(shares, [1.0 / 6.0, 2.0 / 6.0, 2.0 / 6.0]);
+        assert_eq!(shares, [1.0 / 6.0, 2.0 / 6.0, 2.0 / 6.0, 2.0 / 6.0]);
         assert_eq!(report.worst_level, AttackerKnowledge::Visits);
     }
 
@@ -1003,6 +1301,286 @@ mod tests {
         assert!(diagnoses_consistent("E10-E14;I10", &["E11".to_owned()]));
         assert!(diagnoses_consistent("IX I00-I99", &["I10".to_owned()]));
         assert!(!diagnoses_consistent("E10-E14", &["E15".to_owned()]));
+    }
+
+    /// Four persons of the same demographics and visits, told apart only by whether they
+    /// died and by their procedures, allergies and infection results.
+    fn clinical_truth(deceased: [bool; 4], items: [&[&str]; 4]) -> QuasiIdentifierTable {
+        let at = NaiveDate::from_ymd_opt(2020, 1, 1).unwrap();
+        let birth = NaiveDate::from_ymd_opt(1950, 6, 1).unwrap();
+        let (rows, known) = (0..4)
+            .map(|i| {
+                (
+                    PersonQuasiIdentifiers {
+                        person: format!("P{i}"),
+                        age: age_at(birth, at).unwrap().to_string(),
+                        sex: "male".to_owned(),
+                        region: "東京都".to_owned(),
+                        visits: 3,
+                        deceased: Some(deceased[i]),
+                        diagnoses: String::new(),
+                    },
+                    KnownIdentity {
+                        birth_date: Some(birth),
+                        sex: Some("male".to_owned()),
+                        postal_code: None,
+                        prefecture: Some("東京都".to_owned()),
+                        index_date: Some(at),
+                        diagnoses: Vec::new(),
+                        items: items[i].iter().map(|s| (*s).to_owned()).collect(),
+                    },
+                )
+            })
+            .unzip();
+        QuasiIdentifierTable::from_parts(rows, known)
+    }
+
+    /// The attacker knows everything exactly, every item included.
+    fn knows_all_items() -> AttackerErrorModel {
+        AttackerErrorModel {
+            known_items: 4,
+            ..exact_attacker()
+        }
+    }
+
+    fn level_share(report: &ReidentificationReport, level: AttackerKnowledge) -> f64 {
+        report
+            .levels
+            .iter()
+            .find(|l| l.knowledge == level)
+            .unwrap()
+            .share
+    }
+
+    /// The truth table released as it is, with released items per person.
+    fn released_with_items(
+        truth: &QuasiIdentifierTable,
+        tables: &[ClinicalTable],
+        items: &[(&str, &str)],
+    ) -> ReleasedPersonTable {
+        let mut released = ReleasedPersonTable::from_quasi_identifiers(truth);
+        let mut shown = ReleasedClinicalItems::default();
+        for &table in tables {
+            shown.kinds.insert(item_kind_of(table).to_owned());
+            shown.tables.push(table.name().to_owned());
+        }
+        for (person, item) in items {
+            shown.add(person, (*item).to_owned());
+        }
+        released.clinical_items = Some(shown);
+        released
+    }
+
+    use kiban_model::ClinicalTable;
+
+    #[test]
+    fn a_deceased_mismatch_excludes_a_candidate() {
+        // P0 alone died: an attacker who knows it singles P0 out by demographics alone.
+        let truth = clinical_truth([true, false, false, false], [&[], &[], &[], &[]]);
+        let released = ReleasedPersonTable::from_quasi_identifiers(&truth);
+        assert!(released.header().iter().any(|h| h == DECEASED_COLUMN));
+        let report = linkage_attack(
+            &truth,
+            &released,
+            &exact_attacker(),
+            &ReidentificationPolicy { max_share: 1.0 },
+        )
+        .unwrap();
+        let demographics = &report.levels[0];
+        assert_eq!(demographics.knowledge, AttackerKnowledge::Demographics);
+        assert_eq!(
+            demographics.matched_columns,
+            ["age", "sex", "region", "deceased"]
+        );
+        // P0 is the only one matched uniquely (the three others share a class of three).
+        assert_eq!(demographics.unique_matches, 1);
+        assert_eq!(demographics.correct_reidentifications, 1);
+        // Without the column (the attack before `deceased` was modelled), nobody is.
+        let without = ReleasedPersonTable::new(
+            released
+                .header()
+                .iter()
+                .filter(|h| *h != DECEASED_COLUMN)
+                .cloned()
+                .collect(),
+            released
+                .rows()
+                .iter()
+                .map(|r| {
+                    r.iter()
+                        .zip(released.header())
+                        .filter(|(_, h)| *h != DECEASED_COLUMN)
+                        .map(|(c, _)| c.clone())
+                        .collect()
+                })
+                .collect(),
+        )
+        .unwrap();
+        let report = linkage_attack(
+            &truth,
+            &without,
+            &exact_attacker(),
+            &ReidentificationPolicy { max_share: 1.0 },
+        )
+        .unwrap();
+        assert_eq!(report.levels[0].unique_matches, 0);
+        // `*` (a generalized deceased) excludes no one.
+        assert!(generalizes("*", "yes"));
+        assert!(!generalizes("no", "yes"));
+    }
+
+    #[test]
+    fn a_generalized_item_matches_its_generalization() {
+        // P0 and P1 hold different food allergens, P2 a marker's result; P3 nothing.
+        let truth = clinical_truth(
+            [false; 4],
+            [
+                &["allergy:food:A"],
+                &["allergy:food:B"],
+                &["infection:5F0:positive"],
+                &[],
+            ],
+        );
+        // Exact release: each item tells its holder apart.
+        let exact = released_with_items(
+            &truth,
+            &[ClinicalTable::Allergies, ClinicalTable::Infections],
+            &[
+                ("P0", "allergy:food:A"),
+                ("P1", "allergy:food:B"),
+                ("P2", "infection:5F0:positive"),
+            ],
+        );
+        let policy = ReidentificationPolicy { max_share: 1.0 };
+        let report = linkage_attack(&truth, &exact, &knows_all_items(), &policy).unwrap();
+        assert_eq!(
+            report.levels[3].matched_columns,
+            [
+                "age",
+                "sex",
+                "region",
+                "deceased",
+                "visits",
+                "diagnoses",
+                "allergies",
+                "infections"
+            ]
+        );
+        // P0, P1, P2 by their item; P3 knows no item and matches all four.
+        assert_eq!(
+            level_share(&report, AttackerKnowledge::ClinicalItems),
+            3.0 / 4.0
+        );
+        assert_eq!(level_share(&report, AttackerKnowledge::Diagnoses), 0.0);
+        assert_eq!(report.worst_level, AttackerKnowledge::ClinicalItems);
+
+        // Allergens generalized to their category, the result withheld: P0's known
+        // `allergy:food:A` matches both `allergy:food` holders, so neither is singled out;
+        // P2's known result matches `infection:5F0` and P2 stays alone.
+        let generalized = released_with_items(
+            &truth,
+            &[ClinicalTable::Allergies, ClinicalTable::Infections],
+            &[
+                ("P0", "allergy:food"),
+                ("P1", "allergy:food"),
+                ("P2", "infection:5F0"),
+            ],
+        );
+        let report = linkage_attack(&truth, &generalized, &knows_all_items(), &policy).unwrap();
+        let level = &report.levels[3];
+        assert_eq!(level.unique_matches, 1);
+        assert_eq!(level.correct_reidentifications, 1);
+        let shown = generalized.clinical_items.as_ref().unwrap();
+        assert!(shown.consistent("P0", "allergy:food:A"));
+        assert!(shown.consistent("P1", "allergy:food:A"));
+        assert!(!shown.consistent("P3", "allergy:food:A"));
+        assert!(shown.consistent("P2", "infection:5F0:negative"));
+    }
+
+    #[test]
+    fn a_suppressed_item_does_not_exclude_but_a_locally_suppressed_one_excludes_its_holder() {
+        // P0 alone had the procedure; P1 and P2 share another.
+        let truth = clinical_truth(
+            [false; 4],
+            [&["procedure:X"], &["procedure:Y"], &["procedure:Y"], &[]],
+        );
+        let policy = ReidentificationPolicy { max_share: 1.0 };
+        // Procedure X suppressed (for its only holder, so for everyone): the release shows it
+        // for no one, its absence tells nothing, and P0 matches all four persons.
+        let suppressed = released_with_items(
+            &truth,
+            &[ClinicalTable::Procedures],
+            &[("P1", "procedure:Y"), ("P2", "procedure:Y")],
+        );
+        let shown = suppressed.clinical_items.as_ref().unwrap();
+        for person in ["P0", "P1", "P2", "P3"] {
+            assert!(shown.consistent(person, "procedure:X"));
+        }
+        // A kind whose table is not released excludes no one either.
+        assert!(shown.consistent("P3", "allergy:food:A"));
+        let report = linkage_attack(&truth, &suppressed, &knows_all_items(), &policy).unwrap();
+        assert_eq!(report.levels[3].unique_matches, 0);
+
+        // Y suppressed for P2 only (local suppression), shown for P1: the attacker who knows
+        // P2 had Y now finds P1 alone, a wrong match; and P1's own attacker, P1.
+        let local = released_with_items(
+            &truth,
+            &[ClinicalTable::Procedures],
+            &[("P1", "procedure:Y")],
+        );
+        let shown = local.clinical_items.as_ref().unwrap();
+        assert!(!shown.consistent("P2", "procedure:Y"));
+        let report = linkage_attack(&truth, &local, &knows_all_items(), &policy).unwrap();
+        let level = &report.levels[3];
+        assert_eq!(level.unique_matches, 2);
+        assert_eq!(level.correct_reidentifications, 1);
+
+        // Without the released item tables read, the level matches diagnoses only.
+        let unread = ReleasedPersonTable::from_quasi_identifiers(&truth);
+        let report = linkage_attack(&truth, &unread, &knows_all_items(), &policy).unwrap();
+        assert_eq!(report.levels[3].unique_matches, 0);
+    }
+
+    #[test]
+    fn known_items_are_drawn_from_every_kind_with_wrong_ones_of_the_same_kind() {
+        let truth = clinical_truth(
+            [false; 4],
+            [
+                &["procedure:X", "allergy:food:A", "infection:5F0:positive"],
+                &["procedure:Y"],
+                &["procedure:Z"],
+                &[],
+            ],
+        );
+        let by_kind = items_by_kind(&truth);
+        assert_eq!(
+            by_kind["procedure"],
+            ["procedure:X", "procedure:Y", "procedure:Z"]
+        );
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let two = AttackerErrorModel {
+            known_items: 2,
+            ..exact_attacker()
+        };
+        let known = &truth.known()[0];
+        for _ in 0..20 {
+            let drawn = item_knowledge(known, &by_kind, &two, &mut rng);
+            assert_eq!(drawn.len(), 2);
+            assert!(drawn.iter().all(|i| known.items.contains(i)));
+            assert_ne!(drawn[0], drawn[1]);
+        }
+        // Always wrong: another procedure than the person's, never another kind.
+        let wrong = AttackerErrorModel {
+            known_items: 1,
+            wrong_diagnosis: 1.0,
+            ..exact_attacker()
+        };
+        let only_procedure = &truth.known()[1];
+        for _ in 0..20 {
+            let drawn = item_knowledge(only_procedure, &by_kind, &wrong, &mut rng);
+            assert_eq!(drawn.len(), 1);
+            assert!(drawn[0] == "procedure:X" || drawn[0] == "procedure:Z");
+        }
     }
 
     #[test]

@@ -125,6 +125,17 @@ pub(crate) fn row_item(
     }
 }
 
+/// The kind prefix of the items of an item table (`procedure`, `allergy`, `infection`;
+/// empty for other tables).
+pub(crate) fn item_kind_of(table: ClinicalTable) -> &'static str {
+    match table {
+        ClinicalTable::Procedures => PROCEDURE,
+        ClinicalTable::Allergies => ALLERGY,
+        ClinicalTable::Infections => INFECTION,
+        _ => "",
+    }
+}
+
 /// The coarser item of a kind-prefixed item: `Some(Some(coarser))`, `Some(None)` when the
 /// item has none (only suppression), `None` when the label is not kind-prefixed (a
 /// diagnosis item).

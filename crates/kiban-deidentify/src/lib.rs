@@ -41,10 +41,12 @@
 //!   it) may band it ([`QuasiIdentifierOptions::without_encounters`]). `deceased` is never
 //!   generalized: the released deaths table shows it.
 //! - [`linkage_attack`] tests a released person table against an attacker holding the identity
-//!   store's birth date, sex and address with injected errors and, at higher
-//!   [`AttackerKnowledge`] levels, the approximate number of visits and some diagnoses; each
-//!   level is reported and [`ReidentificationPolicy`] blocks a release whose worst level is
-//!   above its limit.
+//!   store's birth date, sex and address and whether the person died (matched against
+//!   [`DECEASED_COLUMN`]) with injected errors and, at higher [`AttackerKnowledge`] levels,
+//!   the approximate number of visits and some diagnoses, or m items of any kinds
+//!   (diagnoses, procedures, allergies, infection results, matched against the released item
+//!   tables read by [`ReleasedPersonTable::read_clinical_items`]); each level is reported and
+//!   [`ReidentificationPolicy`] blocks a release whose worst level is above its limit.
 //!
 //! Reports carry rules and counts, never keys, offsets, ids or values. The processing method
 //! information (the key store) is kept apart from every release (R-P3).

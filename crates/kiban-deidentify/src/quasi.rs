@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::DeidentifyError;
 use crate::VisitsGeneralization;
+use crate::clinical_items::{ITEM_TABLES, row_item};
 use crate::diagnosis_sets::{
     DiagnosisRecoding, DiagnosisSetOptions, DiagnosisSetReport, PersonDiagnosisPlan,
     protect_diagnosis_sets_with_plan,
@@ -170,6 +171,10 @@ pub(crate) struct KnownIdentity {
     pub index_date: Option<NaiveDate>,
     /// The person's diagnosis categories before the k^m rule: what an attacker may know.
     pub diagnoses: Vec<String>,
+    /// The person's procedure, allergy and infection items as the extraction holds them
+    /// (true codes, before any rule; labels of [`crate::clinical_items`]), sorted and
+    /// distinct: what an attacker may know besides diagnoses.
+    pub items: Vec<String>,
 }
 
 /// The person table, with (in memory only) what the identity store knows of each person, which
@@ -346,6 +351,8 @@ struct ClinicalFacts {
     /// Full ICD-10 codes of confirmed diagnoses, per category (rare-value rule of the
     /// conditions table).
     codes: BTreeMap<String, BTreeSet<String>>,
+    /// Procedure, allergy and infection items, from the true codes.
+    items: BTreeSet<String>,
 }
 
 /// Derives the person table of the extraction in `extract_dir`: one row per person holding
@@ -436,6 +443,35 @@ pub fn derive_quasi_identifiers(
                 ClinicalTable::Deaths => {
                     for person in row_persons {
                         facts.entry(person).or_default().deceased = true;
+                    }
+                }
+                ClinicalTable::Procedures
+                | ClinicalTable::Allergies
+                | ClinicalTable::Infections => {
+                    // The true items, as an attacker who knows the person would name them.
+                    let qualifier = ITEM_TABLES
+                        .iter()
+                        .find(|(t, _)| *t == table)
+                        .and_then(|(_, q)| *q);
+                    let text = |name: &str| {
+                        batch
+                            .column_by_name(name)
+                            .and_then(|c| c.as_string_opt::<i32>())
+                            .ok_or_else(|| {
+                                table_error(table.name(), &path, format!("no text column `{name}`"))
+                            })
+                    };
+                    let codes = text("code")?;
+                    let qualifiers = match qualifier {
+                        Some(name) => Some(text(name)?),
+                        None => None,
+                    };
+                    for (row, person) in row_persons.into_iter().enumerate() {
+                        let code = codes.is_valid(row).then(|| codes.value(row));
+                        let qualifier =
+                            qualifiers.and_then(|q| q.is_valid(row).then(|| q.value(row)));
+                        let entry = facts.entry(person).or_default();
+                        entry.items.extend(row_item(table, code, qualifier));
                     }
                 }
                 _ => {
@@ -557,6 +593,7 @@ pub fn derive_quasi_identifiers(
             .clone()
             .or_else(|| known.postal_code.as_deref().and_then(postal_region))
             .unwrap_or_default();
+        known.items = person_facts.items.iter().cloned().collect();
         known.diagnoses = person_facts
             .diagnoses
             .iter()
