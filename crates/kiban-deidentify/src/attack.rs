@@ -23,8 +23,8 @@ use crate::diagnosis_sets::{
 };
 use crate::io::{io_error, write_file_atomic};
 use crate::quasi::{
-    DECEASED_COLUMN, KnownIdentity, PersonQuasiIdentifiers, QuasiIdentifierTable, age_at,
-    deceased_label, region_of,
+    DECEASED_COLUMN, KnownIdentity, PREFECTURES, PersonQuasiIdentifiers, QuasiIdentifierTable,
+    age_at, deceased_label, postal_digits, postal_region,
 };
 use crate::release::PERSON_COLUMN;
 
@@ -40,6 +40,7 @@ const MATCHABLE_COLUMNS: [&str; 6] = [
 ];
 /// The demographic columns (indices into [`MATCHABLE_COLUMNS`]): what every level matches.
 const DEMOGRAPHICS: usize = 4;
+const REGION: usize = 2;
 const VISITS: usize = 4;
 const DIAGNOSES: usize = 5;
 /// Kind of a diagnosis item (diagnosis labels carry no kind prefix).
@@ -521,8 +522,10 @@ impl ReleasedPersonTable {
 
 /// What the attacker knows of one person, in released terms (`None`: unknown).
 struct AttackerRecord {
-    /// Age, sex, region, deceased (`yes`/`no`).
+    /// Age, sex, (unused: see `region`), deceased (`yes`/`no`).
     values: [Option<String>; DEMOGRAPHICS],
+    /// What the attacker knows of the region, in every form the release may show it.
+    region: RegionKnowledge,
     /// The range of visit counts the attacker accepts.
     visits: Option<(f64, f64)>,
     /// Diagnosis categories the attacker believes the person has.
@@ -530,6 +533,129 @@ struct AttackerRecord {
     /// Items of any kinds the attacker believes the person has
     /// ([`AttackerKnowledge::ClinicalItems`]).
     items: Vec<String>,
+}
+
+impl AttackerRecord {
+    /// Whether a released value of demographic column `column` (index into the matchable
+    /// columns) is consistent with what the attacker knows.
+    fn demographic_consistent(&self, column: usize, released: &str) -> bool {
+        if column == REGION {
+            return self.region.consistent(released);
+        }
+        self.values[column]
+            .as_deref()
+            .is_none_or(|known| generalizes(released, known))
+    }
+
+    /// Every value of demographic column `column` a row of an ungeneralized release
+    /// ([`is_plain`] values only) may show for this person, or `None` when any may.
+    fn plain_values(&self, column: usize) -> Option<Vec<&str>> {
+        if column == REGION {
+            return self.region.plain_values();
+        }
+        self.values[column].as_deref().map(|v| vec![v])
+    }
+}
+
+/// What the attacker knows of a person's region. The person table shows the prefecture of
+/// the address when the identity store has one, else `postal-NN` of the postal code
+/// ([`crate::region_of`]), both possibly generalized (地方区分 block, `postal-N*`, `*`): an
+/// attacker who lacks the address but has the postal code must compare that code with a
+/// prefecture, not its `postal-NN` with the prefecture's name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct RegionKnowledge {
+    /// The prefecture of the address the attacker knows.
+    prefecture: Option<String>,
+    /// `postal-NN` of the postal code the attacker knows.
+    postal_region: Option<String>,
+    /// The prefectures of the postal code the attacker knows, looked up as in a public postal
+    /// code dictionary ([`PostalDictionary`]); empty when the code is not found.
+    postal_prefectures: Vec<String>,
+}
+
+/// A postal code dictionary standing in for the public one (郵便番号データ) an attacker
+/// would use: every postal code of the identity store with the prefectures of the addresses
+/// recorded with it. A person's own code always yields the prefecture the release derives
+/// from the person's address, so a correct code never excludes its holder; a code not found
+/// is compared at the `postal-NN` level only.
+#[derive(Debug, Default)]
+struct PostalDictionary {
+    prefectures: HashMap<String, BTreeSet<String>>,
+}
+
+impl PostalDictionary {
+    fn of(truth: &QuasiIdentifierTable) -> Self {
+        let mut prefectures: HashMap<String, BTreeSet<String>> = HashMap::new();
+        for known in truth.known() {
+            if let (Some(code), Some(prefecture)) = (&known.postal_code, &known.prefecture) {
+                let digits = postal_digits(code);
+                if !digits.is_empty() {
+                    prefectures
+                        .entry(digits)
+                        .or_default()
+                        .insert(prefecture.clone());
+                }
+            }
+        }
+        Self { prefectures }
+    }
+
+    /// The prefectures of a postal code, sorted.
+    fn lookup(&self, postal_code: &str) -> Vec<String> {
+        self.prefectures
+            .get(&postal_digits(postal_code))
+            .map(|p| p.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+/// Whether a released region is at the prefecture level: a prefecture or a 地方区分 block.
+fn is_prefecture_level(released: &str) -> bool {
+    PREFECTURES.contains(&released) || !kiban_model::block_prefectures(released).is_empty()
+}
+
+impl RegionKnowledge {
+    /// Whether a released (possibly generalized) region may be the person's. A known address
+    /// prefecture decides, since the release shows it whenever the store has it (a row in
+    /// `postal-` form is then someone else's). Without it, a prefecture-level value is
+    /// compared with the postal code's prefectures, and excludes no one when the code is not
+    /// found; a `postal-` value with the code's `postal-NN`.
+    fn consistent(&self, released: &str) -> bool {
+        let released = released.trim();
+        if released.is_empty() || released == "*" {
+            return true;
+        }
+        if let Some(prefecture) = &self.prefecture {
+            return generalizes(released, prefecture);
+        }
+        if is_prefecture_level(released) {
+            return self.postal_prefectures.is_empty()
+                || self
+                    .postal_prefectures
+                    .iter()
+                    .any(|p| generalizes(released, p));
+        }
+        self.postal_region
+            .as_deref()
+            .is_none_or(|postal| generalizes(released, postal))
+    }
+
+    /// The values an ungeneralized release may show for the person, or `None` when any
+    /// prefecture may be (nothing known, or a postal code not found).
+    fn plain_values(&self) -> Option<Vec<&str>> {
+        if let Some(prefecture) = &self.prefecture {
+            return Some(vec![prefecture.as_str()]);
+        }
+        let postal = self.postal_region.as_deref()?;
+        if self.postal_prefectures.is_empty() {
+            return None;
+        }
+        Some(
+            std::iter::once(postal)
+                .chain(self.postal_prefectures.iter().map(String::as_str))
+                .collect(),
+        )
+    }
 }
 
 /// Every true item of the truth table per kind (diagnosis categories and the kinds of
@@ -611,10 +737,12 @@ fn clinical_knowledge(
     } else {
         let truth = row.visits as f64;
         let believed = (truth * (1.0 + rng.random_range(-1.0..=1.0) * e)).round();
-        // The attacker knows their count may be off by the share either way.
+        // The attacker knows their count may be off by the share either way. The rounding of
+        // the belief (up to half a visit) is divided by the share too: with a large share it
+        // exceeds the one visit of slack, and the true count must stay in the range.
         Some((
-            (believed / (1.0 + e)).floor() - 1.0,
-            (believed / (1.0 - e)).ceil() + 1.0,
+            ((believed / (1.0 + e)).floor() - 1.0).min(((believed - 0.5) / (1.0 + e)).floor()),
+            ((believed / (1.0 - e)).ceil() + 1.0).max(((believed + 0.5) / (1.0 - e)).ceil()),
         ))
     };
     // The attacker knows the person's true categories, not the released (generalized) ones.
@@ -640,6 +768,7 @@ fn clinical_knowledge(
 fn attacker_record(
     known: &KnownIdentity,
     row: &PersonQuasiIdentifiers,
+    postal_dictionary: &PostalDictionary,
     categories: &[&str],
     errors: &AttackerErrorModel,
     rng: &mut ChaCha8Rng,
@@ -680,10 +809,19 @@ fn attacker_record(
         (Some(b), Some(at)) => age_at(b, at).map(|a| a.to_string()),
         _ => None,
     };
-    let region = region_of(prefecture.as_deref(), postal.as_deref());
+    // The region is derived as the release derives it (crate::region_of), keeping each form.
+    let region = RegionKnowledge {
+        prefecture,
+        postal_region: postal.as_deref().and_then(postal_region),
+        postal_prefectures: postal
+            .as_deref()
+            .map(|p| postal_dictionary.lookup(p))
+            .unwrap_or_default(),
+    };
     let (visits, diagnoses) = clinical_knowledge(row, &known.diagnoses, categories, errors, rng);
     AttackerRecord {
-        values: [age, sex, region, None],
+        values: [age, sex, None, None],
+        region,
         visits,
         diagnoses,
         items: Vec::new(),
@@ -738,11 +876,13 @@ pub fn generalizes(released: &str, known: &str) -> bool {
     false
 }
 
-/// Whether a released value matches only itself (not empty, suppressed, masked or a range).
+/// Whether a released value matches only itself (not empty, suppressed, masked, a range or
+/// a 地方区分 block, which covers its prefectures).
 fn is_plain(value: &str) -> bool {
     let value = value.trim();
     !value.is_empty()
         && !value.contains('*')
+        && kiban_model::block_prefectures(value).is_empty()
         && (value.parse::<f64>().is_ok() || numeric_range_contains(value, 0.0).is_none())
 }
 
@@ -866,6 +1006,85 @@ fn diagnoses_consistent(released: &str, known: &[String]) -> bool {
     })
 }
 
+/// Released rows grouped by their demographics (values → row indices), the attack's first
+/// step. Without generalized values consistency is equality, and lookups find the groups.
+struct DemographicIndex<'a> {
+    /// The demographic columns present: (index into the matchable columns, released column).
+    columns: Vec<(usize, usize)>,
+    groups: HashMap<Vec<&'a str>, Vec<usize>>,
+    /// Whether every value matches only itself ([`is_plain`]).
+    plain: bool,
+}
+
+impl<'a> DemographicIndex<'a> {
+    fn new(released: &'a ReleasedPersonTable, positions: &[Option<usize>]) -> Self {
+        let columns: Vec<(usize, usize)> = (0..DEMOGRAPHICS)
+            .filter_map(|c| positions[c].map(|j| (c, j)))
+            .collect();
+        let mut groups: HashMap<Vec<&str>, Vec<usize>> = HashMap::new();
+        for (r, row) in released.rows.iter().enumerate() {
+            let key = columns.iter().map(|&(_, j)| row[j].as_str()).collect();
+            groups.entry(key).or_default().push(r);
+        }
+        let plain = groups
+            .keys()
+            .all(|values| values.iter().all(|v| is_plain(v)));
+        Self {
+            columns,
+            groups,
+            plain,
+        }
+    }
+
+    /// Replaces `candidates` by the rows whose demographics are consistent with the
+    /// attacker's.
+    fn candidates(&self, attacker: &AttackerRecord, candidates: &mut Vec<usize>) {
+        candidates.clear();
+        let plain_values: Option<Vec<Vec<&str>>> = self
+            .columns
+            .iter()
+            .map(|&(c, _)| attacker.plain_values(c))
+            .collect();
+        match plain_values.filter(|_| self.plain) {
+            Some(alternatives) => {
+                // Every combination of the values the person's row may show (only the
+                // region may have several).
+                let mut keys: Vec<Vec<&str>> = vec![Vec::new()];
+                for values in &alternatives {
+                    keys = keys
+                        .iter()
+                        .flat_map(|key| {
+                            values.iter().map(move |v| {
+                                let mut longer = key.clone();
+                                longer.push(*v);
+                                longer
+                            })
+                        })
+                        .collect();
+                }
+                keys.sort_unstable();
+                keys.dedup();
+                for key in &keys {
+                    if let Some(rows) = self.groups.get(key) {
+                        candidates.extend_from_slice(rows);
+                    }
+                }
+            }
+            None => {
+                for (values, rows) in &self.groups {
+                    let consistent = values
+                        .iter()
+                        .zip(&self.columns)
+                        .all(|(value, &(c, _))| attacker.demographic_consistent(c, value));
+                    if consistent {
+                        candidates.extend_from_slice(rows);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Runs the linkage attack: for every person of `truth` (the person table derived by the
 /// operator, holding in memory what the identity store knows), an attacker record with
 /// injected errors is matched against every released row; it re-identifies its person when it
@@ -921,24 +1140,7 @@ pub fn linkage_attack(
     levels.sort();
     levels.dedup();
 
-    // Released rows grouped by their demographics: (values) → row indices. Without
-    // generalized values, consistency is equality and a lookup finds the group.
-    let demographic_columns: Vec<usize> = positions[..DEMOGRAPHICS]
-        .iter()
-        .flatten()
-        .copied()
-        .collect();
-    let mut groups: HashMap<Vec<&str>, Vec<usize>> = HashMap::new();
-    for (r, row) in released.rows.iter().enumerate() {
-        let key = demographic_columns
-            .iter()
-            .map(|&j| row[j].as_str())
-            .collect();
-        groups.entry(key).or_default().push(r);
-    }
-    let plain = groups
-        .keys()
-        .all(|values| values.iter().all(|v| is_plain(v)));
+    let index = DemographicIndex::new(released, &positions);
     let mut candidates: Vec<usize> = Vec::new();
 
     let mut categories: Vec<&str> = truth
@@ -950,6 +1152,31 @@ pub fn linkage_attack(
     categories.dedup();
 
     let by_kind = items_by_kind(truth);
+    let postal_dictionary = PostalDictionary::of(truth);
+    // A known diagnosis the release shows for no one, neither as it is nor generalized
+    // (suppressed or removed for every holder), tells the attacker nothing: it must not
+    // exclude the person's own row.
+    let shown_diagnoses: BTreeSet<&str> = positions[DIAGNOSES]
+        .map(|j| {
+            released
+                .rows
+                .iter()
+                .flat_map(|row| row[j].split(';').map(str::trim))
+                .filter(|d| !d.is_empty() && *d != "*")
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut diagnosis_shown: HashMap<String, bool> = HashMap::new();
+    let mut is_shown = |category: &String| {
+        if let Some(&shown) = diagnosis_shown.get(category) {
+            return shown;
+        }
+        let shown = shown_diagnoses
+            .iter()
+            .any(|d| *d == category || diagnosis_covers(d, category) || generalizes(d, category));
+        diagnosis_shown.insert(category.clone(), shown);
+        shown
+    };
 
     let mut rng = ChaCha8Rng::seed_from_u64(errors.seed);
     // Whether the person died and the items of any kinds are drawn from a stream of their
@@ -959,7 +1186,14 @@ pub fn linkage_attack(
     let mut unique = vec![0u64; levels.len()];
     let mut correct = vec![0u64; levels.len()];
     for (row, known) in truth.rows().iter().zip(truth.known()) {
-        let mut attacker = attacker_record(known, row, &categories, errors, &mut rng);
+        let mut attacker = attacker_record(
+            known,
+            row,
+            &postal_dictionary,
+            &categories,
+            errors,
+            &mut rng,
+        );
         // The truth: whether the person has a row in the extraction's deaths table.
         if !later_rng.random_bool(errors.missing_value.clamp(0.0, 1.0)) {
             attacker.values[3] = row.deceased.map(|d| deceased_label(d).to_owned());
@@ -967,32 +1201,16 @@ pub fn linkage_attack(
         attacker.items = item_knowledge(known, &by_kind, errors, &mut later_rng);
         // The known items split into diagnoses (matched against `diagnoses`) and the others
         // (matched against the released item tables).
-        let (item_diagnoses, other_items): (Vec<String>, Vec<String>) = attacker
+        let (mut item_diagnoses, other_items): (Vec<String>, Vec<String>) = attacker
             .items
             .iter()
             .cloned()
             .partition(|i| item_kind(i) == DIAGNOSIS_KIND);
-        let wanted: Vec<Option<&str>> = (0..DEMOGRAPHICS)
-            .filter(|&i| positions[i].is_some())
-            .map(|i| attacker.values[i].as_deref())
-            .collect();
-        candidates.clear();
-        if plain && wanted.iter().all(Option::is_some) {
-            let key: Vec<&str> = wanted.iter().map(|v| v.unwrap_or_default()).collect();
-            if let Some(rows) = groups.get(&key) {
-                candidates.extend_from_slice(rows);
-            }
-        } else {
-            for (values, rows) in &groups {
-                let consistent = values
-                    .iter()
-                    .zip(&wanted)
-                    .all(|(value, known)| known.is_none_or(|known| generalizes(value, known)));
-                if consistent {
-                    candidates.extend_from_slice(rows);
-                }
-            }
+        if positions[DIAGNOSES].is_some() {
+            attacker.diagnoses.retain(&mut is_shown);
+            item_diagnoses.retain(&mut is_shown);
         }
+        index.candidates(&attacker, &mut candidates);
         for (l, level) in levels.iter().enumerate() {
             let mut matches = 0usize;
             let mut only = None;
@@ -1580,6 +1798,242 @@ mod tests {
             let drawn = item_knowledge(only_procedure, &by_kind, &wrong, &mut rng);
             assert_eq!(drawn.len(), 1);
             assert!(drawn[0] == "procedure:X" || drawn[0] == "procedure:Z");
+        }
+    }
+
+    /// One person of a hand-made truth: (address prefecture, postal code, visits,
+    /// diagnoses); everyone is a man born on 1950-06-01. The released region is derived as
+    /// the person table derives it ([`crate::region_of`]).
+    type Person<'a> = (Option<&'a str>, Option<&'a str>, u64, &'a str);
+
+    fn truth_of(persons: &[Person]) -> QuasiIdentifierTable {
+        let at = NaiveDate::from_ymd_opt(2020, 1, 1).unwrap();
+        let birth = NaiveDate::from_ymd_opt(1950, 6, 1).unwrap();
+        let (rows, known) = persons
+            .iter()
+            .enumerate()
+            .map(|(i, &(prefecture, postal, visits, diagnoses))| {
+                (
+                    PersonQuasiIdentifiers {
+                        person: format!("P{i}"),
+                        age: age_at(birth, at).unwrap().to_string(),
+                        sex: "male".to_owned(),
+                        region: crate::region_of(prefecture, postal).unwrap_or_default(),
+                        visits,
+                        deceased: None,
+                        diagnoses: diagnoses.to_owned(),
+                    },
+                    KnownIdentity {
+                        birth_date: Some(birth),
+                        sex: Some("male".to_owned()),
+                        postal_code: postal.map(str::to_owned),
+                        prefecture: prefecture.map(str::to_owned),
+                        index_date: Some(at),
+                        diagnoses: diagnoses
+                            .split(';')
+                            .filter(|d| !d.is_empty())
+                            .map(str::to_owned)
+                            .collect(),
+                        items: Vec::new(),
+                    },
+                )
+            })
+            .unzip();
+        QuasiIdentifierTable::from_parts(rows, known)
+    }
+
+    /// The truth's person table with its region generalized to `level` of the release's
+    /// region hierarchy (0: as derived, 1: 地方区分 block or `postal-N*`, 2: `*`).
+    fn released_at_region_level(truth: &QuasiIdentifierTable, level: usize) -> ReleasedPersonTable {
+        let regions: Vec<&str> = truth.rows().iter().map(|r| r.region.as_str()).collect();
+        let hierarchy = crate::hierarchy_rows("region", regions.iter().copied()).unwrap();
+        let mut released = ReleasedPersonTable::from_quasi_identifiers(truth);
+        let column = released.header.iter().position(|h| h == "region").unwrap();
+        for row in &mut released.rows {
+            let ladder = hierarchy.iter().find(|h| h[0] == row[column]).unwrap();
+            row[column] = ladder[level].clone();
+        }
+        released
+    }
+
+    /// The exact attacker's record of person `i`, with the address missing when
+    /// `without_address` (what the error model's missing-value draw does).
+    fn record_of(truth: &QuasiIdentifierTable, i: usize, without_address: bool) -> AttackerRecord {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let mut record = attacker_record(
+            &truth.known()[i],
+            &truth.rows()[i],
+            &PostalDictionary::of(truth),
+            &[],
+            &exact_attacker(),
+            &mut rng,
+        );
+        if without_address {
+            record.region.prefecture = None;
+        }
+        record
+    }
+
+    fn candidates_of(released: &ReleasedPersonTable, attacker: &AttackerRecord) -> Vec<String> {
+        let positions: Vec<Option<usize>> = MATCHABLE_COLUMNS
+            .iter()
+            .map(|name| released.header.iter().position(|h| h == name))
+            .collect();
+        let index = DemographicIndex::new(released, &positions);
+        let mut rows = Vec::new();
+        index.candidates(attacker, &mut rows);
+        let mut persons: Vec<String> = rows.iter().map(|&r| released.rows[r][0].clone()).collect();
+        persons.sort();
+        persons
+    }
+
+    #[test]
+    fn a_postal_code_without_the_address_keeps_the_person_at_every_region_level() {
+        // P0 and P1 have an address (region: its prefecture), P2 a postal code only (region:
+        // `postal-15`, sharing its first two digits with P0's code).
+        let truth = truth_of(&[
+            (Some("東京都"), Some("150-0001"), 1, ""),
+            (Some("大阪府"), Some("530-0001"), 1, ""),
+            (None, Some("１５１-0053"), 1, ""),
+        ]);
+        assert_eq!(truth.rows()[0].region, "東京都");
+        assert_eq!(truth.rows()[2].region, "postal-15");
+        let expected = [
+            ["東京都", "大阪府", "postal-15"],
+            ["関東地方", "近畿地方", "postal-1*"],
+            ["*", "*", "*"],
+        ];
+        for (level, shown) in expected.iter().enumerate() {
+            let released = released_at_region_level(&truth, level);
+            let regions: Vec<&str> = released.rows.iter().map(|r| r[3].as_str()).collect();
+            assert_eq!(&regions, shown, "level {level}");
+            for person in 0..3 {
+                for without_address in [false, true] {
+                    let attacker = record_of(&truth, person, without_address);
+                    assert!(
+                        candidates_of(&released, &attacker).contains(&format!("P{person}")),
+                        "P{person} (address known: {}) excluded at level {level}",
+                        !without_address
+                    );
+                }
+            }
+        }
+        // Without the address, P0's postal code is read as 東京都 (its prefecture in the
+        // dictionary) and as `postal-15`: P2's row stays a candidate, P1's (大阪府) not.
+        let p0 = record_of(&truth, 0, true);
+        assert_eq!(p0.region.postal_prefectures, ["東京都"]);
+        let exact = released_at_region_level(&truth, 0);
+        assert_eq!(candidates_of(&exact, &p0), ["P0", "P2"]);
+        // With the address, the release would show P0's prefecture: `postal-` rows are
+        // someone else's.
+        assert_eq!(candidates_of(&exact, &record_of(&truth, 0, false)), ["P0"]);
+    }
+
+    #[test]
+    fn a_genuinely_different_prefecture_excludes() {
+        let truth = truth_of(&[
+            (Some("東京都"), Some("150-0001"), 1, ""),
+            (Some("大阪府"), Some("530-0001"), 1, ""),
+        ]);
+        for without_address in [false, true] {
+            // P1's attacker (大阪府, by address or by postal code) against P0's row.
+            let p1 = record_of(&truth, 1, without_address);
+            for (level, p0_excluded) in [(0, true), (1, true), (2, false)] {
+                let released = released_at_region_level(&truth, level);
+                let candidates = candidates_of(&released, &p1);
+                assert_eq!(
+                    !candidates.contains(&"P0".to_owned()),
+                    p0_excluded,
+                    "level {level}, address known: {}",
+                    !without_address
+                );
+                assert!(candidates.contains(&"P1".to_owned()));
+            }
+        }
+        // A postal code nobody's address gives (a wrong digit) says nothing of the
+        // prefecture: no prefecture-level row is excluded, `postal-` rows are compared.
+        let mut unknown_code = record_of(&truth, 0, true);
+        unknown_code.region = RegionKnowledge {
+            prefecture: None,
+            postal_region: postal_region("990-0001"),
+            postal_prefectures: PostalDictionary::of(&truth).lookup("990-0001"),
+        };
+        assert!(unknown_code.region.postal_prefectures.is_empty());
+        assert!(unknown_code.region.consistent("東京都"));
+        assert!(unknown_code.region.consistent("近畿地方"));
+        assert!(!unknown_code.region.consistent("postal-15"));
+        assert!(unknown_code.region.consistent("postal-9*"));
+        let exact = released_at_region_level(&truth, 0);
+        assert_eq!(candidates_of(&exact, &unknown_code), ["P0", "P1"]);
+    }
+
+    #[test]
+    fn a_release_generalized_to_regional_blocks_is_matched_through_them() {
+        // Every region a block: the values are not plain (a block covers its prefectures),
+        // so the person's row is found though its cell differs from the known prefecture.
+        let truth = constructed();
+        let mut released = ReleasedPersonTable::from_quasi_identifiers(&truth);
+        for row in &mut released.rows {
+            row[3] = crate::region_block(&row[3]).unwrap().to_owned();
+        }
+        let demographics_only = AttackerErrorModel {
+            knowledge: vec![AttackerKnowledge::Demographics],
+            ..exact_attacker()
+        };
+        let policy = ReidentificationPolicy { max_share: 1.0 };
+        let report = linkage_attack(&truth, &released, &demographics_only, &policy).unwrap();
+        // One block per prefecture here: the same share as the exact release (P3 alone).
+        assert_eq!(report.share, 1.0 / 6.0);
+        assert!(!is_plain("関東地方"));
+    }
+
+    #[test]
+    fn a_diagnosis_shown_for_no_one_excludes_no_one() {
+        // Same demographics; P0 alone holds X00, P1 alone Y00 and more visits.
+        let truth = truth_of(&[
+            (Some("東京都"), None, 3, "X00;Z00"),
+            (Some("東京都"), None, 9, "Y00;Z00"),
+        ]);
+        let policy = ReidentificationPolicy { max_share: 1.0 };
+        let knows_both = AttackerErrorModel {
+            known_diagnoses: 2,
+            ..exact_attacker()
+        };
+        let share_at_diagnoses = |released: &ReleasedPersonTable| {
+            let report = linkage_attack(&truth, released, &knows_both, &policy).unwrap();
+            level_share(&report, AttackerKnowledge::Diagnoses)
+        };
+        let exact = ReleasedPersonTable::from_quasi_identifiers(&truth);
+        assert_eq!(share_at_diagnoses(&exact), 1.0);
+        // X00 suppressed for its only holder: the release shows it for no one, so the
+        // attacker who knows it still finds P0 (by visits and Z00).
+        let mut suppressed = exact.clone();
+        let column = suppressed
+            .header
+            .iter()
+            .position(|h| h == "diagnoses")
+            .unwrap();
+        suppressed.rows[0][column] = "Z00".to_owned();
+        assert_eq!(share_at_diagnoses(&suppressed), 1.0);
+        // Y00 shown for P1 but left out of P0's row instead (local suppression) excludes P0
+        // for an attacker who believes P0 holds Y00: the protection of suppression.
+        assert!(!diagnoses_consistent("Z00", &["Y00".to_owned()]));
+    }
+
+    #[test]
+    fn the_visits_range_holds_the_true_count_under_a_large_error() {
+        let row = truth_of(&[(None, None, 29, "")]).rows()[0].clone();
+        for e in [0.0, 0.2, 0.5, 0.8, 0.95] {
+            let errors = AttackerErrorModel {
+                visits_relative_error: e,
+                ..exact_attacker()
+            };
+            let mut rng = ChaCha8Rng::seed_from_u64(11);
+            for _ in 0..200 {
+                let (visits, _) = clinical_knowledge(&row, &[], &[], &errors, &mut rng);
+                let (low, high) = visits.unwrap();
+                assert!(low <= 29.0 && 29.0 <= high, "e {e}: {low}..={high}");
+            }
         }
     }
 

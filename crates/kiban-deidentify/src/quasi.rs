@@ -317,18 +317,24 @@ pub fn prefecture_of(address: &str) -> Option<&'static str> {
         .map(|(_, p)| p)
 }
 
-fn postal_region(postal_code: &str) -> Option<String> {
-    let digits: String = postal_code
+/// The `postal-NN` region of a postal code (its first two digits), as the person table
+/// shows it when the address names no prefecture.
+pub(crate) fn postal_region(postal_code: &str) -> Option<String> {
+    let digits: String = postal_digits(postal_code).chars().take(2).collect();
+    (digits.len() == 2).then(|| format!("postal-{digits}"))
+}
+
+/// The digits of a postal code, full-width digits (０-９) read as ASCII, everything else
+/// (hyphens, `〒`, spaces) left out: one spelling per code.
+pub(crate) fn postal_digits(postal_code: &str) -> String {
+    postal_code
         .chars()
         .filter_map(|c| match c {
             '0'..='9' => Some(c),
-            // Full-width digits (０-９).
             '\u{FF10}'..='\u{FF19}' => char::from_u32(c as u32 - 0xFF10 + u32::from(b'0')),
             _ => None,
         })
-        .take(2)
-        .collect();
-    (digits.len() == 2).then(|| format!("postal-{digits}"))
+        .collect()
 }
 
 /// Whole years from `birth` to `at`; `None` when born after it.
