@@ -30,10 +30,36 @@ pub fn is_space(c: char) -> bool {
 /// Half-width katakana become full-width (with voiced marks composed), full-width digits,
 /// letters and spaces become ASCII. Spaces are kept (the caller decides what they mean).
 pub fn nfkc_clean(raw: &str) -> String {
-    raw.nfkc()
-        .filter(|c| !is_variation_selector(*c))
-        .map(|c| if is_unknown_marker(c) { UNKNOWN } else { c })
-        .collect()
+    let clean = |chars: &mut dyn Iterator<Item = char>| -> String {
+        chars
+            .filter(|c| !is_variation_selector(*c))
+            .map(|c| if is_unknown_marker(c) { UNKNOWN } else { c })
+            .collect()
+    };
+    // Most identity text (kanji, full-width kana, ASCII) is already in NFKC: decomposing and
+    // composing it again is most of the cost of loading records.
+    if raw.chars().all(is_nfkc_stable) {
+        clean(&mut raw.chars())
+    } else {
+        clean(&mut raw.nfkc())
+    }
+}
+
+/// Whether a character is in a block whose characters NFKC leaves alone, alone or in any
+/// sequence of such characters: printable ASCII, hiragana and katakana without the combining
+/// and spacing voiced marks, the long-vowel mark, 々, and the CJK unified ideographs (not
+/// the compatibility ideographs, which NFKC maps to unified ones). None of them composes
+/// with another, so a string of them is in NFKC.
+fn is_nfkc_stable(c: char) -> bool {
+    matches!(
+        c,
+        ' '..='~'
+            | '\u{3005}'
+            | '\u{3041}'..='\u{3096}'
+            | '\u{30A1}'..='\u{30FA}'
+            | '\u{30FC}'
+            | '\u{4E00}'..='\u{9FFF}'
+    )
 }
 
 /// Removes every space.
@@ -125,6 +151,50 @@ mod tests {
         assert_eq!(kana_fold("ヮ"), "ワ");
         assert_eq!(kana_fold("ヴィ"), "ヴイ");
         assert_eq!(kana_fold("ちづこ"), "チズコ");
+    }
+
+    /// The quick-check shortcut gives what full NFKC gives, on text that is already
+    /// normalized and on text that is not (half-width kana with voiced marks, decomposed
+    /// kana, compatibility ideographs, circled digits, variation selectors).
+    #[test]
+    fn the_quick_check_shortcut_equals_full_nfkc() {
+        for raw in [
+            "山田 太郎",
+            "ヤマダ タロウ",
+            "東京都千代田区1-2-3",
+            "ﾔﾏﾀﾞ ﾀﾛｳ",
+            "カ\u{3099}",
+            "髙橋",
+            "\u{FA11}崎",
+            "①丁目",
+            "葛\u{E0100}飾",
+            "〓田●子",
+            "１２３ＡＢ",
+            "",
+        ] {
+            let full: String = raw
+                .nfkc()
+                .filter(|c| !is_variation_selector(*c))
+                .map(|c| if is_unknown_marker(c) { UNKNOWN } else { c })
+                .collect();
+            assert_eq!(nfkc_clean(raw), full, "{raw}");
+        }
+    }
+
+    /// Every character the shortcut trusts is its own NFKC.
+    #[test]
+    fn the_characters_taken_as_stable_are_their_own_nfkc() {
+        let stable = (0..=0x10FFFF_u32)
+            .filter_map(char::from_u32)
+            .filter(|c| is_nfkc_stable(*c));
+        let mut count = 0;
+        for c in stable {
+            let mut buf = [0u8; 4];
+            let one = c.encode_utf8(&mut buf);
+            assert_eq!(one.nfkc().collect::<String>(), *one, "U+{:04X}", c as u32);
+            count += 1;
+        }
+        assert!(count > 20_000, "{count}");
     }
 
     #[test]
