@@ -569,41 +569,75 @@ struct RegionKnowledge {
     /// `postal-NN` of the postal code the attacker knows.
     postal_region: Option<String>,
     /// The prefectures of the postal code the attacker knows, looked up as in a public postal
-    /// code dictionary ([`PostalDictionary`]); empty when the code is not found.
+    /// code dictionary ([`PostalDictionary`]), by the code's 3-digit postal area when the code
+    /// is not found; empty when neither is.
     postal_prefectures: Vec<String>,
 }
 
 /// A postal code dictionary standing in for the public one (郵便番号データ) an attacker
 /// would use: every postal code of the identity store with the prefectures of the addresses
-/// recorded with it. A person's own code always yields the prefecture the release derives
-/// from the person's address, so a correct code never excludes its holder; a code not found
-/// is compared at the `postal-NN` level only.
+/// recorded with it, and every 3-digit postal area (the code's first 3 digits) with the
+/// prefectures seen for any of its codes. A code not found falls back to its area, as the
+/// public dictionary, which maps every code to its prefecture, would place it; a code whose
+/// area is unknown too is compared at the `postal-NN` level only.
 #[derive(Debug, Default)]
 struct PostalDictionary {
+    /// Prefectures per full code (its digits).
     prefectures: HashMap<String, BTreeSet<String>>,
+    /// Prefectures per 3-digit postal area. An area lies almost always within one
+    /// prefecture, but every prefecture seen is kept: picking one could exclude a person.
+    area_prefectures: HashMap<String, BTreeSet<String>>,
+}
+
+/// Digits of a postal code that name its postal area (3-digit 郵便区番号).
+const POSTAL_AREA_DIGITS: usize = 3;
+
+/// The 3-digit postal area of a code's digits, `None` when it has fewer digits.
+fn postal_area(digits: &str) -> Option<&str> {
+    // `postal_digits` yields ASCII digits only, so byte indices are character indices.
+    digits.get(..POSTAL_AREA_DIGITS)
 }
 
 impl PostalDictionary {
     fn of(truth: &QuasiIdentifierTable) -> Self {
-        let mut prefectures: HashMap<String, BTreeSet<String>> = HashMap::new();
+        let mut dictionary = Self::default();
         for known in truth.known() {
             if let (Some(code), Some(prefecture)) = (&known.postal_code, &known.prefecture) {
-                let digits = postal_digits(code);
-                if !digits.is_empty() {
-                    prefectures
-                        .entry(digits)
-                        .or_default()
-                        .insert(prefecture.clone());
-                }
+                dictionary.insert(&postal_digits(code), prefecture);
             }
         }
-        Self { prefectures }
+        dictionary
     }
 
-    /// The prefectures of a postal code, sorted.
-    fn lookup(&self, postal_code: &str) -> Vec<String> {
+    fn insert(&mut self, digits: &str, prefecture: &str) {
+        if digits.is_empty() {
+            return;
+        }
+        if let Some(area) = postal_area(digits) {
+            self.area_prefectures
+                .entry(area.to_owned())
+                .or_default()
+                .insert(prefecture.to_owned());
+        }
         self.prefectures
-            .get(&postal_digits(postal_code))
+            .entry(digits.to_owned())
+            .or_default()
+            .insert(prefecture.to_owned());
+    }
+
+    /// The prefectures of a postal code, sorted: those of the code when it is found, else
+    /// those of its 3-digit postal area, else none (unknown).
+    ///
+    /// The fallback never excludes a true person who gives a correct code: a person's row
+    /// shows a prefecture only when the store has the person's address, and then the
+    /// person's (code, prefecture) pair is in this dictionary, so the code is found with
+    /// its prefecture (and its area holds that prefecture too, were it consulted). A person without an address is shown
+    /// as `postal-NN`, which is compared with the code's digits, not its prefectures.
+    fn lookup(&self, postal_code: &str) -> Vec<String> {
+        let digits = postal_digits(postal_code);
+        self.prefectures
+            .get(&digits)
+            .or_else(|| postal_area(&digits).and_then(|area| self.area_prefectures.get(area)))
             .map(|p| p.iter().cloned().collect())
             .unwrap_or_default()
     }
@@ -618,8 +652,9 @@ impl RegionKnowledge {
     /// Whether a released (possibly generalized) region may be the person's. A known address
     /// prefecture decides, since the release shows it whenever the store has it (a row in
     /// `postal-` form is then someone else's). Without it, a prefecture-level value is
-    /// compared with the postal code's prefectures, and excludes no one when the code is not
-    /// found; a `postal-` value with the code's `postal-NN`.
+    /// compared with the postal code's prefectures (by its postal area when the code is not
+    /// found), and excludes no one when neither is found; a `postal-` value with the code's
+    /// `postal-NN`.
     fn consistent(&self, released: &str) -> bool {
         let released = released.trim();
         if released.is_empty() || released == "*" {
@@ -641,7 +676,7 @@ impl RegionKnowledge {
     }
 
     /// The values an ungeneralized release may show for the person, or `None` when any
-    /// prefecture may be (nothing known, or a postal code not found).
+    /// prefecture may be (nothing known, or a postal code whose area is not found either).
     fn plain_values(&self) -> Option<Vec<&str>> {
         if let Some(prefecture) = &self.prefecture {
             return Some(vec![prefecture.as_str()]);
@@ -1965,6 +2000,85 @@ mod tests {
         assert!(unknown_code.region.consistent("postal-9*"));
         let exact = released_at_region_level(&truth, 0);
         assert_eq!(candidates_of(&exact, &unknown_code), ["P0", "P1"]);
+    }
+
+    /// A record knowing only the postal code `code` (no address), as the attacker of
+    /// `truth` would read it.
+    fn postal_only_record(truth: &QuasiIdentifierTable, code: &str) -> AttackerRecord {
+        let mut record = record_of(truth, 0, true);
+        record.region = RegionKnowledge {
+            prefecture: None,
+            postal_region: postal_region(code),
+            postal_prefectures: PostalDictionary::of(truth).lookup(code),
+        };
+        record
+    }
+
+    #[test]
+    fn a_code_not_found_falls_back_to_the_prefectures_of_its_postal_area() {
+        // Area 150 lies in 東京都 only, area 151 (here) in 東京都 and 神奈川県, area 530 in
+        // 大阪府; P4 has a postal code only, absent from the dictionary (no address).
+        let truth = truth_of(&[
+            (Some("東京都"), Some("150-0001"), 1, ""),
+            (Some("大阪府"), Some("530-0001"), 1, ""),
+            (Some("東京都"), Some("151-0001"), 1, ""),
+            (Some("神奈川県"), Some("151-0002"), 1, ""),
+            (None, Some("530-0099"), 1, ""),
+        ]);
+        let dictionary = PostalDictionary::of(&truth);
+        assert_eq!(dictionary.lookup("150-0001"), ["東京都"]);
+        // A found code is not widened by its area.
+        assert_eq!(dictionary.lookup("151-0002"), ["神奈川県"]);
+        assert_eq!(dictionary.lookup("１５０-9999"), ["東京都"]);
+        assert_eq!(dictionary.lookup("151-9999"), ["東京都", "神奈川県"]);
+        assert!(dictionary.lookup("990-0001").is_empty());
+        assert!(dictionary.lookup("15").is_empty());
+
+        let exact = released_at_region_level(&truth, 0);
+        let blocks = released_at_region_level(&truth, 1);
+        // Unknown code of a known area: narrowed to 東京都, 大阪府's row excluded.
+        let one_prefecture = postal_only_record(&truth, "150-9999");
+        assert_eq!(one_prefecture.region.postal_prefectures, ["東京都"]);
+        assert!(!one_prefecture.region.consistent("大阪府"));
+        assert!(!one_prefecture.region.consistent("近畿地方"));
+        assert_eq!(candidates_of(&exact, &one_prefecture), ["P0", "P2"]);
+        assert_eq!(candidates_of(&blocks, &one_prefecture), ["P0", "P2", "P3"]);
+        // An area of two prefectures keeps both.
+        let two_prefectures = postal_only_record(&truth, "151-9999");
+        assert!(two_prefectures.region.consistent("東京都"));
+        assert!(two_prefectures.region.consistent("神奈川県"));
+        assert!(!two_prefectures.region.consistent("大阪府"));
+        assert_eq!(candidates_of(&exact, &two_prefectures), ["P0", "P2", "P3"]);
+        // An unknown area excludes no prefecture-level row.
+        let unknown_area = postal_only_record(&truth, "990-0001");
+        assert_eq!(
+            candidates_of(&exact, &unknown_area),
+            ["P0", "P1", "P2", "P3"]
+        );
+        assert_eq!(
+            candidates_of(&blocks, &unknown_area),
+            ["P0", "P1", "P2", "P3"]
+        );
+        // P4's own code is found by its area only (大阪府), yet P4's row (`postal-53`) stays.
+        let p4 = record_of(&truth, 4, true);
+        assert_eq!(p4.region.postal_prefectures, ["大阪府"]);
+        assert_eq!(candidates_of(&exact, &p4), ["P1", "P4"]);
+
+        // Every true person with a correct code stays a candidate at every region level,
+        // with or without the address.
+        for level in 0..3 {
+            let released = released_at_region_level(&truth, level);
+            for person in 0..truth.rows().len() {
+                for without_address in [false, true] {
+                    let attacker = record_of(&truth, person, without_address);
+                    assert!(
+                        candidates_of(&released, &attacker).contains(&format!("P{person}")),
+                        "P{person} (address known: {}) excluded at level {level}",
+                        !without_address
+                    );
+                }
+            }
+        }
     }
 
     #[test]
