@@ -4,7 +4,7 @@
 //! `cargo run --release -p kiban-linkage --example link_diagnose -- workdir`
 
 use kiban_linkage::blocking::candidate_pairs;
-use kiban_linkage::evaluate::read_assignment;
+use kiban_linkage::evaluate::{person_of_each_record, read_assignment};
 use kiban_linkage::link::{LinkOptions, NameFrequencies, estimate_matching_pairs, train_model};
 use kiban_linkage::model::{FIELD_COUNT, compare_records, level_of};
 use kiban_linkage::records::load_identity_csv;
@@ -14,16 +14,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::path::PathBuf::from(std::env::args().nth(1).ok_or("workdir")?);
     let loaded = load_identity_csv(&dir.join("identity_records.csv"))?;
     let truth = read_assignment(&dir.join("identity_truth.csv"))?;
-    let person: Vec<&str> = loaded
-        .record_ids
-        .iter()
-        .map(|id| truth.get(id).map_or("", |p| p.as_ref()))
-        .collect();
+    let person: Vec<&str> = person_of_each_record(&loaded.record_ids, &truth);
     let records = &loaded.records;
     let pool = &loaded.pool;
-    let linkable: Vec<u32> = (0..records.len() as u32)
-        .filter(|&i| loaded.linkable[i as usize])
-        .collect();
+    let linkable: Vec<u32> = loaded.linkable_indexes();
     let options = LinkOptions::default();
     let candidates = candidate_pairs(pool, records, &linkable, options.max_block_size);
     let mut model = train_model(&loaded, &linkable, &options);

@@ -1,7 +1,7 @@
 //! Tabulates missed and false links by comparison vector and household co-movement (levels
 //! only, never values): `cargo run -p kiban-linkage --example link_misses -- workdir`.
 
-use kiban_linkage::evaluate::read_assignment;
+use kiban_linkage::evaluate::{person_of_each_record, read_assignment};
 use kiban_linkage::link::{LinkOptions, score_candidates};
 use kiban_linkage::model::{FIELD_COUNT, level_of};
 use kiban_linkage::records::load_identity_csv;
@@ -18,14 +18,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::path::PathBuf::from(std::env::args().nth(1).ok_or("workdir")?);
     let loaded = load_identity_csv(&dir.join("identity_records.csv"))?;
     let truth = read_assignment(&dir.join("identity_truth.csv"))?;
-    let person: Vec<&str> = loaded
-        .record_ids
-        .iter()
-        .map(|id| truth.get(id).map_or("", |p| p.as_ref()))
-        .collect();
-    let linkable: Vec<u32> = (0..loaded.records.len() as u32)
-        .filter(|&i| loaded.linkable[i as usize])
-        .collect();
+    let person: Vec<&str> = person_of_each_record(&loaded.record_ids, &truth);
+    let linkable: Vec<u32> = loaded.linkable_indexes();
     let options = LinkOptions::default();
     let scored = score_candidates(&loaded, &linkable, &options);
     let threshold = (options.match_threshold / (1.0 - options.match_threshold)).log2();

@@ -644,9 +644,7 @@ mod tests {
     #[test]
     fn streamed_candidates_are_the_union_of_the_rules_each_pair_once() {
         let loaded = synth_records(3_000);
-        let linkable: Vec<u32> = (0..loaded.records.len() as u32)
-            .filter(|&i| loaded.linkable[i as usize])
-            .collect();
+        let linkable: Vec<u32> = loaded.linkable_indexes();
         // A small cap makes some blocks oversized: their pairs must still come from later rules.
         for max_block_size in [1_000, 3] {
             let (union, per_rule) = union_of_rules(&loaded, &linkable, max_block_size);
@@ -687,9 +685,7 @@ mod tests {
     #[test]
     fn a_pair_of_an_earlier_rule_is_skipped_by_later_rules() {
         let loaded = synth_records(300);
-        let linkable: Vec<u32> = (0..loaded.records.len() as u32)
-            .filter(|&i| loaded.linkable[i as usize])
-            .collect();
+        let linkable: Vec<u32> = loaded.linkable_indexes();
         let index = BlockIndex::new(&loaded.pool, &loaded.records, &linkable, 1_000);
         let generated: u64 = index.rules().iter().map(|r| r.pairs).sum();
         let streamed = index.fold_pairs(&loaded.records, || 0u64, |n, _, _| *n += 1, |x, y| x + y);
@@ -702,9 +698,7 @@ mod tests {
     #[test]
     fn pairs_touching_new_records_are_the_candidate_pairs_with_a_new_record() {
         let loaded = synth_records(3_000);
-        let linkable: Vec<u32> = (0..loaded.records.len() as u32)
-            .filter(|&i| loaded.linkable[i as usize])
-            .collect();
+        let linkable: Vec<u32> = loaded.linkable_indexes();
         let collect = |mut x: Vec<(u32, u32)>, y: Vec<(u32, u32)>| {
             x.extend(y);
             x

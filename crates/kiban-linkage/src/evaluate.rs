@@ -101,6 +101,17 @@ pub fn evaluate(
     }
 }
 
+/// The assigned person of each record id, in order; "" for a record the assignment lacks.
+pub fn person_of_each_record<'a>(
+    record_ids: &[Box<str>],
+    assignment: &'a FxHashMap<Box<str>, Box<str>>,
+) -> Vec<&'a str> {
+    record_ids
+        .iter()
+        .map(|id| assignment.get(id).map_or("", |p| p.as_ref()))
+        .collect()
+}
+
 /// Reads `record_id,person_id` (more columns allowed) into an assignment.
 pub fn read_assignment(path: &Path) -> Result<FxHashMap<Box<str>, Box<str>>, EvaluateError> {
     let read_error = |line: u64| EvaluateError::Read {

@@ -436,9 +436,7 @@ pub fn link_new_records(
         });
     }
     let is_new: Vec<bool> = existing.iter().map(Option::is_none).collect();
-    let linkable: Vec<u32> = (0..records.len() as u32)
-        .filter(|&i| loaded.linkable[i as usize])
-        .collect();
+    let linkable: Vec<u32> = loaded.linkable_indexes();
     let all_pairs = cross_provider_pairs(loaded, &linkable);
     let model = learned.model_parameters(linkable.len(), all_pairs);
     let prior = model.prior_weight();
@@ -812,9 +810,7 @@ mod tests {
         );
         // Only the pairs with a new record were enumerated: exactly those of the full blocking.
         assert_eq!(report.candidate_pairs, report.pairs_scored);
-        let linkable: Vec<u32> = (0..both.records.len() as u32)
-            .filter(|&i| both.linkable[i as usize])
-            .collect();
+        let linkable: Vec<u32> = both.linkable_indexes();
         let index = BlockIndex::new(&both.pool, &both.records, &linkable, options.max_block_size);
         let with_new = index.fold_pairs(
             &both.records,

@@ -1140,9 +1140,7 @@ pub fn link_records_with(
 ) -> Linkage {
     let started = Instant::now();
     let records = &loaded.records;
-    let linkable: Vec<u32> = (0..records.len() as u32)
-        .filter(|&i| loaded.linkable[i as usize])
-        .collect();
+    let linkable: Vec<u32> = loaded.linkable_indexes();
     let ScoredCandidates {
         rules,
         pairs_compared,
@@ -1758,9 +1756,7 @@ mod tests {
         };
         let summary = kiban_synth::write_identity_csv(&config, dir.path(), &|_| {}).unwrap();
         let loaded = crate::records::load_identity_csv(&summary.records_path).unwrap();
-        let linkable: Vec<u32> = (0..loaded.records.len() as u32)
-            .filter(|&i| loaded.linkable[i as usize])
-            .collect();
+        let linkable: Vec<u32> = loaded.linkable_indexes();
         let options = LinkOptions::default();
         let cut = probability_weight(options.match_threshold) - CLUSTER_EVIDENCE_MARGIN;
         let eligible = |scored: &ScoredCandidates| {

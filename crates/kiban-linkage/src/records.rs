@@ -333,6 +333,13 @@ pub struct LoadedRecords {
 }
 
 impl LoadedRecords {
+    /// The indexes of the records that take part in linkage, in file order.
+    pub fn linkable_indexes(&self) -> Vec<u32> {
+        (0..self.records.len() as u32)
+            .filter(|&i| self.linkable[i as usize])
+            .collect()
+    }
+
     /// The insurance card of a record in the form of [`crate::compare`].
     pub fn card(&self, record: &LinkRecord) -> InsuranceCard {
         InsuranceCard {
