@@ -1500,32 +1500,50 @@ fn released_item_sets(release: &Path) -> BTreeMap<String, BTreeSet<String>> {
         .iter()
         .map(|r| (r[person_at].clone(), BTreeSet::new()))
         .collect();
-    let cell = |batch: &RecordBatch, name: &str, row: usize| -> Option<String> {
-        let values = batch.column_by_name(name).unwrap().as_string::<i32>();
-        values
-            .is_valid(row)
-            .then(|| values.value(row).trim().to_owned())
-            .filter(|v| !v.is_empty())
-    };
-    for table in ["conditions", "procedures", "allergies", "infections"] {
+    add_released_items(
+        release,
+        &["conditions", "procedures", "allergies", "infections"],
+        &mut sets,
+    );
+    sets
+}
+
+/// A string cell, trimmed; `None` when null or blank.
+fn text_cell(batch: &RecordBatch, name: &str, row: usize) -> Option<String> {
+    let values = batch.column_by_name(name).unwrap().as_string::<i32>();
+    values
+        .is_valid(row)
+        .then(|| values.value(row).trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+/// Adds each person's items of the released `tables` (those present) to `sets`, named as
+/// [`released_item_sets`] names them.
+fn add_released_items(
+    release: &Path,
+    tables: &[&str],
+    sets: &mut BTreeMap<String, BTreeSet<String>>,
+) {
+    for &table in tables {
         let path = release.join(format!("{table}.parquet"));
         if !path.exists() {
             continue;
         }
         for batch in read_parquet(&path) {
             for row in 0..batch.num_rows() {
-                let person = cell(&batch, "person", row).unwrap();
+                let cell = |name: &str| text_cell(&batch, name, row);
+                let person = cell("person").unwrap();
                 let item = match table {
-                    "conditions" => cell(&batch, "icd10", row).map(|c| diagnosis_item(&c)),
-                    "procedures" => cell(&batch, "code", row).map(|c| format!("procedure:{c}")),
+                    "conditions" => cell("icd10").map(|c| diagnosis_item(&c)),
+                    "procedures" => cell("code").map(|c| format!("procedure:{c}")),
                     "allergies" => {
-                        let category = cell(&batch, "category", row).unwrap_or("-".to_owned());
-                        Some(match cell(&batch, "code", row) {
+                        let category = cell("category").unwrap_or("-".to_owned());
+                        Some(match cell("code") {
                             Some(code) => format!("allergy:{category}:{code}"),
                             None => format!("allergy:{category}"),
                         })
                     }
-                    _ => cell(&batch, "code", row).map(|code| match cell(&batch, "result", row) {
+                    _ => cell("code").map(|code| match cell("result") {
                         Some(result) => format!("infection:{code}:{result}"),
                         None => format!("infection:{code}"),
                     }),
@@ -1534,7 +1552,6 @@ fn released_item_sets(release: &Path) -> BTreeMap<String, BTreeSet<String>> {
             }
         }
     }
-    sets
 }
 
 /// The k^m rule over the combined item set, recomputed from the released files alone: every
@@ -1817,40 +1834,12 @@ fn recompute_clinical_items_attack(
 /// Each person's procedure, allergy and infection items in a release (any kind), as
 /// [`released_item_sets`] names them, for every person holding one.
 fn released_item_sets_of(release: &Path) -> BTreeMap<String, BTreeSet<String>> {
-    let cell = |batch: &RecordBatch, name: &str, row: usize| -> Option<String> {
-        let values = batch.column_by_name(name).unwrap().as_string::<i32>();
-        values
-            .is_valid(row)
-            .then(|| values.value(row).trim().to_owned())
-            .filter(|v| !v.is_empty())
-    };
-    let mut sets: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for table in ["procedures", "allergies", "infections"] {
-        let path = release.join(format!("{table}.parquet"));
-        if !path.exists() {
-            continue;
-        }
-        for batch in read_parquet(&path) {
-            for row in 0..batch.num_rows() {
-                let person = cell(&batch, "person", row).unwrap();
-                let item = match table {
-                    "procedures" => cell(&batch, "code", row).map(|c| format!("procedure:{c}")),
-                    "allergies" => {
-                        let category = cell(&batch, "category", row).unwrap_or("-".to_owned());
-                        Some(match cell(&batch, "code", row) {
-                            Some(code) => format!("allergy:{category}:{code}"),
-                            None => format!("allergy:{category}"),
-                        })
-                    }
-                    _ => cell(&batch, "code", row).map(|code| match cell(&batch, "result", row) {
-                        Some(result) => format!("infection:{code}:{result}"),
-                        None => format!("infection:{code}"),
-                    }),
-                };
-                sets.entry(person).or_default().extend(item);
-            }
-        }
-    }
+    let mut sets = BTreeMap::new();
+    add_released_items(
+        release,
+        &["procedures", "allergies", "infections"],
+        &mut sets,
+    );
     sets
 }
 

@@ -1384,40 +1384,79 @@ mod tests {
         (1970, "female", "大阪府", 2, "J45"),
     ];
 
-    fn constructed() -> QuasiIdentifierTable {
+    /// One person of a hand-made truth, seen on 2020-01-01 and born on June 1st of
+    /// `birth_year`.
+    struct FixturePerson<'a> {
+        birth_year: i32,
+        sex: &'a str,
+        prefecture: Option<&'a str>,
+        postal_code: Option<&'a str>,
+        /// The released region.
+        region: String,
+        visits: u64,
+        deceased: Option<bool>,
+        /// `;`-separated.
+        diagnoses: &'a str,
+        items: &'a [&'a str],
+    }
+
+    /// The truth of `persons`, named `P0`, `P1`, … in order: each person's row and what the
+    /// attacker may know of the person.
+    fn truth_table<'a>(
+        persons: impl IntoIterator<Item = FixturePerson<'a>>,
+    ) -> QuasiIdentifierTable {
         let at = NaiveDate::from_ymd_opt(2020, 1, 1).unwrap();
-        let (rows, known) = PERSONS
-            .iter()
+        let (rows, known) = persons
+            .into_iter()
             .enumerate()
-            .map(|(i, &(year, sex, prefecture, visits, diagnoses))| {
-                let birth = NaiveDate::from_ymd_opt(year, 6, 1).unwrap();
+            .map(|(i, p)| {
+                let birth = NaiveDate::from_ymd_opt(p.birth_year, 6, 1).unwrap();
                 (
                     PersonQuasiIdentifiers {
                         person: format!("P{i}"),
                         age: age_at(birth, at).unwrap().to_string(),
-                        sex: sex.to_owned(),
-                        region: prefecture.to_owned(),
-                        visits,
-                        deceased: None,
-                        diagnoses: diagnoses.to_owned(),
+                        sex: p.sex.to_owned(),
+                        region: p.region,
+                        visits: p.visits,
+                        deceased: p.deceased,
+                        diagnoses: p.diagnoses.to_owned(),
                     },
                     KnownIdentity {
                         birth_date: Some(birth),
-                        sex: Some(sex.to_owned()),
-                        postal_code: None,
-                        prefecture: Some(prefecture.to_owned()),
+                        sex: Some(p.sex.to_owned()),
+                        postal_code: p.postal_code.map(str::to_owned),
+                        prefecture: p.prefecture.map(str::to_owned),
                         index_date: Some(at),
-                        diagnoses: diagnoses
+                        diagnoses: p
+                            .diagnoses
                             .split(';')
                             .filter(|d| !d.is_empty())
                             .map(str::to_owned)
                             .collect(),
-                        items: Vec::new(),
+                        items: p.items.iter().map(|s| (*s).to_owned()).collect(),
                     },
                 )
             })
             .unzip();
         QuasiIdentifierTable::from_parts(rows, known)
+    }
+
+    fn constructed() -> QuasiIdentifierTable {
+        truth_table(
+            PERSONS.iter().map(
+                |&(birth_year, sex, prefecture, visits, diagnoses)| FixturePerson {
+                    birth_year,
+                    sex,
+                    prefecture: Some(prefecture),
+                    postal_code: None,
+                    region: prefecture.to_owned(),
+                    visits,
+                    deceased: None,
+                    diagnoses,
+                    items: &[],
+                },
+            ),
+        )
     }
 
     fn exact_attacker() -> AttackerErrorModel {
@@ -1559,33 +1598,17 @@ mod tests {
     /// Four persons of the same demographics and visits, told apart only by whether they
     /// died and by their procedures, allergies and infection results.
     fn clinical_truth(deceased: [bool; 4], items: [&[&str]; 4]) -> QuasiIdentifierTable {
-        let at = NaiveDate::from_ymd_opt(2020, 1, 1).unwrap();
-        let birth = NaiveDate::from_ymd_opt(1950, 6, 1).unwrap();
-        let (rows, known) = (0..4)
-            .map(|i| {
-                (
-                    PersonQuasiIdentifiers {
-                        person: format!("P{i}"),
-                        age: age_at(birth, at).unwrap().to_string(),
-                        sex: "male".to_owned(),
-                        region: "東京都".to_owned(),
-                        visits: 3,
-                        deceased: Some(deceased[i]),
-                        diagnoses: String::new(),
-                    },
-                    KnownIdentity {
-                        birth_date: Some(birth),
-                        sex: Some("male".to_owned()),
-                        postal_code: None,
-                        prefecture: Some("東京都".to_owned()),
-                        index_date: Some(at),
-                        diagnoses: Vec::new(),
-                        items: items[i].iter().map(|s| (*s).to_owned()).collect(),
-                    },
-                )
-            })
-            .unzip();
-        QuasiIdentifierTable::from_parts(rows, known)
+        truth_table((0..4).map(|i| FixturePerson {
+            birth_year: 1950,
+            sex: "male",
+            prefecture: Some("東京都"),
+            postal_code: None,
+            region: "東京都".to_owned(),
+            visits: 3,
+            deceased: Some(deceased[i]),
+            diagnoses: "",
+            items: items[i],
+        }))
     }
 
     /// The attacker knows everything exactly, every item included.
@@ -1842,39 +1865,21 @@ mod tests {
     type Person<'a> = (Option<&'a str>, Option<&'a str>, u64, &'a str);
 
     fn truth_of(persons: &[Person]) -> QuasiIdentifierTable {
-        let at = NaiveDate::from_ymd_opt(2020, 1, 1).unwrap();
-        let birth = NaiveDate::from_ymd_opt(1950, 6, 1).unwrap();
-        let (rows, known) = persons
-            .iter()
-            .enumerate()
-            .map(|(i, &(prefecture, postal, visits, diagnoses))| {
-                (
-                    PersonQuasiIdentifiers {
-                        person: format!("P{i}"),
-                        age: age_at(birth, at).unwrap().to_string(),
-                        sex: "male".to_owned(),
-                        region: crate::region_of(prefecture, postal).unwrap_or_default(),
-                        visits,
-                        deceased: None,
-                        diagnoses: diagnoses.to_owned(),
-                    },
-                    KnownIdentity {
-                        birth_date: Some(birth),
-                        sex: Some("male".to_owned()),
-                        postal_code: postal.map(str::to_owned),
-                        prefecture: prefecture.map(str::to_owned),
-                        index_date: Some(at),
-                        diagnoses: diagnoses
-                            .split(';')
-                            .filter(|d| !d.is_empty())
-                            .map(str::to_owned)
-                            .collect(),
-                        items: Vec::new(),
-                    },
-                )
-            })
-            .unzip();
-        QuasiIdentifierTable::from_parts(rows, known)
+        truth_table(
+            persons.iter().map(
+                |&(prefecture, postal_code, visits, diagnoses)| FixturePerson {
+                    birth_year: 1950,
+                    sex: "male",
+                    prefecture,
+                    postal_code,
+                    region: crate::region_of(prefecture, postal_code).unwrap_or_default(),
+                    visits,
+                    deceased: None,
+                    diagnoses,
+                    items: &[],
+                },
+            ),
+        )
     }
 
     /// The truth's person table with its region generalized to `level` of the release's
@@ -1922,6 +1927,25 @@ mod tests {
         persons
     }
 
+    /// Every person of `truth`, known with the correct code and with or without the address,
+    /// stays a candidate of `released` (the release at region `level`).
+    fn assert_every_person_a_candidate(
+        truth: &QuasiIdentifierTable,
+        released: &ReleasedPersonTable,
+        level: usize,
+    ) {
+        for person in 0..truth.rows().len() {
+            for without_address in [false, true] {
+                let attacker = record_of(truth, person, without_address);
+                assert!(
+                    candidates_of(released, &attacker).contains(&format!("P{person}")),
+                    "P{person} (address known: {}) excluded at level {level}",
+                    !without_address
+                );
+            }
+        }
+    }
+
     #[test]
     fn a_postal_code_without_the_address_keeps_the_person_at_every_region_level() {
         // P0 and P1 have an address (region: its prefecture), P2 a postal code only (region:
@@ -1942,16 +1966,7 @@ mod tests {
             let released = released_at_region_level(&truth, level);
             let regions: Vec<&str> = released.rows.iter().map(|r| r[3].as_str()).collect();
             assert_eq!(&regions, shown, "level {level}");
-            for person in 0..3 {
-                for without_address in [false, true] {
-                    let attacker = record_of(&truth, person, without_address);
-                    assert!(
-                        candidates_of(&released, &attacker).contains(&format!("P{person}")),
-                        "P{person} (address known: {}) excluded at level {level}",
-                        !without_address
-                    );
-                }
-            }
+            assert_every_person_a_candidate(&truth, &released, level);
         }
         // Without the address, P0's postal code is read as 東京都 (its prefecture in the
         // dictionary) and as `postal-15`: P2's row stays a candidate, P1's (大阪府) not.
@@ -1987,12 +2002,7 @@ mod tests {
         }
         // A postal code nobody's address gives (a wrong digit) says nothing of the
         // prefecture: no prefecture-level row is excluded, `postal-` rows are compared.
-        let mut unknown_code = record_of(&truth, 0, true);
-        unknown_code.region = RegionKnowledge {
-            prefecture: None,
-            postal_region: postal_region("990-0001"),
-            postal_prefectures: PostalDictionary::of(&truth).lookup("990-0001"),
-        };
+        let unknown_code = postal_only_record(&truth, "990-0001");
         assert!(unknown_code.region.postal_prefectures.is_empty());
         assert!(unknown_code.region.consistent("東京都"));
         assert!(unknown_code.region.consistent("近畿地方"));
@@ -2068,16 +2078,7 @@ mod tests {
         // with or without the address.
         for level in 0..3 {
             let released = released_at_region_level(&truth, level);
-            for person in 0..truth.rows().len() {
-                for without_address in [false, true] {
-                    let attacker = record_of(&truth, person, without_address);
-                    assert!(
-                        candidates_of(&released, &attacker).contains(&format!("P{person}")),
-                        "P{person} (address known: {}) excluded at level {level}",
-                        !without_address
-                    );
-                }
-            }
+            assert_every_person_a_candidate(&truth, &released, level);
         }
     }
 

@@ -280,6 +280,15 @@ fn fixture() -> Fixture {
     }
 }
 
+/// The fixture's person table under `options`.
+fn person_table(
+    f: &Fixture,
+    key: &ProjectKey,
+    options: &QuasiIdentifierOptions,
+) -> QuasiIdentifierTable {
+    derive_quasi_identifiers(&f.extract, &f.identities, &f.persons, key, options).unwrap()
+}
+
 fn master_and_ring(root: &Path) -> KeyFile {
     KeyFile::generate(&root.join("keys/master.key")).unwrap()
 }
@@ -636,14 +645,7 @@ fn anonymized_release_recodes_rare_values_until_every_code_is_common() {
 fn person_table_has_ages_regions_visits_and_top_codes_old_ages() {
     let f = fixture();
     let key = ProjectKey::from_bytes("study-a", [9; 32]);
-    let exact = derive_quasi_identifiers(
-        &f.extract,
-        &f.identities,
-        &f.persons,
-        &key,
-        &QuasiIdentifierOptions::default(),
-    )
-    .unwrap();
+    let exact = person_table(&f, &key, &QuasiIdentifierOptions::default());
     assert_eq!(exact.rows().len(), PERSONS);
     assert!(
         exact
@@ -659,17 +661,14 @@ fn person_table_has_ages_regions_visits_and_top_codes_old_ages() {
             .iter()
             .any(|r| r.diagnoses.contains("E11;") || r.diagnoses.ends_with("E11"))
     );
-    let anonymized = derive_quasi_identifiers(
-        &f.extract,
-        &f.identities,
-        &f.persons,
+    let anonymized = person_table(
+        &f,
         &key,
         &QuasiIdentifierOptions {
             index_date: Some(date(2024, 1, 1)),
             ..QuasiIdentifierOptions::anonymized(&RareValueOptions::default())
         },
-    )
-    .unwrap();
+    );
     assert!(anonymized.report().ages_top_coded > 0);
     assert!(anonymized.rows().iter().any(|r| r.age == "90+"));
     assert!(
@@ -765,14 +764,7 @@ fn k_anonymize(table: &QuasiIdentifierTable, k: usize) -> Vec<Vec<String>> {
 fn linkage_attack_reidentifies_exact_quasi_identifiers_but_not_k_anonymous_ones() {
     let f = fixture();
     let key = ProjectKey::from_bytes("study-a", [11; 32]);
-    let truth = derive_quasi_identifiers(
-        &f.extract,
-        &f.identities,
-        &f.persons,
-        &key,
-        &QuasiIdentifierOptions::default(),
-    )
-    .unwrap();
+    let truth = person_table(&f, &key, &QuasiIdentifierOptions::default());
     let policy = ReidentificationPolicy { max_share: 0.05 };
     let errors = AttackerErrorModel::default();
     let exact = linkage_attack(
@@ -1086,6 +1078,56 @@ fn released_with_diagnoses(
     ReleasedPersonTable::new(header, rows).unwrap()
 }
 
+/// The person table as released under the k^m rule: demographics k-anonymized, the rows
+/// of the `withheld` persons suppressed and the rule applied again to the rows left; with
+/// the table's diagnosis plan composed with that later one.
+fn released_under_k_m(
+    table: &QuasiIdentifierTable,
+    k: usize,
+    m: usize,
+    withheld: &BTreeSet<String>,
+) -> (ReleasedPersonTable, DiagnosisRecoding) {
+    let demographics = k_anonymize(table, k);
+    let full = released_with_diagnoses(&demographics, table);
+    let rows: Vec<Vec<String>> = full
+        .rows()
+        .iter()
+        .filter(|r| !withheld.contains(&r[0]))
+        .cloned()
+        .collect();
+    let mut released = ReleasedPersonTable::new(full.header().to_vec(), rows).unwrap();
+    let (_, later) = released
+        .protect_diagnoses_with_plan(&DiagnosisSetOptions { k, m })
+        .unwrap()
+        .unwrap();
+    let recoding = table.diagnosis_recoding().then(&later);
+    (released, recoding)
+}
+
+/// The fixture's anonymized person table with the k^m rule on diagnosis sets.
+fn person_table_under_k_m(
+    f: &Fixture,
+    key: &ProjectKey,
+    rare: &RareValueOptions,
+    k: usize,
+    m: usize,
+) -> QuasiIdentifierTable {
+    person_table(
+        f,
+        key,
+        &QuasiIdentifierOptions::anonymized(rare).with_diagnosis_sets(k, m),
+    )
+}
+
+/// An anonymized release following the person table's diagnosis plan.
+fn anonymized_with_plan(rare: RareValueOptions, recoding: DiagnosisRecoding) -> ReleaseOptions {
+    ReleaseOptions {
+        kind: ReleaseKind::Anonymized(rare),
+        diagnosis_recoding: Some(recoding),
+        ..ReleaseOptions::default()
+    }
+}
+
 #[test]
 fn diagnosis_sets_are_k_m_anonymous_and_the_attack_does_not_gain() {
     let f = fixture();
@@ -1094,25 +1136,15 @@ fn diagnosis_sets_are_k_m_anonymous_and_the_attack_does_not_gain() {
     // triples by 7 only; an attacker knowing three categories against k = 10 needs the rule.
     let (k, m) = (10, 3);
     let options = QuasiIdentifierOptions::anonymized(&RareValueOptions::default());
-    let verbatim = derive_quasi_identifiers(
-        &f.extract,
-        &f.identities,
-        &f.persons,
+    let verbatim = person_table(
+        &f,
         &key,
         &QuasiIdentifierOptions {
             diagnosis_sets: None,
             ..options.clone()
         },
-    )
-    .unwrap();
-    let protected = derive_quasi_identifiers(
-        &f.extract,
-        &f.identities,
-        &f.persons,
-        &key,
-        &options.with_diagnosis_sets(k, m),
-    )
-    .unwrap();
+    );
+    let protected = person_table(&f, &key, &options.with_diagnosis_sets(k, m));
     let rule = protected.report().diagnosis_sets.clone().unwrap();
     assert_eq!((rule.k, rule.m), (k, m));
     assert_eq!(rule.persons, PERSONS as u64);
@@ -1182,28 +1214,14 @@ fn conditions_follow_the_diagnosis_plan_of_the_released_person_table() {
     let key = ProjectKey::from_bytes("study-a", [12; 32]);
     let (k, m) = (10, 3);
     let rare = RareValueOptions::default();
-    let table = derive_quasi_identifiers(
-        &f.extract,
-        &f.identities,
-        &f.persons,
-        &key,
-        &QuasiIdentifierOptions::anonymized(&rare).with_diagnosis_sets(k, m),
-    )
-    .unwrap();
+    let table = person_table_under_k_m(&f, &key, &rare, k, m);
     let rule = table.report().diagnosis_sets.clone().unwrap();
     assert!(rule.items_suppressed > 0 || !rule.generalized_to_block.is_empty());
     // The person table as released: one person's row suppressed (withheld), the rule applied
     // again to the rows left, the plans composed.
-    let demographics = k_anonymize(&table, k);
-    let full = released_with_diagnoses(&demographics, &table);
-    let withheld = full.rows()[0][0].clone();
-    let mut released =
-        ReleasedPersonTable::new(full.header().to_vec(), full.rows()[1..].to_vec()).unwrap();
-    let (_, later) = released
-        .protect_diagnoses_with_plan(&DiagnosisSetOptions { k, m })
-        .unwrap()
-        .unwrap();
-    let recoding = table.diagnosis_recoding().then(&later);
+    let withheld = table.rows()[0].person.clone();
+    let (released, recoding) =
+        released_under_k_m(&table, k, m, &BTreeSet::from([withheld.clone()]));
     assert_eq!(recoding.len(), PERSONS - 1);
     assert!(recoding.person(&withheld).is_none());
 
@@ -1219,11 +1237,7 @@ fn conditions_follow_the_diagnosis_plan_of_the_released_person_table() {
     assert!(!f.root.join("no").exists());
 
     let release = f.root.join("anonymized");
-    let options = ReleaseOptions {
-        kind: ReleaseKind::Anonymized(rare),
-        diagnosis_recoding: Some(recoding),
-        ..ReleaseOptions::default()
-    };
+    let options = anonymized_with_plan(rare, recoding);
     let report = write_release(&f.extract, &release, &key, &f.persons, &options).unwrap();
     let conditions_report = report.diagnosis_sets.clone().unwrap();
     assert!(conditions_report.rows_of_withheld_persons > 0);
@@ -1259,17 +1273,10 @@ fn conditions_follow_the_diagnosis_plan_of_the_released_person_table() {
                 .or_default();
             if code.is_valid(i) {
                 let value = code.value(i);
-                let item = if value.contains('-') {
+                if value.contains('-') {
                     assert!(medis.is_null(i), "a generalized row keeps its MEDIS code");
-                    value.to_owned()
-                } else {
-                    value
-                        .chars()
-                        .filter(char::is_ascii_alphanumeric)
-                        .take(3)
-                        .collect()
-                };
-                items.insert(item);
+                }
+                items.insert(diagnosis_item(value));
             }
         }
     }
@@ -1296,6 +1303,19 @@ fn conditions_follow_the_diagnosis_plan_of_the_released_person_table() {
     assert!(supports.values().all(|s| *s >= k), "{supports:?}");
 }
 
+/// A released `icd10` value as a diagnosis item: a block or chapter as it is, a code by its
+/// category.
+fn diagnosis_item(code: &str) -> String {
+    if code.contains('-') {
+        code.to_owned()
+    } else {
+        code.chars()
+            .filter(char::is_ascii_alphanumeric)
+            .take(3)
+            .collect()
+    }
+}
+
 /// Rows of a Parquet file per value of a text column.
 fn rows_per_value(path: &Path, column: &str) -> BTreeMap<String, u64> {
     let mut rows = BTreeMap::new();
@@ -1318,14 +1338,7 @@ fn persons_withheld_from_the_person_table_leave_no_row_in_any_table() {
     let (k, m) = (10, 2);
     let rare = RareValueOptions::default();
     let threshold = rare.min_persons;
-    let table = derive_quasi_identifiers(
-        &f.extract,
-        &f.identities,
-        &f.persons,
-        &key,
-        &QuasiIdentifierOptions::anonymized(&rare).with_diagnosis_sets(k, m),
-    )
-    .unwrap();
+    let table = person_table_under_k_m(&f, &key, &rare, k, m);
 
     // Holders of each YJ code, by pseudonym, in the extraction.
     let mut pseudonymizer = key.pseudonymizer().unwrap();
@@ -1362,26 +1375,9 @@ fn persons_withheld_from_the_person_table_leave_no_row_in_any_table() {
     withheld.insert(table.rows()[0].person.clone());
 
     // The person table as released: the withheld persons' rows suppressed.
-    let demographics = k_anonymize(&table, k);
-    let full = released_with_diagnoses(&demographics, &table);
-    let rows: Vec<Vec<String>> = full
-        .rows()
-        .iter()
-        .filter(|r| !withheld.contains(&r[0]))
-        .cloned()
-        .collect();
-    let mut released = ReleasedPersonTable::new(full.header().to_vec(), rows).unwrap();
-    let (_, later) = released
-        .protect_diagnoses_with_plan(&DiagnosisSetOptions { k, m })
-        .unwrap()
-        .unwrap();
-    let recoding = table.diagnosis_recoding().then(&later);
+    let (released, recoding) = released_under_k_m(&table, k, m, &withheld);
     let release = f.root.join("anonymized");
-    let options = ReleaseOptions {
-        kind: ReleaseKind::Anonymized(rare),
-        diagnosis_recoding: Some(recoding),
-        ..ReleaseOptions::default()
-    };
+    let options = anonymized_with_plan(rare, recoding);
     let report = write_release(&f.extract, &release, &key, &f.persons, &options).unwrap();
 
     // From the files: no row of a withheld person, every person of the release in the table.
@@ -1530,14 +1526,11 @@ fn a_release_without_encounters_drops_the_references_to_them() {
             .contains(&"encounter_id".to_owned())
     );
     // The person table's report says visits may be banded.
-    let table = derive_quasi_identifiers(
-        &f.extract,
-        &f.identities,
-        &f.persons,
+    let table = person_table(
+        &f,
         &key,
         &QuasiIdentifierOptions::anonymized(&RareValueOptions::default()).without_encounters(),
-    )
-    .unwrap();
+    );
     assert!(table.report().visits_rule.contains("bands"));
 }
 
@@ -1562,16 +1555,7 @@ fn released_item_sets(release: &Path) -> BTreeMap<String, BTreeSet<String>> {
             for row in 0..batch.num_rows() {
                 let person = column(&batch, "person", row).unwrap();
                 let item = match table {
-                    "conditions" => column(&batch, "icd10", row).map(|code| {
-                        if code.contains('-') {
-                            code
-                        } else {
-                            code.chars()
-                                .filter(char::is_ascii_alphanumeric)
-                                .take(3)
-                                .collect()
-                        }
-                    }),
+                    "conditions" => column(&batch, "icd10", row).map(|code| diagnosis_item(&code)),
                     "procedures" => column(&batch, "code", row).map(|c| format!("procedure:{c}")),
                     "allergies" => {
                         let category =
@@ -1683,31 +1667,14 @@ fn procedures_allergies_and_infections_join_the_k_m_rule() {
     let key = ProjectKey::from_bytes("study-items", [14; 32]);
     let (k, m) = (5, 2);
     let rare = RareValueOptions::default();
-    let table = derive_quasi_identifiers(
-        &f.extract,
-        &f.identities,
-        &f.persons,
-        &key,
-        &QuasiIdentifierOptions::anonymized(&rare).with_diagnosis_sets(k, m),
-    )
-    .unwrap();
-    let demographics = k_anonymize(&table, k);
-    let mut released = released_with_diagnoses(&demographics, &table);
-    let (_, later) = released
-        .protect_diagnoses_with_plan(&DiagnosisSetOptions { k, m })
-        .unwrap()
-        .unwrap();
-    let recoding = table.diagnosis_recoding().then(&later);
+    let table = person_table_under_k_m(&f, &key, &rare, k, m);
+    let (_, recoding) = released_under_k_m(&table, k, m, &BTreeSet::new());
     let rule = DiagnosisSetOptions { k, m };
 
     // Without the combined rule the item tables break k^m: the control shows the fixture
     // needs it.
     let before = f.root.join("diagnoses-only");
-    let options = ReleaseOptions {
-        kind: ReleaseKind::Anonymized(rare.clone()),
-        diagnosis_recoding: Some(recoding.clone()),
-        ..ReleaseOptions::default()
-    };
+    let options = anonymized_with_plan(rare.clone(), recoding.clone());
     let plain = write_release(&f.extract, &before, &key, &f.persons, &options).unwrap();
     assert!(plain.clinical_item_sets.is_none());
     assert!(!rare_combinations(&released_item_sets(&before), k, m).is_empty());
