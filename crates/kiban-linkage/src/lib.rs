@@ -19,7 +19,9 @@
 //!   with each pair once ([`blocking::BlockIndex`]).
 //! - [`model`]: the Fellegi–Sunter model: comparison vectors (one name comparison of kanji and
 //!   kana together, birth date, sex, and one household comparison of card, branch, address and
-//!   postal code), u from random pairs, m from EM sessions over training blocks, the shared-card
+//!   postal code), u from random pairs, m from EM sessions over training blocks (the
+//!   birth-date session against random pairs of one birth cohort, with sex taken given the
+//!   name level, [`model::SexGivenName`]: namesakes share their sex), the shared-card
 //!   levels conditioned on the household, term-frequency adjustment of exact name matches
 //!   (within the birth cohort and sex when the birth dates agree too,
 //!   [`model::CohortNameFrequencies`]), of a given name shared under another family name (a
