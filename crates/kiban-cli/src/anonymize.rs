@@ -20,72 +20,79 @@ pub fn run(args: AnonymizeArgs) -> Result<()> {
     }
     let streamed = job.streams().context("anonymization")?;
     let report = kiban_anonymize::run(&job).context("anonymization")?;
+    let (streamed_en, streamed_ja) = if streamed {
+        (" (streamed)", "（逐次処理）")
+    } else {
+        ("", "")
+    };
     println!(
-        "anonymize{}: {} records -> {} ({} suppressed), levels {:?} for [{}], k = {}, {} classes",
-        if streamed { " (streamed)" } else { "" },
-        report.records,
-        job.output.display(),
-        report.suppressed_records,
-        report.levels,
-        report.quasi_identifiers.join(", "),
-        report.k,
-        report.equivalence_classes,
+        "anonymize{streamed_en}: {records} records -> {out} ({suppressed} suppressed), levels {levels:?} for [{qi}], k = {k}, {classes} classes / 匿名加工{streamed_ja}: {records}レコード → {out}（{suppressed}レコードを削除）、一般化レベル {levels:?}（対象 [{qi}]）、k = {k}、同値クラス {classes}",
+        records = report.records,
+        out = job.output.display(),
+        suppressed = report.suppressed_records,
+        levels = report.levels,
+        qi = report.quasi_identifiers.join(", "),
+        k = report.k,
+        classes = report.equivalence_classes,
     );
     println!(
-        "  information loss ({}): {}; prosecutor risk max {:.4}, mean {:.4}; {} records at risk above {}",
-        report.metric_name,
-        report.information_loss,
-        report.risk.prosecutor_max,
-        report.risk.prosecutor_mean,
-        report.risk.records_at_risk,
-        report.risk.threshold
+        "  information loss ({metric}): {loss}; prosecutor risk max {max:.4}, mean {mean:.4}; {at_risk} records at risk above {threshold} / 情報損失（{metric}）: {loss}、検察官リスク 最大 {max:.4}・平均 {mean:.4}、リスクが {threshold} を超えるレコード {at_risk}件",
+        metric = report.metric_name,
+        loss = report.information_loss,
+        max = report.risk.prosecutor_max,
+        mean = report.risk.prosecutor_mean,
+        at_risk = report.risk.records_at_risk,
+        threshold = report.risk.threshold
     );
     let uniqueness = &report.risk.population_uniqueness;
+    let (dankar_en, dankar_ja) = uniqueness.dankar.map_or_else(
+        || ("not estimable".to_owned(), "推定できません".to_owned()),
+        |u| (format!("{u:.6}"), format!("{u:.6}")),
+    );
     println!(
-        "  marketer risk {:.4}; sample uniques {:.4}; population uniques (Dankar) {}",
-        report.risk.marketer,
-        report.risk.sample_uniques,
-        uniqueness
-            .dankar
-            .map_or_else(|| "not estimable".to_owned(), |u| format!("{u:.6}"))
+        "  marketer risk {marketer:.4}; sample uniques {sample:.4}; population uniques (Dankar) {dankar_en} / マーケターリスク {marketer:.4}、標本一意 {sample:.4}、母集団一意（Dankar） {dankar_ja}",
+        marketer = report.risk.marketer,
+        sample = report.risk.sample_uniques,
     );
     if let Some(t) = report.t {
         let distance = report.t_distance.map_or("equal", |d| d.name());
-        println!("  t-closeness ({distance} distance): achieved t = {t:.6}");
+        println!(
+            "  t-closeness ({distance} distance): achieved t = {t:.6} / t-近接性（{distance} 距離）: 達成した t = {t:.6}"
+        );
     }
     if let Some(dp) = &report.differential_privacy {
         println!(
-            "  (ε, δ)-DP: ε = {} (anonymization {:.4}, search {}), δ = {}, β = {:.4}, derived k = {}; {} of {} records sampled; score {:.4}",
-            dp.epsilon,
-            dp.epsilon_anonymization,
-            dp.epsilon_search,
-            dp.delta,
-            dp.beta,
-            dp.k,
-            dp.sampled_records,
-            dp.input_records,
-            dp.score
+            "  (ε, δ)-DP: ε = {epsilon} (anonymization {anonymization:.4}, search {search}), δ = {delta}, β = {beta:.4}, derived k = {k}; {sampled} of {input} records sampled; score {score:.4} / 差分プライバシー (ε, δ): ε = {epsilon}（匿名加工 {anonymization:.4}、探索 {search}）、δ = {delta}、β = {beta:.4}、導かれた k = {k}、{input}レコード中 {sampled}レコードを標本抽出、スコア {score:.4}",
+            epsilon = dp.epsilon,
+            anonymization = dp.epsilon_anonymization,
+            search = dp.epsilon_search,
+            delta = dp.delta,
+            beta = dp.beta,
+            k = dp.k,
+            sampled = dp.sampled_records,
+            input = dp.input_records,
+            score = dp.score
         );
     }
     if let Some(local) = &report.local_recoding {
         println!(
-            "  local recoding: {} of {} suppressed records recoded instead, {} still suppressed ({})",
-            local.records_recoded,
-            local.suppressed_by_global,
-            local.suppressed_after,
-            local.stopped_because
+            "  local recoding: {recoded} of {suppressed} suppressed records recoded instead, {after} still suppressed ({}) / ローカル再符号化: 削除対象 {suppressed}レコード中 {recoded}レコードを再符号化、なお削除 {after}レコード",
+            local.stopped_because,
+            recoded = local.records_recoded,
+            suppressed = local.suppressed_by_global,
+            after = local.suppressed_after,
         );
     }
     if let Some(k_map) = report.k_map {
         println!(
-            "  population: {} members, k-map {k_map}; journalist risk max {:.4}, mean {:.4}",
-            report.population_records.unwrap_or(0),
-            report.risk.journalist_max,
-            report.risk.journalist_mean
+            "  population: {members} members, k-map {k_map}; journalist risk max {max:.4}, mean {mean:.4} / 母集団: {members}レコード、k-map {k_map}、ジャーナリストリスク 最大 {max:.4}・平均 {mean:.4}",
+            members = report.population_records.unwrap_or(0),
+            max = report.risk.journalist_max,
+            mean = report.risk.journalist_mean
         );
     }
     for path in [&job.report, &job.report_html].into_iter().flatten() {
-        println!("  report: {}", path.display());
+        println!("  report: {path} / レポート: {path}", path = path.display());
     }
     Ok(())
 }

@@ -65,7 +65,7 @@ async fn identity_csv(args: SynthArgs) -> Result<()> {
         ..SynthConfig::default()
     };
     let started = Instant::now();
-    let bar = count_bar(config.persons, "synth persons");
+    let bar = count_bar(config.persons, "synth persons / 合成（人）");
     let out = args.out.clone();
     let worker_bar = bar.clone();
     let summary = tokio::task::spawn_blocking(move || {
@@ -76,20 +76,20 @@ async fn identity_csv(args: SynthArgs) -> Result<()> {
     .context("synthetic generator stopped unexpectedly")??;
     bar.finish_and_clear();
     println!(
-        "synth: {} persons, {} providers, {} identity records -> {} (truth: {}) in {:.1} s",
-        summary.persons,
-        summary.providers,
-        summary.records,
-        summary.records_path.display(),
-        summary.truth_path.display(),
-        started.elapsed().as_secs_f64()
+        "synth: {persons} persons, {providers} providers, {records} identity records -> {path} (truth: {truth}) in {seconds:.1} s / 合成データ: {persons}人、医療機関 {providers}、識別情報の記録 {records}件 → {path}（正解: {truth}）、{seconds:.1} 秒",
+        persons = summary.persons,
+        providers = summary.providers,
+        records = summary.records,
+        path = summary.records_path.display(),
+        truth = summary.truth_path.display(),
+        seconds = started.elapsed().as_secs_f64()
     );
     Ok(())
 }
 
 async fn run_synth(config: SynthConfig, out: &Path) -> Result<SynthSummary> {
     let started = Instant::now();
-    let bar = count_bar(config.persons, "synth persons");
+    let bar = count_bar(config.persons, "synth persons / 合成（人）");
     let out = out.to_path_buf();
     let worker_bar = bar.clone();
     let summary = tokio::task::spawn_blocking(move || {
@@ -100,13 +100,13 @@ async fn run_synth(config: SynthConfig, out: &Path) -> Result<SynthSummary> {
     .context("synthetic generator stopped unexpectedly")??;
     bar.finish_and_clear();
     println!(
-        "synth: {} persons, {} providers, {} patient records, {} bundles, {:.1} MB in {:.1} s",
-        summary.persons,
-        summary.providers,
-        summary.patient_records,
-        summary.bundles,
-        summary.bytes_written as f64 / 1e6,
-        started.elapsed().as_secs_f64()
+        "synth: {persons} persons, {providers} providers, {patients} patient records, {bundles} bundles, {mb:.1} MB in {seconds:.1} s / 合成データ: {persons}人、医療機関 {providers}、患者の記録 {patients}件、バンドル {bundles}件、{mb:.1} MB、{seconds:.1} 秒",
+        persons = summary.persons,
+        providers = summary.providers,
+        patients = summary.patient_records,
+        bundles = summary.bundles,
+        mb = summary.bytes_written as f64 / 1e6,
+        seconds = started.elapsed().as_secs_f64()
     );
     Ok(summary)
 }
@@ -134,16 +134,16 @@ async fn run_ingest(
         .await
         .with_context(|| format!("metadata store in {}", data_dir.display()))?;
     println!(
-        "ingest: {} -> {} (master key {})",
-        input.display(),
-        data_dir.display(),
-        key_path.display()
+        "ingest: {input} -> {data} (master key {key}) / 取り込み: {input} → {data}（マスター鍵 {key}）",
+        input = input.display(),
+        data = data_dir.display(),
+        key = key_path.display()
     );
     let options = IngestOptions {
         lines_per_chunk: chunk_lines,
         ..IngestOptions::default()
     };
-    let bar = bytes_bar(0, "ingest");
+    let bar = bytes_bar(0, "ingest / 取り込み");
     let progress_bar = bar.clone();
     let progress = move |p: IngestProgress| {
         progress_bar.set_length(p.bytes_total);
@@ -159,33 +159,36 @@ async fn run_ingest(
     match &outcome {
         Ingested::Done(report) => {
             println!(
-                "ingest: {} files ({} already held), {} lines, {} resources accepted, {} duplicates, {} quarantined, in {:.1} s",
-                report.intakes + report.files_skipped,
-                report.files_skipped,
-                report.lines,
-                report.resources_accepted,
-                report.resources_duplicate,
-                report.resources_rejected,
-                started.elapsed().as_secs_f64()
+                "ingest: {files} files ({skipped} already held), {lines} lines, {accepted} resources accepted, {duplicates} duplicates, {quarantined} quarantined, in {seconds:.1} s / 取り込み: ファイル {files}件（取り込み済み {skipped}件）、{lines}行、受け入れたリソース {accepted}件、重複 {duplicates}件、隔離 {quarantined}件、{seconds:.1} 秒",
+                files = report.intakes + report.files_skipped,
+                skipped = report.files_skipped,
+                lines = report.lines,
+                accepted = report.resources_accepted,
+                duplicates = report.resources_duplicate,
+                quarantined = report.resources_rejected,
+                seconds = started.elapsed().as_secs_f64()
             );
             println!(
-                "  opt-out: {} resources held until their notices are a month old, {} refused (patients opted out)",
-                report.resources_held, report.resources_refused
+                "  opt-out: {held} resources held until their notices are a month old, {refused} refused (patients opted out) / 提供停止: 通知から1か月経つまで保留 {held}件、提供停止により受け入れず {refused}件",
+                held = report.resources_held,
+                refused = report.resources_refused
             );
             let release = &report.held_release;
             if release.lines_released + release.lines_refused > 0 {
                 println!(
-                    "  held lines from earlier intakes: {} released, {} dropped after a refusal, {} still held",
-                    release.lines_released, release.lines_refused, release.lines_still_held
+                    "  held lines from earlier intakes: {released} released, {refused} dropped after a refusal, {held} still held / 以前の取り込みで保留した行: 解除 {released}行、提供停止により破棄 {refused}行、保留中 {held}行",
+                    released = release.lines_released,
+                    refused = release.lines_refused,
+                    held = release.lines_still_held
                 );
             }
             for (table, rows) in &report.rows_per_table {
-                println!("  {table:<22} {rows:>10} rows");
+                println!("  {table:<22} {rows:>10} rows / {rows}行");
             }
         }
         Ingested::Interrupted => {
             eprintln!(
-                "ingest interrupted: every committed chunk is kept and the store is consistent; run the same command again to resume"
+                "ingest interrupted: every committed chunk is kept and the store is consistent; run the same command again to resume / 取り込みを中断しました: 確定済みのチャンクはすべて保持され、ストアは整合しています。同じコマンドを再実行すると続きから再開します"
             );
         }
     }
@@ -255,15 +258,17 @@ async fn run_server(
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
-    println!("serve: portal at http://{listen}/ (日本語 / English); press Ctrl-C to stop");
+    println!(
+        "serve: portal at http://{listen}/ (日本語 / English); press Ctrl-C to stop / ポータル: http://{listen}/ （Ctrl-C で停止）"
+    );
     match intake {
         Some(key_path) => println!(
-            "serve: FHIR intake API at http://{listen}/fhir (master key {}); register senders with `kiban provider add`",
-            key_path.display()
+            "serve: FHIR intake API at http://{listen}/fhir (master key {key}); register senders with `kiban provider add` / FHIR 取り込み API: http://{listen}/fhir （マスター鍵 {key}）。送信する医療機関は `kiban provider add` で登録します",
+            key = key_path.display()
         ),
         None => println!(
-            "serve: note: no master key found for {} (give --key-file or KIBAN_KEY_FILE): serving the read-only portal only, the FHIR intake API answers 503",
-            data_dir.display()
+            "serve: note: no master key found for {data} (give --key-file or KIBAN_KEY_FILE): serving the read-only portal only, the FHIR intake API answers 503 / 注意: {data} のマスター鍵が見つかりません（--key-file または KIBAN_KEY_FILE で指定）。閲覧専用のポータルのみを提供し、FHIR 取り込み API は 503 を返します",
+            data = data_dir.display()
         ),
     }
     kiban_server::serve(listener, state, async {
@@ -275,7 +280,7 @@ async fn run_server(
     meta.close().await;
     // Held to here: another intake process may use the directory from now on.
     drop(lock);
-    println!("serve: stopped");
+    println!("serve: stopped / 停止しました");
     Ok(())
 }
 
@@ -338,11 +343,14 @@ async fn demo(args: DemoArgs) -> Result<ExitCode> {
     let marker = args.dir.join("demo-population.txt");
     let wanted = format!("persons={} seed={}\n", args.persons, args.seed);
     let have = std::fs::read_to_string(&marker).unwrap_or_default();
-    println!("kiban demo — working folder {}", args.dir.display());
+    println!(
+        "kiban demo — working folder {dir} / 作業フォルダ {dir}",
+        dir = args.dir.display()
+    );
     if have == wanted && providers_dir.join("providers.json").exists() {
         println!(
-            "1/4 synth: reusing the population in {}",
-            providers_dir.display()
+            "1/4 synth: reusing the population in {dir} / 合成データ: {dir} の集団を再利用します",
+            dir = providers_dir.display()
         );
     } else {
         if providers_dir.exists() {
@@ -354,10 +362,10 @@ async fn demo(args: DemoArgs) -> Result<ExitCode> {
             })?;
         }
         println!(
-            "1/4 synth: {} persons (seed {}) and their providers -> {}",
-            args.persons,
-            args.seed,
-            providers_dir.display()
+            "1/4 synth: {persons} persons (seed {seed}) and their providers -> {dir} / 合成データ: {persons}人（シード {seed}）とその医療機関 → {dir}",
+            persons = args.persons,
+            seed = args.seed,
+            dir = providers_dir.display()
         );
         let config = SynthConfig {
             persons: args.persons,
@@ -369,8 +377,8 @@ async fn demo(args: DemoArgs) -> Result<ExitCode> {
             .with_context(|| format!("cannot write {}", marker.display()))?;
     }
     println!(
-        "2/4 upload: the providers send their files to the FHIR intake API -> encrypted store {}",
-        data_dir.display()
+        "2/4 upload: the providers send their files to the FHIR intake API -> encrypted store {dir} / 送信: 医療機関がファイルを FHIR 取り込み API へ送信 → 暗号化ストア {dir}",
+        dir = data_dir.display()
     );
     let _lock = IntakeLock::acquire(&data_dir)?;
     let (keys, key_path) = open_master_key(&data_dir, args.keys.key_file.as_deref())?;
@@ -410,11 +418,11 @@ async fn demo(args: DemoArgs) -> Result<ExitCode> {
         let _ = stopped.await;
     }));
     println!(
-        "  master key {} (outside the data directory)",
-        key_path.display()
+        "  master key {key} (outside the data directory) / マスター鍵 {key}（データディレクトリの外）",
+        key = key_path.display()
     );
     let started = Instant::now();
-    let bar = bytes_bar(0, "upload");
+    let bar = bytes_bar(0, "upload / 送信");
     let uploaded = tokio::select! {
         report = crate::demo_upload::run(&providers_dir, &collection, &base_url, &bar) => Some(report),
         _ = tokio::signal::ctrl_c() => None,
@@ -425,7 +433,7 @@ async fn demo(args: DemoArgs) -> Result<ExitCode> {
         let _ = server.await;
         meta.close().await;
         eprintln!(
-            "demo interrupted: every committed upload is kept; run the same command again to resume"
+            "demo interrupted: every committed upload is kept; run the same command again to resume / デモを中断しました: 確定済みの送信はすべて保持されます。同じコマンドを再実行すると続きから再開します"
         );
         return Ok(ExitCode::from(INTERRUPTED));
     };
@@ -433,26 +441,29 @@ async fn demo(args: DemoArgs) -> Result<ExitCode> {
     let intakes = meta.intake_log(i64::MAX).await?;
     let sum = |f: fn(&kiban_metadata::Intake) -> i64| intakes.iter().map(f).sum::<i64>();
     println!(
-        "  {} providers sent {} uploads ({:.1} MB) to {base_url}/fhir/$import in {:.1} s",
-        uploaded.providers,
-        uploaded.requests,
-        uploaded.bytes as f64 / 1e6,
-        started.elapsed().as_secs_f64()
+        "  {providers} providers sent {requests} uploads ({mb:.1} MB) to {base_url}/fhir/$import in {seconds:.1} s / 医療機関 {providers} が {base_url}/fhir/$import へ {requests}回送信（{mb:.1} MB）、{seconds:.1} 秒",
+        providers = uploaded.providers,
+        requests = uploaded.requests,
+        mb = uploaded.bytes as f64 / 1e6,
+        seconds = started.elapsed().as_secs_f64()
     );
     println!(
-        "  store: {} resources taken, {} duplicates, {} quarantined; {} held (patients notified today: {}), {} refused",
-        sum(|i| i.resources_accepted),
-        sum(|i| i.resources_duplicate),
-        sum(|i| i.resources_rejected),
-        sum(|i| i.resources_held),
-        uploaded.recently_notified,
-        sum(|i| i.resources_refused)
+        "  store: {accepted} resources taken, {duplicates} duplicates, {quarantined} quarantined; {held} held (patients notified today: {notified}), {refused} refused / ストア: 受け入れたリソース {accepted}件、重複 {duplicates}件、隔離 {quarantined}件、保留 {held}件（本日通知した患者 {notified}人）、提供停止により受け入れず {refused}件",
+        accepted = sum(|i| i.resources_accepted),
+        duplicates = sum(|i| i.resources_duplicate),
+        quarantined = sum(|i| i.resources_rejected),
+        held = sum(|i| i.resources_held),
+        notified = uploaded.recently_notified,
+        refused = sum(|i| i.resources_refused)
     );
     println!(
-        "  opt-out: {} patients refused on the patient page ({base_url}/optout), {} through their providers' refusal lists",
-        uploaded.page_refusals, uploaded.listed_refusals
+        "  opt-out: {page} patients refused on the patient page ({base_url}/optout), {listed} through their providers' refusal lists / 提供停止: 患者向けページ（{base_url}/optout）から {page}人、医療機関の提供停止リストから {listed}人",
+        page = uploaded.page_refusals,
+        listed = uploaded.listed_refusals
     );
-    println!("3/4 release: persons linked, extraction, anonymized release (匿名加工)");
+    println!(
+        "3/4 release: persons linked, extraction, anonymized release (匿名加工) / 提供: 名寄せ、抽出、匿名加工データの作成"
+    );
     crate::demo_release::run(
         &store,
         &meta,
@@ -467,8 +478,8 @@ async fn demo(args: DemoArgs) -> Result<ExitCode> {
         server.await.context("web server")?.context("web server")?;
         meta.close().await;
         println!(
-            "4/4 serve: skipped (--no-serve); start it with `kiban serve --data {}`",
-            data_dir.display()
+            "4/4 serve: skipped (--no-serve); start it with `kiban serve --data {dir}` / サーバー起動: 省略しました（--no-serve）。`kiban serve --data {dir}` で起動します",
+            dir = data_dir.display()
         );
         return Ok(ExitCode::SUCCESS);
     }
@@ -476,14 +487,14 @@ async fn demo(args: DemoArgs) -> Result<ExitCode> {
     // and a Ctrl-C before the handler below listens would be lost.
     crate::demo_staff::ensure_demo_staff(&meta, keys.as_ref(), &base_url).await?;
     println!(
-        "4/4 serve: portal at {base_url}/ (日本語 / English), intake API at {base_url}/fhir; press Ctrl-C to stop"
+        "4/4 serve: portal at {base_url}/ (日本語 / English), intake API at {base_url}/fhir; press Ctrl-C to stop / サーバー起動: ポータル {base_url}/ 、取り込み API {base_url}/fhir（Ctrl-C で停止）"
     );
     // A failure to install the handler only means Ctrl-C kills the process instead.
     let _ = tokio::signal::ctrl_c().await;
     let _ = stop.send(());
     server.await.context("web server")?.context("web server")?;
     meta.close().await;
-    println!("serve: stopped");
+    println!("serve: stopped / 停止しました");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -491,9 +502,9 @@ fn keygen(args: KeygenArgs) -> Result<ExitCode> {
     let key = kiban_store::KeyFile::generate(&args.key_file)
         .with_context(|| format!("master key file {}", args.key_file.display()))?;
     println!(
-        "keygen: new master key {} written to {} (keep it outside every data directory, and back it up apart from the data)",
-        kiban_store::KeyProvider::key_id(&key),
-        args.key_file.display()
+        "keygen: new master key {id} written to {path} (keep it outside every data directory, and back it up apart from the data) / 新しいマスター鍵 {id} を {path} に書き込みました（どのデータディレクトリの外にも置き、データとは別にバックアップしてください）",
+        id = kiban_store::KeyProvider::key_id(&key),
+        path = args.key_file.display()
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -32,10 +32,16 @@ pub async fn run(
         .context("linkage of the store")?
     {
         Some((run, outcome)) => println!(
-            "  persons: {} identity records of all providers linked into {} persons ({} new, {} records changed person); {} uncertain pairs wait for clerical review (/staff/review)",
-            run.records, run.persons, run.new_persons, run.changed_records, outcome.review_queued
+            "  persons: {records} identity records of all providers linked into {persons} persons ({new} new, {changed} records changed person); {queued} uncertain pairs wait for clerical review (/staff/review) / 名寄せ: 全医療機関の識別情報の記録 {records}件を {persons}人に名寄せ（新規 {new}人、別の人に移った記録 {changed}件）、判定のつかない {queued}組が確認待ち（/staff/review）",
+            records = run.records,
+            persons = run.persons,
+            new = run.new_persons,
+            changed = run.changed_records,
+            queued = outcome.review_queued
         ),
-        None => println!("  persons: no identity records yet"),
+        None => {
+            println!("  persons: no identity records yet / 名寄せ: 識別情報の記録はまだありません")
+        }
     }
 
     let extract_dir = dir.join("extract");
@@ -51,11 +57,11 @@ pub async fn run(
         .await
         .with_context(|| format!("extraction into {}", extract_dir.display()))?;
     println!(
-        "  extract: {} rows -> {} ({} rows of {} patients who opted out left out)",
-        extracted.rows_written(),
-        extract_dir.display(),
-        extracted.rows_excluded(),
-        extracted.refused_patients
+        "  extract: {rows} rows -> {out} ({excluded} rows of {refused} patients who opted out left out) / 抽出: {rows}行 → {out}（提供停止した患者 {refused}人の {excluded}行を除外）",
+        rows = extracted.rows_written(),
+        out = extract_dir.display(),
+        excluded = extracted.rows_excluded(),
+        refused = extracted.refused_patients
     );
 
     let args = DeidentifyArgs {
@@ -98,29 +104,32 @@ pub async fn run(
         })
     {
         println!(
-            "  release: not made: too few persons for k = {} within {} % suppression (exact visit counts); run the demo with more persons (default 20,000) / 匿名加工データは作成されませんでした（対象者が少なすぎます）",
-            args.k,
-            args.max_suppression * 100.0
+            "  release: not made: too few persons for k = {k} within {suppression} % suppression (exact visit counts); run the demo with more persons (default 20,000) / 匿名加工データは作成されませんでした: 削除 {suppression} % 以内で k = {k} を満たすには対象者が少なすぎます（受診回数は正確な値）。より多くの人数でデモを実行してください（既定 20,000人）",
+            k = args.k,
+            suppression = args.max_suppression * 100.0
         );
         return Ok(());
     }
     let (report, report_path) = released.context("anonymized release")?;
     println!(
-        "  release: anonymized data for project {DEMO_PROJECT} -> {} ({} persons; rare codes recoded, dates shifted, free text removed)",
-        release_dir.display(),
-        report.release.persons
+        "  release: anonymized data for project {DEMO_PROJECT} -> {out} ({persons} persons; rare codes recoded, dates shifted, free text removed) / 匿名加工データ: プロジェクト {DEMO_PROJECT} → {out}（{persons}人、まれなコードを再符号化、日付をずらし、自由記述を削除）",
+        out = release_dir.display(),
+        persons = report.release.persons
     );
     if let Some(table) = &report.person_table {
         println!(
-            "  person table: k = {} over [{}] at levels {:?}, {} suppressed; re-identification test {:.4} (limit {:.4})",
-            table.anonymization.k,
-            table.anonymization.quasi_identifiers.join(", "),
-            table.anonymization.levels,
-            table.anonymization.suppressed_records,
-            report.reidentification.share,
-            report.reidentification.max_share
+            "  person table: k = {k} over [{qi}] at levels {levels:?}, {suppressed} suppressed; re-identification test {share:.4} (limit {limit:.4}) / 個人表: k = {k}（対象 [{qi}]、一般化レベル {levels:?}）、{suppressed}人を削除、再識別テスト {share:.4}（上限 {limit:.4}）",
+            k = table.anonymization.k,
+            qi = table.anonymization.quasi_identifiers.join(", "),
+            levels = table.anonymization.levels,
+            suppressed = table.anonymization.suppressed_records,
+            share = report.reidentification.share,
+            limit = report.reidentification.max_share
         );
     }
-    println!("  report: {}", report_path.display());
+    println!(
+        "  report: {path} / レポート: {path}",
+        path = report_path.display()
+    );
     Ok(())
 }

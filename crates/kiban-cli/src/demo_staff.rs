@@ -27,7 +27,7 @@ pub async fn ensure_demo_staff(
         .is_some()
     {
         println!(
-            "  staff sign-in {base_url}/staff/sign-in: account `{DEMO_STAFF_LOGIN}` (its password and authenticator secret were printed at the first demo run; `kiban staff add` adds another)"
+            "  staff sign-in {base_url}/staff/sign-in: account `{DEMO_STAFF_LOGIN}` (its password and authenticator secret were printed at the first demo run; `kiban staff add` adds another) / 職員サインイン {base_url}/staff/sign-in: アカウント `{DEMO_STAFF_LOGIN}`（パスワードと認証アプリのシークレットは最初のデモ実行時に表示済み。`kiban staff add` で別のアカウントを追加できます）"
         );
         return Ok(());
     }
@@ -47,12 +47,12 @@ pub async fn ensure_demo_staff(
     .await
     .context("demo staff account")?;
     println!(
-        "  staff sign-in {base_url}/staff/sign-in (shown once, keep it): login `{DEMO_STAFF_LOGIN}`, password {}",
-        password.as_str()
+        "  staff sign-in {base_url}/staff/sign-in (shown once, keep it): login `{DEMO_STAFF_LOGIN}`, password {password} / 職員サインイン {base_url}/staff/sign-in（一度だけ表示します。控えてください）: ログイン `{DEMO_STAFF_LOGIN}`、パスワード {password}",
+        password = password.as_str()
     );
     println!(
-        "    authenticator secret {} (add it to an authenticator app, or `oathtool --totp -b SECRET`)",
-        secret.to_base32().as_str()
+        "    authenticator secret {secret} (add it to an authenticator app, or `oathtool --totp -b SECRET`) / 認証アプリのシークレット {secret}（認証アプリに登録するか、`oathtool --totp -b SECRET` を使います）",
+        secret = secret.to_base32().as_str()
     );
     println!(
         "    {}",

@@ -21,16 +21,18 @@ pub async fn run(args: ExtractArgs) -> Result<()> {
         .with_context(|| format!("extraction into {}", args.out.display()))?;
     meta.close().await;
     println!(
-        "extract: {} rows into {} ({} rows of {} patients who opted out left out)",
-        report.rows_written(),
-        args.out.display(),
-        report.rows_excluded(),
-        report.refused_patients
+        "extract: {rows} rows into {out} ({excluded} rows of {refused} patients who opted out left out) / 抽出: {rows}行 → {out}（提供停止した患者 {refused}人の {excluded}行を除外）",
+        rows = report.rows_written(),
+        out = args.out.display(),
+        excluded = report.rows_excluded(),
+        refused = report.refused_patients
     );
     for (table, t) in &report.tables {
         println!(
-            "  {table:<22} {:>10} rows  {:>8} left out (opt-out)  {} segments",
-            t.rows_written, t.rows_excluded_refused, t.segments
+            "  {table:<22} {rows:>10} rows  {excluded:>8} left out (opt-out)  {segments} segments / {rows}行、提供停止で除外 {excluded}行、セグメント {segments}",
+            rows = t.rows_written,
+            excluded = t.rows_excluded_refused,
+            segments = t.segments
         );
     }
     Ok(())

@@ -10,7 +10,7 @@ use kiban_linkage::link::{
     ADJUSTMENTS_EVIDENCE, LinkOptions, Linkage, ReviewCandidate, link_csv, link_records, person_id,
 };
 use kiban_linkage::model::FIELDS;
-use kiban_linkage::records::{LoadedRecords, load_identity_csv};
+use kiban_linkage::records::{LoadedRecords, UnlinkableReason, load_identity_csv};
 use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
@@ -78,14 +78,14 @@ pub async fn run(args: LinkArgs) -> Result<()> {
         }
     };
     println!(
-        "link: {} records -> {} persons in {:.1} s ({} pairs compared, {} links above {}, {} merges refused: one record per provider and person)",
-        report.records,
-        report.persons,
-        report.elapsed.as_secs_f64(),
-        report.pairs_compared,
-        report.pairs_above_threshold,
-        args.threshold,
-        report.merges_refused_same_provider
+        "link: {records} records -> {persons} persons in {seconds:.1} s ({compared} pairs compared, {links} links above {threshold}, {refused} merges refused: one record per provider and person) / 名寄せ: {records}レコード → {persons}人、{seconds:.1} 秒（比較した組 {compared}、{threshold} を超えるリンク {links}、統合の拒否 {refused}件: 1人につき医療機関ごとに1レコード）",
+        records = report.records,
+        persons = report.persons,
+        seconds = report.elapsed.as_secs_f64(),
+        compared = report.pairs_compared,
+        links = report.pairs_above_threshold,
+        threshold = args.threshold,
+        refused = report.merges_refused_same_provider
     );
     for warning in &report.model_warnings {
         println!(
@@ -94,28 +94,34 @@ pub async fn run(args: LinkArgs) -> Result<()> {
     }
     if report.weak_pairs_let_go > 0 {
         println!(
-            "  memory budget: {} weak candidate pairs (match probability under {:.4}) left out of clustering (--max-weak-pairs)",
-            report.weak_pairs_let_go, report.cluster_floor_probability
+            "  memory budget: {pairs} weak candidate pairs (match probability under {floor:.4}) left out of clustering (--max-weak-pairs) / メモリ上限: 一致確率 {floor:.4} 未満の弱い候補の組 {pairs}件をクラスタリングから除外（--max-weak-pairs）",
+            pairs = report.weak_pairs_let_go,
+            floor = report.cluster_floor_probability
         );
     }
     if !report.unlinkable.is_empty() {
         println!(
-            "  {} rows could not be linked (each is its own person in {}):",
-            report.unlinkable.len(),
-            out.display()
+            "  {rows} rows could not be linked (each is its own person in {out}): / 名寄せできないレコード {rows}件（{out} ではそれぞれが1人として扱われます）:",
+            rows = report.unlinkable.len(),
+            out = out.display()
         );
         for row in report.unlinkable.iter().take(20) {
-            println!("    line {}: {}", row.line, row.reason.describe());
+            println!(
+                "    line {line}: {} / {line}行目: {}",
+                row.reason.describe(),
+                unlinkable_reason_ja(row.reason),
+                line = row.line
+            );
         }
     }
-    println!("  links: {}", out.display());
+    println!("  links: {out} / リンク: {out}", out = out.display());
     if let (Some((review_out, written)), Some((low, high))) = (review_written, options.review_band)
     {
         println!(
-            "  clerical review: {} pairs with match probability in [{low}, {high}] ({written} written, at most {}): {}",
-            report.review_pairs_in_band,
-            options.review_limit,
-            review_out.display()
+            "  clerical review: {in_band} pairs with match probability in [{low}, {high}] ({written} written, at most {limit}): {path} / 確認待ち: 一致確率が [{low}, {high}] の組 {in_band}件（書き出し {written}件、上限 {limit}）: {path}",
+            in_band = report.review_pairs_in_band,
+            limit = options.review_limit,
+            path = review_out.display()
         );
     }
     if let (Some(keys_out), Some(key)) = (&args.keys_out, &project_key) {
@@ -125,12 +131,12 @@ pub async fn run(args: LinkArgs) -> Result<()> {
         let score = kiban_linkage::evaluate::evaluate_files(out, truth)
             .with_context(|| format!("scoring against {}", truth.display()))?;
         println!(
-            "  against {}: pairwise precision {:.4}, recall {:.4}; cluster precision {:.4}, recall {:.4}",
-            truth.display(),
-            score.pairwise_precision,
-            score.pairwise_recall,
-            score.cluster_precision,
-            score.cluster_recall
+            "  against {truth}: pairwise precision {pp:.4}, recall {pr:.4}; cluster precision {cp:.4}, recall {cr:.4} / {truth} との比較: 組単位の適合率 {pp:.4}、再現率 {pr:.4}、クラスタ単位の適合率 {cp:.4}、再現率 {cr:.4}",
+            truth = truth.display(),
+            pp = score.pairwise_precision,
+            pr = score.pairwise_recall,
+            cp = score.cluster_precision,
+            cr = score.cluster_recall
         );
     }
     Ok(())
@@ -276,8 +282,19 @@ fn write_review(
 fn write_linkage_keys(csv: &Path, keys_out: &Path, key: &ProjectKey) -> Result<()> {
     let loaded = load_identity_csv(csv).with_context(|| format!("loading {}", csv.display()))?;
     let rows = write_keys_csv(&loaded, key, keys_out)?;
-    println!("  linkage keys: {} ({rows} records)", keys_out.display());
+    println!(
+        "  linkage keys: {path} ({rows} records) / 名寄せ用の鍵: {path}（{rows}レコード）",
+        path = keys_out.display()
+    );
     Ok(())
+}
+
+/// Why a row cannot be linked, in Japanese (the English is [`UnlinkableReason::describe`]).
+fn unlinkable_reason_ja(reason: UnlinkableReason) -> &'static str {
+    match reason {
+        UnlinkableReason::NoName => "漢字氏名もカナ氏名もありません",
+        UnlinkableReason::NoBirthDateNorCard => "生年月日も保険証もありません",
+    }
 }
 
 #[cfg(test)]

@@ -61,27 +61,30 @@ pub async fn run(
         meta.close().await;
         match undone? {
             Some(run) => println!(
-                "link: run {} reverted ({} records get back the person they had before; the review pairs it superseded are open again)",
-                run.id, run.changed_records
+                "link: run {id} reverted ({changed} records get back the person they had before; the review pairs it superseded are open again) / 名寄せ: 実行 {id} を取り消しました（{changed}件の記録が以前の人に戻り、この実行で置き換えられた確認待ちの組は再び未判定になります）",
+                id = run.id,
+                changed = run.changed_records
             ),
-            None => println!("link: no linkage run to revert"),
+            None => println!("link: no linkage run to revert / 名寄せ: 取り消す実行はありません"),
         }
         return Ok(());
     }
     let linked = link_in_place_with(store, meta, collection, options, full).await;
     meta.close().await;
     match linked? {
-        None => println!("link: the store holds no identity records yet"),
+        None => println!(
+            "link: the store holds no identity records yet / 名寄せ: ストアに識別情報の記録はまだありません"
+        ),
         Some((run, outcome)) => {
             println!(
-                "link: {} identity records -> {} persons (run {}): {} new persons, {} merged, {} split, {} records changed person",
-                run.records,
-                run.persons,
-                run.id,
-                run.new_persons,
-                run.merged_persons,
-                run.split_persons,
-                run.changed_records
+                "link: {records} identity records -> {persons} persons (run {id}): {new} new persons, {merged} merged, {split} split, {changed} records changed person / 名寄せ: 識別情報の記録 {records}件 → {persons}人（実行 {id}）: 新規 {new}人、統合 {merged}、分割 {split}、別の人に移った記録 {changed}件",
+                records = run.records,
+                persons = run.persons,
+                id = run.id,
+                new = run.new_persons,
+                merged = run.merged_persons,
+                split = run.split_persons,
+                changed = run.changed_records
             );
             match &outcome.run_kind {
                 RunKind::Full {
@@ -90,7 +93,9 @@ pub async fn run(
                     model_warnings,
                 } => {
                     println!(
-                        "  full relink ({reason}): {pairs_compared} candidate pairs compared; the learned model is kept for incremental runs"
+                        "  full relink ({}): {pairs_compared} candidate pairs compared; the learned model is kept for incremental runs / 全件の名寄せ（{}）: 候補の組 {pairs_compared}件を比較、学習したモデルは差分の名寄せのために保存しました",
+                        reason.english(),
+                        reason.japanese()
                     );
                     for warning in model_warnings {
                         println!(
@@ -99,39 +104,41 @@ pub async fn run(
                     }
                 }
                 RunKind::Incremental(r) => println!(
-                    "  incremental: {} new records, {} joined existing persons, {} new persons, pairs scored {} (the candidate pairs with a new record, the only ones enumerated); {} merges of existing persons proposed for review instead",
-                    r.new_records,
-                    r.joined_existing,
-                    r.new_persons,
-                    r.pairs_scored,
-                    r.existing_persons_kept_apart
+                    "  incremental: {new_records} new records, {joined} joined existing persons, {new_persons} new persons, pairs scored {scored} (the candidate pairs with a new record, the only ones enumerated); {kept_apart} merges of existing persons proposed for review instead / 差分の名寄せ: 新しい記録 {new_records}件、既存の人に結合 {joined}件、新規 {new_persons}人、評価した組 {scored}（新しい記録を含む候補の組のみ）、既存の人どうしの統合 {kept_apart}件は確認待ちに回しました",
+                    new_records = r.new_records,
+                    joined = r.joined_existing,
+                    new_persons = r.new_persons,
+                    scored = r.pairs_scored,
+                    kept_apart = r.existing_persons_kept_apart
                 ),
             }
             if outcome.unlinkable > 0 {
                 println!(
-                    "  {} records cannot be linked (no name, or neither birth date nor card): each is a person of its own",
-                    outcome.unlinkable
+                    "  {count} records cannot be linked (no name, or neither birth date nor card): each is a person of its own / 名寄せできない記録 {count}件（氏名なし、または生年月日も保険証もなし）: それぞれを1人として扱います",
+                    count = outcome.unlinkable
                 );
             }
             let d = &outcome.decisions;
             println!(
-                "  review decisions honoured: {} same person ({} joined persons, {} refused: they contradict a different-persons decision), {} different persons ({} merges refused); {} skipped (records no longer in the store)",
-                d.same_person,
-                d.must_links_applied,
-                d.must_links_refused,
-                d.different_persons,
-                d.merges_refused_cannot_link,
-                d.skipped
+                "  review decisions honoured: {same} same person ({applied} joined persons, {refused} refused: they contradict a different-persons decision), {different} different persons ({cannot} merges refused); {skipped} skipped (records no longer in the store) / 確認結果を反映: 同一人物 {same}件（結合 {applied}件、別人の判定と矛盾するため拒否 {refused}件）、別人 {different}件（統合の拒否 {cannot}件）、省略 {skipped}件（ストアにない記録）",
+                same = d.same_person,
+                applied = d.must_links_applied,
+                refused = d.must_links_refused,
+                different = d.different_persons,
+                cannot = d.merges_refused_cannot_link,
+                skipped = d.skipped
             );
             match options.review_band {
                 Some((low, high)) => println!(
-                    "  clerical review: {} pairs with match probability in [{low}, {high}] ({} queued, at most {}; pairs already decided stay decided; {} open pairs no longer proposed closed as superseded)",
-                    outcome.review_in_band,
-                    outcome.review_queued,
-                    options.review_limit,
-                    outcome.review_superseded
+                    "  clerical review: {in_band} pairs with match probability in [{low}, {high}] ({queued} queued, at most {limit}; pairs already decided stay decided; {superseded} open pairs no longer proposed closed as superseded) / 確認待ち: 一致確率が [{low}, {high}] の組 {in_band}件（確認待ちに追加 {queued}件、上限 {limit}。判定済みの組はそのまま。提案されなくなった未判定の組 {superseded}件は置き換え済みとして閉じました）",
+                    in_band = outcome.review_in_band,
+                    queued = outcome.review_queued,
+                    limit = options.review_limit,
+                    superseded = outcome.review_superseded
                 ),
-                None => println!("  clerical review: no pairs queued (--no-review)"),
+                None => println!(
+                    "  clerical review: no pairs queued (--no-review) / 確認待ち: 追加した組はありません（--no-review）"
+                ),
             }
         }
     }
@@ -144,7 +151,7 @@ pub(crate) enum RunKind {
     /// Every record relinked and the model learned again.
     Full {
         /// Why the run was full.
-        reason: String,
+        reason: FullRelinkReason,
         /// Candidate pairs compared.
         pairs_compared: u64,
         /// Signs that the learned model is not of the matches (empty when plausible).
@@ -200,9 +207,56 @@ pub(crate) async fn link_in_place(
     link_in_place_with(store, meta, collection, options, false).await
 }
 
+/// Why a run relinked everything instead of linking the new records only.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum FullRelinkReason {
+    /// `--full` was given.
+    Asked,
+    /// No run has learned a model yet.
+    NoModel,
+    /// The kept model is of another format than this version reads.
+    ModelFormat(i64),
+    /// The kept model cannot be read (the reader's message, which names no record).
+    ModelUnusable(String),
+    /// Every record already has a person.
+    NoNewRecords,
+    /// A review decision may merge or split existing persons.
+    NewDecisions,
+}
+
+impl FullRelinkReason {
+    /// The reason in English.
+    fn english(&self) -> String {
+        match self {
+            Self::Asked => "--full".to_owned(),
+            Self::NoModel => "no learned model yet".to_owned(),
+            Self::ModelFormat(format) => format!(
+                "the learned model is of format {format}, this version reads {LEARNED_MODEL_FORMAT}"
+            ),
+            Self::ModelUnusable(e) => format!("the learned model is not usable: {e}"),
+            Self::NoNewRecords => "no new records".to_owned(),
+            Self::NewDecisions => "review decisions were made since the latest run".to_owned(),
+        }
+    }
+
+    /// The reason in Japanese.
+    fn japanese(&self) -> String {
+        match self {
+            Self::Asked => "--full".to_owned(),
+            Self::NoModel => "学習したモデルがまだありません".to_owned(),
+            Self::ModelFormat(format) => format!(
+                "学習したモデルの形式は {format} で、このバージョンが読む形式は {LEARNED_MODEL_FORMAT} です"
+            ),
+            Self::ModelUnusable(_) => "学習したモデルを利用できません".to_owned(),
+            Self::NoNewRecords => "新しい記録はありません".to_owned(),
+            Self::NewDecisions => "前回の実行の後に確認結果が登録されました".to_owned(),
+        }
+    }
+}
+
 /// How a run links: everything, or the new records onto the existing persons.
 enum Plan {
-    Full(String),
+    Full(FullRelinkReason),
     Incremental(Box<LearnedModel>),
 }
 
@@ -211,23 +265,20 @@ enum Plan {
 /// a full run does); full otherwise or when `full` is asked.
 async fn plan(meta: &Metadata, full: bool, new_records: usize) -> Result<Plan> {
     if full {
-        return Ok(Plan::Full("--full".into()));
+        return Ok(Plan::Full(FullRelinkReason::Asked));
     }
     let Some(kept) = meta.latest_linkage_model().await? else {
-        return Ok(Plan::Full("no learned model yet".into()));
+        return Ok(Plan::Full(FullRelinkReason::NoModel));
     };
     if kept.format != i64::from(LEARNED_MODEL_FORMAT) {
-        return Ok(Plan::Full(format!(
-            "the learned model is of format {}, this version reads {LEARNED_MODEL_FORMAT}",
-            kept.format
-        )));
+        return Ok(Plan::Full(FullRelinkReason::ModelFormat(kept.format)));
     }
     let learned = match LearnedModel::from_json(&kept.parameters) {
         Ok(learned) => learned,
-        Err(e) => return Ok(Plan::Full(format!("the learned model is not usable: {e}"))),
+        Err(e) => return Ok(Plan::Full(FullRelinkReason::ModelUnusable(e.to_string()))),
     };
     if new_records == 0 {
-        return Ok(Plan::Full("no new records".into()));
+        return Ok(Plan::Full(FullRelinkReason::NoNewRecords));
     }
     if let Some(latest) = meta.latest_linkage_run().await? {
         let at = |text: &str| chrono::DateTime::parse_from_rfc3339(text).ok();
@@ -241,9 +292,7 @@ async fn plan(meta: &Metadata, full: bool, new_records: usize) -> Result<Plan> {
                     _ => true,
                 });
         if newer {
-            return Ok(Plan::Full(
-                "review decisions were made since the latest run".into(),
-            ));
+            return Ok(Plan::Full(FullRelinkReason::NewDecisions));
         }
     }
     Ok(Plan::Incremental(Box::new(learned)))
@@ -554,4 +603,33 @@ fn identity_csv(records: &[((String, String), IdentityRow)]) -> Result<Zeroizing
         .into_inner()
         .map_err(|e| anyhow::anyhow!("identity records in memory: {}", e.error()))?;
     Ok(Zeroizing::new(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FullRelinkReason;
+
+    #[test]
+    fn every_full_relink_reason_reads_in_english_and_japanese() {
+        let reasons = [
+            FullRelinkReason::Asked,
+            FullRelinkReason::NoModel,
+            FullRelinkReason::ModelFormat(0),
+            FullRelinkReason::ModelUnusable("bad JSON".into()),
+            FullRelinkReason::NoNewRecords,
+            FullRelinkReason::NewDecisions,
+        ];
+        for reason in &reasons {
+            assert!(reason.english().is_ascii(), "{reason:?}");
+            assert!(!reason.japanese().is_empty(), "{reason:?}");
+        }
+        // The English wording is what operators and tests grep for.
+        assert_eq!(FullRelinkReason::Asked.english(), "--full");
+        assert_eq!(FullRelinkReason::NoModel.english(), "no learned model yet");
+        assert!(
+            FullRelinkReason::NewDecisions
+                .japanese()
+                .contains("確認結果")
+        );
+    }
 }

@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use kiban_collection::{
     Collection, CollectionPolicy, IssuedToken, NewProviderRegistration, SystemClock,
 };
-use kiban_metadata::Metadata;
+use kiban_metadata::{FilingStatus, Metadata};
 use kiban_model::ProviderId;
 use kiban_store::Store;
 use std::process::ExitCode;
@@ -65,9 +65,20 @@ fn print_token(token: &IssuedToken) {
     println!("token: {}", token.expose_secret());
     eprintln!(
         "warning: keep this token secret. It is shown only this once (kiban stores only its hash); \
-         give it to the provider over a secure channel. If it leaks, run `kiban provider rotate-token {}`.",
-        token.provider_id().as_str()
+         give it to the provider over a secure channel. If it leaks, run `kiban provider rotate-token {provider}`. \
+         / 警告: このトークンは秘密にしてください。表示はこの一度だけです（kiban はハッシュのみを保存します）。\
+         安全な経路で医療機関に渡してください。漏えいした場合は `kiban provider rotate-token {provider}` を実行してください。",
+        provider = token.provider_id().as_str()
     );
+}
+
+/// The filing status (届出) in Japanese, for the provider list.
+fn filing_status_ja(status: FilingStatus) -> &'static str {
+    match status {
+        FilingStatus::Pending => "未届出",
+        FilingStatus::Filed => "届出済み",
+        FilingStatus::Withdrawn => "取下げ",
+    }
 }
 
 async fn add(args: ProviderAddArgs) -> Result<()> {
@@ -94,7 +105,9 @@ async fn list(args: StoreArgs) -> Result<()> {
         .await
         .context("cannot list providers")?;
     if providers.is_empty() {
-        println!("no providers registered; add one with `kiban provider add`");
+        println!(
+            "no providers registered; add one with `kiban provider add` / 登録された医療機関はありません。`kiban provider add` で登録します"
+        );
     }
     for provider in &providers {
         let name_en = provider
@@ -103,22 +116,24 @@ async fn list(args: StoreArgs) -> Result<()> {
             .map(|n| format!(" / {n}"))
             .unwrap_or_default();
         println!(
-            "{}  {}  filing {}  {}{}  (registered {})",
+            "{}  {}  filing {}  {}{}  (registered {registered}) / {}、届出: {}、登録 {registered}",
             provider.id,
             provider.kind.code(),
             provider.filing_status,
             provider.name,
             name_en,
-            provider.created_at
+            provider.kind.label_ja(),
+            filing_status_ja(provider.filing_status),
+            registered = provider.created_at
         );
         let tokens = collection
             .tokens(&ProviderId(provider.id.clone()))
             .await
             .context("cannot list tokens")?;
         for token in tokens {
-            let state = match &token.revoked_at {
-                Some(at) => format!("revoked {at}"),
-                None => "active".to_owned(),
+            let (state, state_ja) = match &token.revoked_at {
+                Some(at) => (format!("revoked {at}"), format!("失効 {at}")),
+                None => ("active".to_owned(), "有効".to_owned()),
             };
             let label = token
                 .label
@@ -126,8 +141,9 @@ async fn list(args: StoreArgs) -> Result<()> {
                 .map(|l| format!("  [{l}]"))
                 .unwrap_or_default();
             println!(
-                "    token {}  issued {}  {}{}",
-                token.token_id, token.created_at, state, label
+                "    token {}  issued {issued}  {state}{label} / トークン、発行 {issued}、{state_ja}",
+                token.token_id,
+                issued = token.created_at
             );
         }
     }
@@ -143,7 +159,7 @@ async fn rotate_token(args: RotateTokenArgs) -> Result<()> {
         .await
         .context("cannot rotate the token")?;
     println!(
-        "provider_id: {} (every other token of it is revoked)",
+        "provider_id: {} (every other token of it is revoked) / この医療機関のほかのトークンはすべて失効しました",
         provider.as_str()
     );
     print_token(&token);
@@ -157,7 +173,10 @@ async fn revoke_token(args: RevokeTokenArgs) -> Result<()> {
         .revoke_token(&args.token_id, &actor())
         .await
         .context("cannot revoke the token")?;
-    println!("revoked token {}", args.token_id);
+    println!(
+        "revoked token {token} / トークン {token} を失効させました",
+        token = args.token_id
+    );
     collection.metadata().close().await;
     Ok(())
 }

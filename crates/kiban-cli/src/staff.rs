@@ -159,12 +159,12 @@ fn read_password(from_stdin: bool) -> Result<Zeroizing<String>> {
         bail!("standard input is not a terminal: pass the password with --password-stdin");
     }
     let term = console::Term::stderr();
-    eprint!("Password (12 characters or more): ");
+    eprint!("Password (12 characters or more) / パスワード（12文字以上）: ");
     let first = Zeroizing::new(
         term.read_secure_line()
             .context("cannot read the password")?,
     );
-    eprint!("Repeat the password: ");
+    eprint!("Repeat the password / パスワードをもう一度: ");
     let second = Zeroizing::new(
         term.read_secure_line()
             .context("cannot read the password")?,
@@ -177,7 +177,7 @@ fn read_password(from_stdin: bool) -> Result<Zeroizing<String>> {
 
 fn print_secret(login: &str, secret: &TotpSecret) {
     println!(
-        "  Add this secret to the authenticator app now (TOTP, SHA-1, 6 digits, 30 s); it is shown only once:"
+        "  Add this secret to the authenticator app now (TOTP, SHA-1, 6 digits, 30 s); it is shown only once: / このシークレットを今すぐ認証アプリに登録してください（TOTP、SHA-1、6桁、30 秒）。表示はこの一度だけです:"
     );
     println!("  secret: {}", secret.to_base32().as_str());
     println!(
@@ -213,10 +213,10 @@ async fn add(args: StaffAddArgs) -> Result<()> {
     meta.close().await;
     let (account, secret) = created.context("staff account")?;
     println!(
-        "staff: account {} ({}) created with roles {}",
-        account.login,
-        account.id,
-        role_list(&account.roles)
+        "staff: account {login} ({id}) created with roles {roles} / 職員: アカウント {login}（{id}）を作成しました。ロール {roles}",
+        login = account.login,
+        id = account.id,
+        roles = role_list(&account.roles)
     );
     print_secret(&account.login, &secret);
     Ok(())
@@ -228,20 +228,20 @@ async fn list(data_dir: &Path) -> Result<()> {
     meta.close().await;
     let accounts = accounts?;
     if accounts.is_empty() {
-        println!("staff: no accounts yet; add one with `kiban staff add`");
+        println!(
+            "staff: no accounts yet; add one with `kiban staff add` / 職員: アカウントはまだありません。`kiban staff add` で追加します"
+        );
         return Ok(());
     }
     let now = chrono::Utc::now();
     for a in accounts {
         let state = if let Some(at) = &a.disabled_at {
-            format!("disabled {at}")
+            format!("disabled {at} / 無効 {at}")
         } else if a.is_locked_at(now) {
-            format!(
-                "locked until {}",
-                a.locked_until.as_deref().unwrap_or_default()
-            )
+            let until = a.locked_until.as_deref().unwrap_or_default();
+            format!("locked until {until} / {until} までロック")
         } else {
-            "active".to_owned()
+            "active / 有効".to_owned()
         };
         println!(
             "{:<20} {:<24} {:<10} {}  [{}]",
@@ -261,9 +261,9 @@ async fn disable(args: &StaffLoginArgs) -> Result<()> {
     meta.close().await;
     let account = disabled.context("staff account")?;
     println!(
-        "staff: account {} disabled (since {}); its sessions end at their next request",
-        account.login,
-        account.disabled_at.as_deref().unwrap_or_default()
+        "staff: account {login} disabled (since {since}); its sessions end at their next request / 職員: アカウント {login} を無効にしました（{since} から）。セッションは次のリクエストで終了します",
+        login = account.login,
+        since = account.disabled_at.as_deref().unwrap_or_default()
     );
     Ok(())
 }
@@ -276,8 +276,8 @@ async fn reset(args: &StaffKeyedLoginArgs) -> Result<()> {
     meta.close().await;
     let (account, secret) = reset.context("staff account")?;
     println!(
-        "staff: account {} has a new TOTP secret; the old one no longer signs in",
-        account.login
+        "staff: account {login} has a new TOTP secret; the old one no longer signs in / 職員: アカウント {login} に新しい TOTP シークレットを発行しました。古いものではサインインできません",
+        login = account.login
     );
     print_secret(&account.login, &secret);
     Ok(())
