@@ -491,23 +491,11 @@ mod tests {
 
     /// Minimum support of the combinations of at most m items, recomputed naively.
     fn min_support(sets: &[Vec<String>], m: usize) -> usize {
-        let mut counts: HashMap<Vec<&str>, usize> = HashMap::new();
-        for set in sets {
-            let mut items: Vec<&str> = set.iter().map(String::as_str).collect();
-            items.sort_unstable();
-            items.dedup();
-            let n = items.len();
-            for mask in 1u32..(1 << n) {
-                if mask.count_ones() as usize <= m {
-                    let subset: Vec<&str> = (0..n)
-                        .filter(|i| mask & (1 << i) != 0)
-                        .map(|i| items[i])
-                        .collect();
-                    *counts.entry(subset).or_default() += 1;
-                }
-            }
-        }
-        counts.values().copied().min().unwrap_or(usize::MAX)
+        crate::diagnosis_sets::tests::min_support_of(
+            sets.iter()
+                .map(|set| set.iter().map(String::as_str).collect()),
+            m,
+        )
     }
 
     #[test]

@@ -858,15 +858,29 @@ fn for_each_combination(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
     /// Support of every released combination of at most m items, recomputed naively.
     fn min_support(sets: &[String], m: usize) -> usize {
+        min_support_of(
+            sets.iter()
+                .map(|set| set.split(';').filter(|s| !s.is_empty()).collect()),
+            m,
+        )
+    }
+
+    /// The smallest number of sets holding a combination of at most m of their items (each
+    /// set's items taken once), counted naively over every combination.
+    pub(crate) fn min_support_of<'a>(
+        sets: impl IntoIterator<Item = Vec<&'a str>>,
+        m: usize,
+    ) -> usize {
         let mut counts: BTreeMap<Vec<&str>, usize> = BTreeMap::new();
-        for set in sets {
-            let items: Vec<&str> = set.split(';').filter(|s| !s.is_empty()).collect();
+        for mut items in sets {
+            items.sort_unstable();
+            items.dedup();
             let n = items.len();
             for mask in 1u32..(1 << n) {
                 if mask.count_ones() as usize <= m {
