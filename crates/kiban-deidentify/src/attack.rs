@@ -470,22 +470,10 @@ impl ReleasedPersonTable {
             let builder =
                 parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
                     .map_err(|e| released_error(format!("not a Parquet file: {e}")))?;
-            let wanted: Vec<usize> = builder
-                .schema()
-                .fields()
-                .iter()
-                .enumerate()
-                .filter(|(_, f)| {
-                    let name = f.name().as_str();
-                    name == PERSON_COLUMN || name == "code" || Some(name) == qualifier
-                })
-                .map(|(i, _)| i)
-                .collect();
-            let mask = parquet::arrow::ProjectionMask::roots(builder.parquet_schema(), wanted);
-            let reader = builder
-                .with_projection(mask)
-                .build()
-                .map_err(|e| released_error(format!("cannot be read: {e}")))?;
+            let reader = crate::io::reader_of_columns(builder, |name| {
+                name == PERSON_COLUMN || name == "code" || Some(name) == qualifier
+            })
+            .map_err(|e| released_error(format!("cannot be read: {e}")))?;
             items.kinds.insert(item_kind_of(table).to_owned());
             items.tables.push(table.name().to_owned());
             for batch in reader {

@@ -74,28 +74,33 @@ pub(crate) fn for_each_projected_batch(
     let file = File::open(path).map_err(|e| io_error("open", path, e))?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file)
         .map_err(|e| table_error(table.name(), path, e))?;
-    let wanted: Vec<usize> = builder
-        .schema()
-        .fields()
-        .iter()
-        .enumerate()
-        .filter(|(_, f)| {
-            let name = f.name().as_str();
-            matches!(name, "provider_id" | "patient_key" | "source_id") || columns.contains(&name)
-        })
-        .map(|(i, _)| i)
-        .collect();
-    let mask = ProjectionMask::roots(builder.parquet_schema(), wanted);
-    let reader = builder
-        .with_projection(mask)
-        .build()
-        .map_err(|e| table_error(table.name(), path, e))?;
+    let reader = reader_of_columns(builder, |name| {
+        matches!(name, "provider_id" | "patient_key" | "source_id") || columns.contains(&name)
+    })
+    .map_err(|e| table_error(table.name(), path, e))?;
     for batch in reader {
         let batch = batch.map_err(|e| table_error(table.name(), path, e))?;
         check_row_columns(table, path, &batch)?;
         each(&batch)?;
     }
     Ok(())
+}
+
+/// The reader of a Parquet file's top-level columns whose names `keep` accepts.
+pub(crate) fn reader_of_columns(
+    builder: ParquetRecordBatchReaderBuilder<File>,
+    keep: impl Fn(&str) -> bool,
+) -> Result<parquet::arrow::arrow_reader::ParquetRecordBatchReader, parquet::errors::ParquetError> {
+    let wanted: Vec<usize> = builder
+        .schema()
+        .fields()
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| keep(f.name()))
+        .map(|(i, _)| i)
+        .collect();
+    let mask = ProjectionMask::roots(builder.parquet_schema(), wanted);
+    builder.with_projection(mask).build()
 }
 
 fn check_row_columns(

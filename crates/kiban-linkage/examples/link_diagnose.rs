@@ -3,17 +3,16 @@
 //!
 //! `cargo run --release -p kiban-linkage --example link_diagnose -- workdir`
 
+mod common;
+
 use kiban_linkage::blocking::candidate_pairs;
-use kiban_linkage::evaluate::{person_of_each_record, read_assignment};
+use kiban_linkage::evaluate::person_of_each_record;
 use kiban_linkage::link::{LinkOptions, NameFrequencies, estimate_matching_pairs, train_model};
 use kiban_linkage::model::{FIELD_COUNT, compare_records, level_of};
-use kiban_linkage::records::load_identity_csv;
 use rustc_hash::FxHashMap;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let dir = std::path::PathBuf::from(std::env::args().nth(1).ok_or("workdir")?);
-    let loaded = load_identity_csv(&dir.join("identity_records.csv"))?;
-    let truth = read_assignment(&dir.join("identity_truth.csv"))?;
+    let (loaded, truth) = common::records_with_truth()?;
     let person: Vec<&str> = person_of_each_record(&loaded.record_ids, &truth);
     let records = &loaded.records;
     let pool = &loaded.pool;

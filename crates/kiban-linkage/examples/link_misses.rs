@@ -1,10 +1,11 @@
 //! Tabulates missed and false links by comparison vector and household co-movement (levels
 //! only, never values): `cargo run -p kiban-linkage --example link_misses -- workdir`.
 
-use kiban_linkage::evaluate::{person_of_each_record, read_assignment};
+mod common;
+
+use kiban_linkage::evaluate::person_of_each_record;
 use kiban_linkage::link::{LinkOptions, score_candidates};
 use kiban_linkage::model::{FIELD_COUNT, level_of};
-use kiban_linkage::records::load_identity_csv;
 use std::collections::BTreeMap;
 
 /// Error kind, comparison levels, co-moved (`None` outside the no-household pairs).
@@ -15,9 +16,7 @@ type Row = (
 );
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let dir = std::path::PathBuf::from(std::env::args().nth(1).ok_or("workdir")?);
-    let loaded = load_identity_csv(&dir.join("identity_records.csv"))?;
-    let truth = read_assignment(&dir.join("identity_truth.csv"))?;
+    let (loaded, truth) = common::records_with_truth()?;
     let person: Vec<&str> = person_of_each_record(&loaded.record_ids, &truth);
     let linkable: Vec<u32> = loaded.linkable_indexes();
     let options = LinkOptions::default();

@@ -7,16 +7,15 @@
 //! (a folder holding `identity_records.csv` and `identity_truth.csv` from
 //! `kiban synth --identity-csv`).
 
+mod common;
+
 use kiban_linkage::blocking::{TrainingRule, training_sample};
-use kiban_linkage::evaluate::{person_of_each_record, read_assignment};
+use kiban_linkage::evaluate::person_of_each_record;
 use kiban_linkage::link::{LinkOptions, train_model};
 use kiban_linkage::model::{FIELDS, Field, compare_records, estimate_u_within_cohorts, level_of};
-use kiban_linkage::records::load_identity_csv;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let dir = std::path::PathBuf::from(std::env::args().nth(1).ok_or("workdir")?);
-    let loaded = load_identity_csv(&dir.join("identity_records.csv"))?;
-    let truth = read_assignment(&dir.join("identity_truth.csv"))?;
+    let (loaded, truth) = common::records_with_truth()?;
     let person: Vec<&str> = person_of_each_record(&loaded.record_ids, &truth);
     let records = &loaded.records;
     let pool = &loaded.pool;
