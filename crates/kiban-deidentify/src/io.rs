@@ -49,18 +49,13 @@ pub(crate) fn table_file(dir: &Path, table: ClinicalTable) -> Option<PathBuf> {
 pub(crate) fn for_each_batch(
     table: ClinicalTable,
     path: &Path,
-    mut each: impl FnMut(&RecordBatch) -> Result<(), DeidentifyError>,
+    each: impl FnMut(&RecordBatch) -> Result<(), DeidentifyError>,
 ) -> Result<(), DeidentifyError> {
     let file = File::open(path).map_err(|e| io_error("open", path, e))?;
     let reader = ParquetRecordBatchReaderBuilder::try_new(file)
         .and_then(|b| b.build())
         .map_err(|e| table_error(table.name(), path, e))?;
-    for batch in reader {
-        let batch = batch.map_err(|e| table_error(table.name(), path, e))?;
-        check_row_columns(table, path, &batch)?;
-        each(&batch)?;
-    }
-    Ok(())
+    each_checked_batch(table, path, reader, each)
 }
 
 /// Like [`for_each_batch`], reading only `columns` (and the columns every row has): the
@@ -69,7 +64,7 @@ pub(crate) fn for_each_projected_batch(
     table: ClinicalTable,
     path: &Path,
     columns: &[&str],
-    mut each: impl FnMut(&RecordBatch) -> Result<(), DeidentifyError>,
+    each: impl FnMut(&RecordBatch) -> Result<(), DeidentifyError>,
 ) -> Result<(), DeidentifyError> {
     let file = File::open(path).map_err(|e| io_error("open", path, e))?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file)
@@ -78,6 +73,17 @@ pub(crate) fn for_each_projected_batch(
         matches!(name, "provider_id" | "patient_key" | "source_id") || columns.contains(&name)
     })
     .map_err(|e| table_error(table.name(), path, e))?;
+    each_checked_batch(table, path, reader, each)
+}
+
+/// Calls `each` for every batch of `reader`, checking it carries the columns every clinical
+/// row has.
+fn each_checked_batch(
+    table: ClinicalTable,
+    path: &Path,
+    reader: parquet::arrow::arrow_reader::ParquetRecordBatchReader,
+    mut each: impl FnMut(&RecordBatch) -> Result<(), DeidentifyError>,
+) -> Result<(), DeidentifyError> {
     for batch in reader {
         let batch = batch.map_err(|e| table_error(table.name(), path, e))?;
         check_row_columns(table, path, &batch)?;
